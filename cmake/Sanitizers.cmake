@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+set(DUET_SAN_FLAGS "")
+if(DUET_ASAN)
+    list(APPEND DUET_SAN_FLAGS -fsanitize=address)
+endif()
+if(DUET_UBSAN)
+    list(APPEND DUET_SAN_FLAGS -fsanitize=undefined -fno-sanitize-recover=undefined)
+endif()
+if(DUET_SAN_FLAGS)
+    list(APPEND DUET_SAN_FLAGS -fno-omit-frame-pointer)
+    add_compile_options(${DUET_SAN_FLAGS})
+    add_link_options(${DUET_SAN_FLAGS})
+    add_compile_definitions(DUET_SANITIZED=1)
+endif()
+if(DUET_FUZZ)
+    if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+        message(FATAL_ERROR "DUET_FUZZ needs clang (-fsanitize=fuzzer)")
+    endif()
+    # Everything is built with coverage for the fuzzer; only the fuzz targets
+    # link libFuzzer's main.
+    add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The shared-volume contract between agent and sidecar: the Kubernetes
+ * Secret-volume layout (docs/internals/volume-contract.md).
+ *
+ *   DIR/..2026_11_29_10_00_00.123456789/{tls.key,tls.crt,ca.crt}
+ *   DIR/..data -> ..2026_11_29_10_00_00.123456789
+ *   DIR/tls.key -> ..data/tls.key  (and tls.crt, ca.crt)
+ *
+ * The writer fills a fresh version folder (files and folder fsynced), swaps
+ * ..data with one rename(2) of a temporary symlink, fsyncs DIR, then removes
+ * older version folders. A reader that resolves ..data once and reads every
+ * file from that folder always gets one complete set. A crash at any point
+ * leaves the old set or the new set; stray temporary entries are cleaned up
+ * by the next publish.
+ */
+#ifndef DUET_VOL_H
+#define DUET_VOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "duet/compiler.h"
+#include "duet/err.h"
+
+#define DUET_VOL_KEY "tls.key"
+#define DUET_VOL_CERT "tls.crt"
+#define DUET_VOL_CA "ca.crt"
+#define DUET_VOL_DATA "..data"
+
+struct duet_vol_file {
+    const char *name; /* a plain file name: no '/', not starting with ".." */
+    const void *data;
+    size_t len;
+    mode_t mode; /* e.g. 0600 for keys, 0644 for certificates */
+};
+
+struct duet_vol_opts {
+    gid_t gid;     /* group applied to files and folders; (gid_t)-1 keeps the default */
+    mode_t dir_mode; /* for DIR and the version folder; 0 means 0755 */
+};
+
+/*
+ * Publish `files` as the new set in `dir` (created with parents if missing).
+ * Top-level symlinks are made for every name; names of the previous set that
+ * are not in the new one lose their symlink. Returns 0 or a negative errno /
+ * DUET_E* code with eb naming the path at fault; on failure the previous set
+ * is untouched.
+ */
+int duet_vol_publish(const char *dir, const struct duet_vol_file *files, size_t n,
+                     const struct duet_vol_opts *opts, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/* One file read back from a set. data is NUL-terminated and owned by the set. */
+struct duet_vol_blob {
+    char *data;
+    size_t len;
+};
+
+#define DUET_VOL_MAX_FILES 8
+
+struct duet_vol_set {
+    char version[256]; /* the folder ..data named, or "" for a plain folder */
+    size_t n;
+    struct duet_vol_blob blobs[DUET_VOL_MAX_FILES]; /* in the order of `names` */
+};
+
+/*
+ * Read `names` from one consistent version of `dir`: resolve ..data once and
+ * read everything from the folder it names, so a concurrent publish can never
+ * mix two sets. A folder without ..data (a plain directory, or files put
+ * there by hand) is read directly. Missing files give -ENOENT naming the
+ * file. Files larger than max_len give DUET_E_TOOBIG.
+ */
+int duet_vol_read(const char *dir, const char *const *names, size_t n, size_t max_len,
+                  struct duet_vol_set *out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* Cleanses (key material) and frees the blobs; the struct is reset. */
+void duet_vol_set_clear(struct duet_vol_set *s);
+
+/*
+ * Test hook: called at each step of a publish with a step number; a hook
+ * that returns non-zero makes publish stop right there as if the process had
+ * died (no cleanup). NULL removes it.
+ */
+typedef int duet_vol_fault_hook(int step, void *arg);
+void duet_vol_set_fault_hook(duet_vol_fault_hook *hook, void *arg);
+
+#endif
