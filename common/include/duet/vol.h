@@ -44,9 +44,15 @@ struct duet_vol_opts {
 /*
  * Publish `files` as the new set in `dir` (created with parents if missing).
  * Top-level symlinks are made for every name; names of the previous set that
- * are not in the new one lose their symlink. Returns 0 or a negative errno /
- * DUET_E* code with eb naming the path at fault; on failure the previous set
- * is untouched.
+ * are not in the new one lose their symlink. Names must be plain (no '/', not
+ * "." and not starting with ".."), unique, 1 to DUET_VOL_MAX_FILES of them
+ * (DUET_EINVAL otherwise). Each file gets exactly f->mode (and opts->gid).
+ * Returns 0 or a negative errno / DUET_E* code with eb naming the path at
+ * fault. A failure before the ..data switch leaves the previous set
+ * untouched; one after it (top-level symlinks, sweeping old versions) leaves
+ * the new set published and the message says what was not finished.
+ * Publishes into one dir are serialised with flock(2) on the folder, across
+ * processes. Blocking (fsync): not for an event-loop callback of the sidecar.
  */
 int duet_vol_publish(const char *dir, const struct duet_vol_file *files, size_t n,
                      const struct duet_vol_opts *opts, struct duet_errbuf *eb) DUET_MUST_CHECK;
