@@ -52,7 +52,8 @@ int duet_key_load(const char *path, const char *pass, struct duet_key **out,
                   struct duet_errbuf *eb) DUET_MUST_CHECK;
 /*
  * PEM PKCS#8. With `pass`, encrypted as PBES2/PBKDF2-HMAC-SHA256/AES-256-CBC
- * (readable by `openssl pkey -passin`). *pem is NUL-terminated and owned by
+ * with 600,000 iterations and a random 16-byte salt (readable by `openssl pkey
+ * -passin`; decrypting it costs about a quarter of a second, on purpose). *pem is NUL-terminated and owned by
  * the caller, who must release it with duet_secret_free (it holds a key).
  */
 int duet_key_to_pem(const struct duet_key *k, const char *pass, char **pem, size_t *len,
@@ -90,6 +91,8 @@ const struct duet_cert *duet_chain_at(const struct duet_chain *c, size_t i);
 void duet_chain_free(struct duet_chain *c);
 
 int duet_cert_to_pem(const struct duet_cert *c, char **pem, size_t *len) DUET_MUST_CHECK;
+/* A new handle on the same certificate (reference counted, so cheap). */
+int duet_cert_dup(const struct duet_cert *c, struct duet_cert **out) DUET_MUST_CHECK;
 void duet_cert_free(struct duet_cert *c);
 
 /* ---- names ---- */
@@ -215,5 +218,12 @@ struct duet_cert_info {
 };
 
 int duet_cert_info(const struct duet_cert *c, struct duet_cert_info *out) DUET_MUST_CHECK;
+/*
+ * The same view of a CSR: subject, cn, key and the requested SANs are filled,
+ * version is 1, everything else is zero.
+ */
+int duet_csr_info(const struct duet_csr *r, struct duet_cert_info *out) DUET_MUST_CHECK;
+/* 0 if the key is the private half of the CSR's public key, else DUET_E_KEY_MISMATCH. */
+int duet_key_matches_csr(const struct duet_key *k, const struct duet_csr *r) DUET_MUST_CHECK;
 
 #endif
