@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `duet-agent run` configuration: the field tables that bind the JSON of
+ * DESIGN.md "duet-agent" onto struct ag_config (common/src/cfg.c does the
+ * walking), then the rules one field cannot check alone: issuer keys per
+ * type, renew_before against every validity, unique products, SANs only on
+ * server identities. Everything is refused at load with the field's path, so
+ * a bad ConfigMap fails the pod at start instead of at the first renewal.
+ */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "duet/alloc.h"
+#include "duet/cfg.h"
+#include "duet/duration.h"
+#include "duet/err.h"
+#include "duet/log.h"
+#include "duet/pki.h"
+
+#include "config.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
+#define MAX_LIFETIME_MS (100 * 366 * DAY_MS)
+
+/* ---- custom members ------------------------------------------------------------ */
+
+/* At most 64 bytes of an input value in a message. */
+static const char *shown(const char *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", s);
+    return buf;
+}
+
+static int parse_key_type(const cJSON *v, void *field, const char *path, struct duet_errbuf *eb)
+{
+    char b[64];
+
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return duet_errf(eb, DUET_E_CFG_TYPE, "%s: expected a string", path);
+    if (duet_key_type_parse(v->valuestring, field) < 0)
+        return duet_errf(eb, DUET_E_KEY_TYPE, "%s: unknown key type \"%s\"", path,
+                         shown(v->valuestring, b, sizeof(b)));
+    return 0;
+}
+
+static int parse_issuer_type(const cJSON *v, void *field, const char *path,
+                             struct duet_errbuf *eb)
+{
+    enum ag_issuer_type *t = field;
+    char b[64];
+
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return duet_errf(eb, DUET_E_CFG_TYPE, "%s: expected a string", path);
+    if (strcmp(v->valuestring, "local") == 0)
+        *t = AG_ISSUER_LOCAL;
+    else if (strcmp(v->valuestring, "cfssl") == 0)
+        *t = AG_ISSUER_CFSSL;
+    else
+        return duet_errf(eb, DUET_E_CFG_RANGE, "%s: unknown issuer type \"%s\" (local or cfssl)",
+                         path, shown(v->valuestring, b, sizeof(b)));
+    return 0;
+}
+
+/* ---- tables -------------------------------------------------------------------- */
+
+#define F_STR(st, key, fl, lo, hi, dflt)                                             \
+    {                                                                                   \
+        .name = #key, .type = DUET_CFG_STRING, .offset = offsetof(st, key),             \
+        .flags = (fl), .min = (lo), .max = (hi), .def = (dflt)                       \
+    }
+#define F_DUR(st, key, fl, lo, hi, dflt)                                             \
+    {                                                                                   \
+        .name = #key, .type = DUET_CFG_DURATION, .offset = offsetof(st, key),           \
+        .flags = (fl), .min = (lo), .max = (hi), .def = (dflt)                       \
+    }
+#define F_KEY_TYPE(st, dflt)                                                            \
+    {                                                                                   \
+        .name = "key_type", .type = DUET_CFG_CUSTOM, .offset = offsetof(st, key_type),  \
+        .def = (dflt), .parse = parse_key_type                                          \
+    }
+#define F_SUBJ(json, key, lo, hi)                                                       \
+    {                                                                                   \
+        .name = (json), .type = DUET_CFG_STRING, .offset = offsetof(struct duet_subject, key), \
+        .min = (lo), .max = (hi)                                                        \
+    }
+
+#define REQ DUET_CFG_REQUIRED
+#define PATH_LEN 4096
+
+/* Upper bounds of X.520 (RFC 5280 appendix A): C is two letters, the rest 64 or 128. */
+static const struct duet_cfg_field subject_fields[] = {
+    F_SUBJ("C", c, 2, 2),    F_SUBJ("ST", st, 1, 128), F_SUBJ("L", l, 1, 128),
+    F_SUBJ("O", o, 1, 64),   F_SUBJ("OU", ou, 1, 64),  F_SUBJ("emailAddress", email, 1, 128),
+};
+static const struct duet_cfg_table subject_table =
+    DUET_CFG_TABLE(struct duet_subject, subject_fields);
+
+static const struct duet_cfg_field issuer_fields[] = {
+    {.name = "type", .type = DUET_CFG_CUSTOM, .offset = offsetof(struct ag_issuer_cfg, type),
+     .flags = REQ, .parse = parse_issuer_type},
+    F_STR(struct ag_issuer_cfg, ca_cert, 0, 1, PATH_LEN, NULL),
+    F_STR(struct ag_issuer_cfg, ca_key, 0, 1, PATH_LEN, NULL),
+    F_STR(struct ag_issuer_cfg, ca_key_passphrase_file, 0, 1, PATH_LEN, NULL),
+    F_STR(struct ag_issuer_cfg, url, 0, 1, 2048, NULL),
+    F_STR(struct ag_issuer_cfg, profile, 0, 1, 128, NULL),
+    F_STR(struct ag_issuer_cfg, auth_key_file, 0, 1, PATH_LEN, NULL),
+    F_STR(struct ag_issuer_cfg, ca_bundle, 0, 1, PATH_LEN, NULL),
+    F_STR(struct ag_issuer_cfg, server_ca, 0, 1, PATH_LEN, NULL),
+    F_STR(struct ag_issuer_cfg, client_cert, 0, 1, PATH_LEN, NULL),
+    F_STR(struct ag_issuer_cfg, client_key, 0, 1, PATH_LEN, NULL),
+    F_DUR(struct ag_issuer_cfg, timeout, 0, 100, 3600 * 1000, "10s"),
+};
+static const struct duet_cfg_table issuer_table =
+    DUET_CFG_TABLE(struct ag_issuer_cfg, issuer_fields);
+
+static const struct duet_cfg_field identity_fields[] = {
+    F_STR(struct ag_identity_cfg, product, REQ, 1, 63, NULL),
+    F_KEY_TYPE(struct ag_identity_cfg, NULL),
+    F_DUR(struct ag_identity_cfg, validity, 0, 60 * 1000, MAX_LIFETIME_MS, NULL),
+    {.name = "server", .type = DUET_CFG_BOOL, .offset = offsetof(struct ag_identity_cfg, server)},
+    {.name = "dns", .type = DUET_CFG_STRINGS, .offset = offsetof(struct ag_identity_cfg, dns),
+     .count_offset = offsetof(struct ag_identity_cfg, n_dns), .max = 100},
+    {.name = "ip", .type = DUET_CFG_STRINGS, .offset = offsetof(struct ag_identity_cfg, ip),
+     .count_offset = offsetof(struct ag_identity_cfg, n_ip), .max = 100},
+};
+static const struct duet_cfg_table identity_table =
+    DUET_CFG_TABLE(struct ag_identity_cfg, identity_fields);
+
+static const struct duet_cfg_field config_fields[] = {
+    F_STR(struct ag_config, env, REQ, 1, 63, NULL),
+    F_STR(struct ag_config, trust_domain, REQ, 1, 255, NULL),
+    F_STR(struct ag_config, output_dir, REQ, 1, PATH_LEN, NULL),
+    {.name = "subject", .type = DUET_CFG_OBJECT, .offset = offsetof(struct ag_config, subject),
+     .sub = &subject_table},
+    F_STR(struct ag_config, cn_template, 0, 1, 128, "{env}.{product}.{env}"),
+    F_KEY_TYPE(struct ag_config, "rsa2048"),
+    F_DUR(struct ag_config, validity, 0, 60 * 1000, MAX_LIFETIME_MS, "365d"),
+    F_DUR(struct ag_config, renew_before, 0, 1000, MAX_LIFETIME_MS, NULL),
+    {.name = "issuer", .type = DUET_CFG_OBJECT, .offset = offsetof(struct ag_config, issuer),
+     .flags = REQ, .sub = &issuer_table},
+    {.name = "identities", .type = DUET_CFG_OBJECTS,
+     .offset = offsetof(struct ag_config, identities),
+     .count_offset = offsetof(struct ag_config, n_identities), .flags = REQ, .min = 1,
+     .max = 4096, .sub = &identity_table},
+    /* gid_t is 32 bits but Kubernetes (and -1 as "none") keep group ids below 2^31. */
+    {.name = "key_group", .type = DUET_CFG_INT, .offset = offsetof(struct ag_config, key_group),
+     .min = 0, .max = 2147483647, .def_int = -1},
+    F_STR(struct ag_config, status_listen, 0, 1, 300, NULL),
+    F_STR(struct ag_config, log_level, 0, 1, 16, NULL),
+};
+static const struct duet_cfg_table config_table = DUET_CFG_TABLE(struct ag_config, config_fields);
+
+/* ---- cross-field rules ------------------------------------------------------------ */
+
+static bool only_chars(const char *s, const char *extra, bool upper)
+{
+    for (; *s; s++) {
+        char c = *s;
+
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            (upper && c >= 'A' && c <= 'Z') || (c && strchr(extra, c)))
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* env and product become folder names, CN parts and SPIFFE path segments. */
+static int check_name(const char *path, const char *v, struct duet_errbuf *eb)
+{
+    char b[64];
+
+    if (only_chars(v, "-", true))
+        return 0;
+    return duet_errf(eb, DUET_E_CFG_RANGE, "%s: \"%s\" may hold only letters, digits and '-'",
+                     path, shown(v, b, sizeof(b)));
+}
+
+static int check_cn_template(const char *t, struct duet_errbuf *eb)
+{
+    if (!strstr(t, "{product}"))
+        return duet_errf(eb, DUET_E_CFG_RANGE, "cn_template: must contain {product}");
+    /* Any other brace is a typo ({prodcut}) that would end up in every certificate. */
+    for (const char *p = t; *p; p++) {
+        if (strncmp(p, "{env}", 5) == 0)
+            p += 4;
+        else if (strncmp(p, "{product}", 9) == 0)
+            p += 8;
+        else if (*p == '{' || *p == '}')
+            return duet_errf(eb, DUET_E_CFG_RANGE,
+                             "cn_template: only {env} and {product} may be used");
+    }
+    return 0;
+}
+
+/* "host:port" or "[v6]:port" with a port in 1..65535. */
+static int check_listen(const char *s, struct duet_errbuf *eb)
+{
+    const char *colon = strrchr(s, ':');
+    long port = 0;
+    char b[64];
+
+    if (colon && colon != s && colon[1]) {
+        const char *p = colon + 1;
+
+        while (*p >= '0' && *p <= '9' && port <= 65535)
+            port = port * 10 + (*p++ - '0');
+        if (*p == '\0' && port >= 1 && port <= 65535 &&
+            (s[0] != '[' || colon[-1] == ']') && !strpbrk(s, " \t/"))
+            return 0;
+    }
+    return duet_errf(eb, DUET_E_CFG_RANGE, "status_listen: \"%s\" is not host:port",
+                     shown(s, b, sizeof(b)));
+}
+
+/* http(s)://host[:port] with an optional trailing '/', nothing else. */
+static int check_url(const char *u, struct duet_errbuf *eb)
+{
+    const char *host = NULL, *slash;
+    char b[64];
+
+    if (strncmp(u, "https://", 8) == 0)
+        host = u + 8;
+    else if (strncmp(u, "http://", 7) == 0)
+        host = u + 7;
+    if (!host)
+        return duet_errf(eb, DUET_E_CFG_RANGE, "issuer.url: \"%s\" must start with https:// "
+                         "or http://", shown(u, b, sizeof(b)));
+    slash = strchr(host, '/');
+    if (*host == '\0' || *host == '/' || *host == ':' || strpbrk(host, " \t?#@") ||
+        (slash && slash[1] != '\0'))
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "issuer.url: \"%s\" must be http(s)://host[:port] without a path",
+                         shown(u, b, sizeof(b)));
+    return 0;
+}
+
+struct issuer_key {
+    const char *name;
+    size_t offset;
+};
+
+#define IK(key) {#key, offsetof(struct ag_issuer_cfg, key)}
+
+static const char *istr(const struct ag_issuer_cfg *is, size_t offset)
+{
+    const void *member = (const char *)is + offset;
+
+    return *(char *const *)member;
+}
+
+static int check_issuer_keys(const struct ag_issuer_cfg *is, const struct issuer_key *need,
+                             size_t n_need, const struct issuer_key *refuse, size_t n_refuse,
+                             const char *type, struct duet_errbuf *eb)
+{
+    for (size_t i = 0; i < n_need; i++)
+        if (!istr(is, need[i].offset))
+            return duet_errf(eb, DUET_E_CFG_MISSING,
+                             "issuer.%s: missing required key (issuer type \"%s\")",
+                             need[i].name, type);
+    for (size_t i = 0; i < n_refuse; i++)
+        if (istr(is, refuse[i].offset))
+            return duet_errf(eb, DUET_E_CFG_UNKNOWN,
+                             "issuer.%s: not used by issuer type \"%s\"", refuse[i].name, type);
+    return 0;
+}
+
+static int check_issuer(struct ag_issuer_cfg *is, struct duet_errbuf *eb)
+{
+    static const struct issuer_key local_need[] = {IK(ca_cert), IK(ca_key)};
+    static const struct issuer_key cfssl_need[] = {IK(url), IK(ca_bundle)};
+    static const struct issuer_key cfssl_only[] = {IK(url),         IK(profile),
+                                                   IK(auth_key_file), IK(server_ca),
+                                                   IK(client_cert), IK(client_key)};
+    static const struct issuer_key local_only[] = {IK(ca_cert), IK(ca_key),
+                                                   IK(ca_key_passphrase_file)};
+
+    if (is->type == AG_ISSUER_LOCAL)
+        return check_issuer_keys(is, local_need, DUET_ARRAY_SIZE(local_need), cfssl_only,
+                                 DUET_ARRAY_SIZE(cfssl_only), "local", eb);
+    DUET_TRY(check_issuer_keys(is, cfssl_need, DUET_ARRAY_SIZE(cfssl_need), local_only,
+                               DUET_ARRAY_SIZE(local_only), "cfssl", eb));
+    DUET_TRY(check_url(is->url, eb));
+    if (!is->client_cert != !is->client_key)
+        return duet_errf(eb, DUET_E_CFG_MISSING, "issuer.%s: needed with issuer.%s",
+                         is->client_cert ? "client_key" : "client_cert",
+                         is->client_cert ? "client_cert" : "client_key");
+    return 0;
+}
+
+/* A DNS name for a SAN: labels of letters, digits and '-', an optional leading "*.". */
+static bool dns_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (strncmp(s, "*.", 2) == 0)
+        s += 2;
+    return len > 0 && len <= 253 && *s && *s != '.' && s[strlen(s) - 1] != '.' &&
+           !strstr(s, "..") && only_chars(s, "-.", true);
+}
+
+static int check_sans(const struct ag_identity_cfg *id, size_t i, struct duet_errbuf *eb)
+{
+    char b[64];
+
+    if ((id->n_dns || id->n_ip) && !id->server)
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "identities[%zu].%s: DNS and IP names need \"server\": true", i,
+                         id->n_dns ? "dns" : "ip");
+    for (size_t j = 0; j < id->n_dns; j++)
+        if (!dns_ok(id->dns[j]))
+            return duet_errf(eb, DUET_E_CFG_RANGE, "identities[%zu].dns[%zu]: bad DNS name "
+                             "\"%s\"", i, j, shown(id->dns[j], b, sizeof(b)));
+    for (size_t j = 0; j < id->n_ip; j++) {
+        unsigned char addr[16];
+
+        if (inet_pton(AF_INET, id->ip[j], addr) != 1 && inet_pton(AF_INET6, id->ip[j], addr) != 1)
+            return duet_errf(eb, DUET_E_CFG_RANGE, "identities[%zu].ip[%zu]: bad IP address "
+                             "\"%s\"", i, j, shown(id->ip[j], b, sizeof(b)));
+    }
+    return 0;
+}
+
+static int check_identity(struct ag_config *c, size_t i, struct duet_errbuf *eb)
+{
+    struct ag_identity_cfg *id = &c->identities[i];
+    char path[64], a[32], b[32];
+
+    snprintf(path, sizeof(path), "identities[%zu].product", i);
+    DUET_TRY(check_name(path, id->product, eb));
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(c->identities[j].product, id->product) == 0)
+            return duet_errf(eb, DUET_E_CFG_RANGE, "%s: \"%s\" already used by identities[%zu]",
+                             path, id->product, j);
+    if (!id->key_type)
+        id->key_type = c->key_type;
+    if (!id->validity)
+        id->validity = c->validity;
+    if (c->renew_before && c->renew_before >= id->validity)
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "renew_before: %s must be shorter than identities[%zu] validity %s",
+                         duet_duration_format(c->renew_before, a, sizeof(a)), i,
+                         duet_duration_format(id->validity, b, sizeof(b)));
+    return check_sans(id, i, eb);
+}
+
+static int validate(struct ag_config *c, struct duet_errbuf *eb)
+{
+    enum duet_log_level lvl;
+    char a[32], b[32];
+
+    DUET_TRY(check_name("env", c->env, eb));
+    if (!only_chars(c->trust_domain, "._-", false))
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "trust_domain: may hold only a-z, 0-9, '.', '_' and '-'");
+    if (c->output_dir[0] != '/')
+        return duet_errf(eb, DUET_E_CFG_RANGE, "output_dir: must be an absolute path");
+    DUET_TRY(check_cn_template(c->cn_template, eb));
+    if (c->renew_before && c->renew_before >= c->validity)
+        return duet_errf(eb, DUET_E_CFG_RANGE, "renew_before: %s must be shorter than validity %s",
+                         duet_duration_format(c->renew_before, a, sizeof(a)),
+                         duet_duration_format(c->validity, b, sizeof(b)));
+    DUET_TRY(check_issuer(&c->issuer, eb));
+    for (size_t i = 0; i < c->n_identities; i++)
+        DUET_TRY(check_identity(c, i, eb));
+    if (c->status_listen)
+        DUET_TRY(check_listen(c->status_listen, eb));
+    if (c->log_level && duet_log_parse_level(c->log_level, &lvl) < 0)
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "log_level: \"%s\" is not error, warn, info or debug",
+                         shown(c->log_level, a, sizeof(a)));
+    return 0;
+}
+
+/* Defaults that depend on another key. */
+static int fill_defaults(struct ag_config *c, struct duet_errbuf *eb)
+{
+    struct ag_issuer_cfg *is = &c->issuer;
+    const char *from = is->type == AG_ISSUER_LOCAL ? is->ca_cert : is->ca_bundle;
+
+    if (!is->ca_bundle) {
+        is->ca_bundle = duet_strdup(from);
+        if (!is->ca_bundle)
+            return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    }
+    if (is->type == AG_ISSUER_CFSSL && !is->server_ca) {
+        is->server_ca = duet_strdup(is->ca_bundle);
+        if (!is->server_ca)
+            return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* ---- entry points ---------------------------------------------------------------- */
+
+/* After binding (rc): validate and fill in; c is freed on failure, else it becomes *out. */
+static int finish(struct ag_config *c, int rc, struct ag_config **out, struct duet_errbuf *eb)
+{
+    if (rc == 0)
+        rc = validate(c, eb);
+    if (rc == 0)
+        rc = fill_defaults(c, eb);
+    if (rc < 0) {
+        ag_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int ag_config_parse(const char *text, size_t len, struct ag_config **out,
+                    struct duet_errbuf *eb)
+{
+    struct ag_config *c = duet_calloc(1, sizeof(*c));
+
+    *out = NULL;
+    if (!c)
+        return duet_errf(eb, DUET_ENOMEM, "configuration: out of memory");
+    return finish(c, duet_cfg_load_string(text, len, &config_table, c, eb), out, eb);
+}
+
+int ag_config_load(const char *path, struct ag_config **out, struct duet_errbuf *eb)
+{
+    struct ag_config *c = duet_calloc(1, sizeof(*c));
+    struct duet_errbuf inner;
+    int rc;
+
+    *out = NULL;
+    if (!c)
+        return duet_errf(eb, DUET_ENOMEM, "%s: out of memory", path);
+    rc = duet_cfg_load_file(path, AG_CONFIG_MAX_SIZE, &config_table, c, eb);
+    if (rc < 0) { /* the message already names the file */
+        ag_config_free(c);
+        return rc;
+    }
+    duet_errbuf_clear(&inner);
+    rc = finish(c, 0, out, &inner);
+    if (rc < 0)
+        return duet_errf(eb, rc, "%s: %s", path, inner.msg);
+    return 0;
+}
+
+void ag_config_free(struct ag_config *c)
+{
+    if (!c)
+        return;
+    duet_cfg_deinit(&config_table, c);
+    duet_free(c);
+}
