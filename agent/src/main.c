@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "run.h"
+
 #include "duet/compiler.h"
 
 static const char usage[] =
@@ -34,6 +36,8 @@ int main(int argc, char **argv)
         printf("duet-agent %s\n", DUET_VERSION);
         return 0;
     }
+    if (strcmp(argv[1], "run") == 0)
+        return ag_run_main(argc - 1, argv + 1);
     fprintf(stderr, "duet-agent: unknown command '%s' (see --help)\n", argv[1]);
     return 2;
 }

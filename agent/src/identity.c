@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One identity's life: build its expected names, issue and publish a set,
+ * read a published set back and judge it. The private key exists in this
+ * process (a duet_key, then one cleansed PEM buffer) and in tls.key, nowhere
+ * else; logs carry serial, notAfter and the SHA-256 fingerprint only.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "identity.h"
+
+#include "duet/alloc.h"
+#include "duet/clock.h"
+#include "duet/log.h"
+#include "duet/vol.h"
+
+/* Largest file of a set read back (a long chain or bundle fits easily). */
+#define SET_MAX_FILE (1024 * 1024)
+
+int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *buf,
+                 size_t size)
+{
+    size_t n = 0;
+
+    for (const char *p = tmpl; *p;) {
+        const char *rep = NULL;
+        size_t skip = 1, len;
+
+        if (strncmp(p, "{env}", 5) == 0) {
+            rep = env;
+            skip = 5;
+        } else if (strncmp(p, "{product}", 9) == 0) {
+            rep = product;
+            skip = 9;
+        }
+        len = rep ? strlen(rep) : 1;
+        if (n + len >= size)
+            return DUET_E_TOOBIG;
+        memcpy(buf + n, rep ? rep : p, len);
+        n += len;
+        p += skip;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+static char *dup_printf(const char *fmt, ...) DUET_PRINTF(1, 2);
+static char *dup_printf(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (s = duet_malloc((size_t)n + 1)) == NULL)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
+                 struct duet_errbuf *eb)
+{
+    struct ag_ident *id = duet_calloc(1, sizeof(*id));
+    char cn[256];
+    int rc = DUET_ENOMEM;
+
+    if (!id)
+        return duet_errf(eb, rc, "out of memory");
+    id->key_type = p->key_type;
+    id->validity_ms = p->validity_ms;
+    id->server = p->server;
+    id->product = duet_strdup(p->product);
+    id->name = dup_printf("%s/%s", p->env, p->product);
+    id->dir = dup_printf("%s/%s/%s", p->output_dir, p->env, p->product);
+    id->uri = dup_printf("spiffe://%s/%s/%s", p->trust_domain, p->env, p->product);
+    if (!id->product || !id->name || !id->dir || !id->uri)
+        goto fail;
+    id->uris[0] = id->uri;
+    id->sans.uris = id->uris;
+    id->sans.n_uris = 1;
+    id->sans.dns = p->dns;
+    id->sans.n_dns = p->n_dns;
+    id->sans.ips = p->ips;
+    id->sans.n_ips = p->n_ips;
+    if (ag_cn_expand(p->cn_template, p->env, p->product, cn, sizeof(cn)) < 0) {
+        rc = duet_errf(eb, DUET_E_CFG_RANGE, "cn_template: the CN for %s is too long", p->product);
+        goto fail;
+    }
+    if (duet_subject_copy(&id->subject, p->subject) < 0)
+        goto fail;
+    duet_free(id->subject.cn);
+    id->subject.cn = duet_strdup(cn);
+    if (!id->subject.cn)
+        goto fail;
+    *out = id;
+    return 0;
+fail:
+    ag_ident_free(id);
+    if (rc == DUET_ENOMEM)
+        duet_errf(eb, rc, "out of memory");
+    return rc;
+}
+
+void ag_ident_free(struct ag_ident *id)
+{
+    if (!id)
+        return;
+    duet_subject_clear(&id->subject);
+    duet_free(id->product);
+    duet_free(id->name);
+    duet_free(id->dir);
+    duet_free(id->uri);
+    duet_free(id);
+}
+
+static void disk_sig(const char *dir, struct ag_disk_sig *s)
+{
+    static const char *const names[] = {DUET_VOL_KEY, DUET_VOL_CERT, DUET_VOL_CA};
+    char path[4096];
+    ssize_t n;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(path, sizeof(path), "%s/%s", dir, DUET_VOL_DATA);
+    n = readlink(path, s->data, sizeof(s->data) - 1);
+    if (n > 0)
+        s->data[n] = '\0';
+    for (size_t i = 0; i < 3; i++) {
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (stat(path, &st) == 0) {
+            s->v[4 * i] = st.st_ino;
+            s->v[4 * i + 1] = (uint64_t)st.st_size;
+            s->v[4 * i + 2] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+            s->v[4 * i + 3] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
+        }
+    }
+}
+
+bool ag_ident_disk_changed(const struct ag_ident *id)
+{
+    struct ag_disk_sig now;
+
+    if (!id->sig_valid)
+        return true;
+    disk_sig(id->dir, &now);
+    return memcmp(&now, &id->sig, sizeof(now)) != 0;
+}
+
+static int same_bundle(const struct duet_chain *a, const struct duet_chain *b)
+{
+    char *pa = NULL, *pb = NULL;
+    size_t la = 0, lb = 0;
+    int rc = DUET_ENOMEM;
+
+    if (duet_chain_to_pem(a, &pa, &la) == 0 && duet_chain_to_pem(b, &pb, &lb) == 0)
+        rc = (la == lb && memcmp(pa, pb, la) == 0) ? 0 : DUET_E_VERIFY;
+    duet_free(pa);
+    duet_free(pb);
+    return rc;
+}
+
+static void set_validity(struct ag_ident *id, const struct duet_cert_info *info, int64_t received,
+                         const struct ag_policy *pol)
+{
+    id->rot.have = true;
+    id->rot.v.not_before = info->not_before * 1000;
+    id->rot.v.not_after = info->not_after * 1000;
+    id->rot.v.received = received;
+    id->rot.renew_at = ag_rotate_renew_at(&id->rot.v, pol->renew_before_ms, ag_rotate_uniform());
+    snprintf(id->serial, sizeof(id->serial), "%s", info->serial);
+    snprintf(id->sha256, sizeof(id->sha256), "%s", info->sha256);
+}
+
+static struct ag_set_expect expect_of(const struct ag_ident *id, const struct ag_issuer *is)
+{
+    struct ag_set_expect e = {
+        .subject = &id->subject,
+        .uri = id->uri,
+        .require_uri = is->uri_sans,
+        .server = id->server,
+        .sans = &id->sans,
+    };
+    return e;
+}
+
+/* Parse and check the three blobs of a set read back from disk. */
+static int judge_set(struct ag_ident *id, struct ag_issuer *is, const struct duet_vol_set *set,
+                     struct duet_cert_info *info, struct duet_errbuf *eb)
+{
+    struct duet_key *key = NULL;
+    struct duet_chain *chain = NULL, *published = NULL, *bundle = NULL;
+    struct ag_set_expect exp = expect_of(id, is);
+    int rc;
+
+    DUET_TRY_GOTO(duet_key_from_pem(set->blobs[0].data, set->blobs[0].len, NULL, DUET_VOL_KEY, &key,
+                                    eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_from_pem(set->blobs[1].data, set->blobs[1].len, DUET_VOL_CERT, &chain,
+                                      eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_from_pem(set->blobs[2].data, set->blobs[2].len, DUET_VOL_CA,
+                                      &published, eb), rc, out);
+    DUET_TRY_GOTO(is->ops->bundle(is, &bundle, eb), rc, out);
+    DUET_TRY_GOTO(ag_set_check(&exp, key, chain, bundle, duet_clock_now(), info, eb), rc, out);
+    rc = same_bundle(published, bundle);
+    if (rc < 0)
+        duet_errf(eb, rc, "ca.crt differs from the current trust bundle");
+out:
+    duet_chain_free(bundle);
+    duet_chain_free(published);
+    duet_chain_free(chain);
+    duet_key_free(key);
+    return rc;
+}
+
+/*
+ * duet_vol_read reads through ..data, as a careful reader does; applications
+ * open DIR/tls.crt, so the top-level links must be intact too.
+ */
+static int check_links(const char *dir, const char *const *names, size_t n,
+                       struct duet_errbuf *eb)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], want[64], got[64];
+        ssize_t len;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        snprintf(want, sizeof(want), "%s/%s", DUET_VOL_DATA, names[i]);
+        len = readlink(path, got, sizeof(got) - 1);
+        if (len < 0 || (size_t)len != strlen(want) || memcmp(got, want, (size_t)len) != 0)
+            return duet_errf(eb, DUET_E_VOL_LAYOUT, "%s is not a link to %s", names[i], want);
+    }
+    return 0;
+}
+
+int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
+                        struct duet_errbuf *eb)
+{
+    static const char *const names[] = {DUET_VOL_KEY, DUET_VOL_CERT, DUET_VOL_CA};
+    struct duet_vol_set set;
+    struct duet_cert_info *info = duet_malloc(sizeof(*info));
+    struct ag_disk_sig before;
+    int rc;
+
+    if (!info)
+        return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    /* The signature is taken before reading, so a change racing the read
+     * makes the next comparison differ and the set is read again. */
+    disk_sig(id->dir, &before);
+    memset(&set, 0, sizeof(set));
+    rc = duet_vol_read(id->dir, names, 3, SET_MAX_FILE, &set, eb);
+    if (rc == 0)
+        rc = check_links(id->dir, names, 3, eb);
+    if (rc == 0)
+        rc = judge_set(id, is, &set, info, eb);
+    duet_vol_set_clear(&set);
+    if (rc < 0) {
+        id->rot.have = false;
+        id->sig_valid = false;
+    } else {
+        /* Keep the deadline drawn at issuance for the certificate we made;
+         * a set found on disk (restart) gets a fresh one, with the lifetime
+         * counted from notBefore since its receipt time is unknown. */
+        if (!id->rot.have || strcmp(id->serial, info->serial) != 0)
+            set_validity(id, info, 0, pol);
+        id->sig = before;
+        id->sig_valid = true;
+    }
+    duet_free(info);
+    return rc;
+}
+
+static void log_issued(const struct ag_ident *id, const struct duet_cert_info *info,
+                       const char *issuer, int64_t took_ms)
+{
+    char buf[512];
+
+    duet_log(DUET_LOG_INFO, "agent",
+             "identity=%s issuer=%s serial=%s not_after=%lld sha256=%s key=\"%s\" renew_at=%lld "
+             "took_ms=%lld msg=\"published\" dir=%s",
+             id->name, issuer, info->serial, (long long)info->not_after, info->sha256, info->key,
+             (long long)(id->rot.renew_at / 1000), (long long)took_ms,
+             duet_log_quote(buf, sizeof(buf), id->dir));
+}
+
+/* Serialize and publish; the key PEM is cleansed before it is freed. */
+static int publish(struct ag_ident *id, const struct duet_key *key, const struct ag_issue_result *r,
+                   const struct ag_policy *pol, struct duet_errbuf *eb)
+{
+    char *kp = NULL, *cp = NULL, *bp = NULL;
+    size_t kl = 0, cl = 0, bl = 0;
+    bool group = pol->key_group != (gid_t)-1;
+    int rc;
+
+    DUET_TRY_GOTO(duet_key_to_pem(key, NULL, &kp, &kl, eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_to_pem(r->chain, &cp, &cl), rc, out);
+    DUET_TRY_GOTO(duet_chain_to_pem(r->bundle, &bp, &bl), rc, out);
+    const struct duet_vol_file files[] = {
+        {DUET_VOL_KEY, kp, kl, group ? 0640 : 0600},
+        {DUET_VOL_CERT, cp, cl, 0644},
+        {DUET_VOL_CA, bp, bl, 0644},
+    };
+    const struct duet_vol_opts vo = {.gid = pol->key_group, .dir_mode = group ? 0750 : 0755};
+    rc = duet_vol_publish(id->dir, files, 3, &vo, eb);
+out:
+    if (kp)
+        duet_secret_free(kp, kl);
+    duet_free(cp);
+    duet_free(bp);
+    return rc;
+}
+
+int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
+                   struct duet_errbuf *eb)
+{
+    struct ag_set_expect exp = expect_of(id, is);
+    struct duet_key *key = NULL;
+    struct duet_csr *csr = NULL;
+    struct ag_issue_result res = {0};
+    struct duet_cert_info *info = duet_malloc(sizeof(*info));
+    int64_t t0 = duet_clock_mono_ms(), received;
+    int rc;
+
+    if (!info)
+        return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    DUET_TRY_GOTO(duet_key_generate(id->key_type, &key, eb), rc, out);
+    DUET_TRY_GOTO(duet_csr_build(key, &id->subject, &id->sans, &csr, eb), rc, out);
+    const struct ag_issue_req req = {
+        .csr = csr,
+        .subject = &id->subject,
+        .sans = &id->sans,
+        .validity_ms = id->validity_ms,
+        .server = id->server,
+        .identity = id->name,
+    };
+    DUET_TRY_GOTO(is->ops->sign(is, &req, &res, eb), rc, out);
+    received = duet_clock_real_ms();
+    rc = ag_set_check(&exp, key, res.chain, res.bundle, received / 1000, info, eb);
+    if (rc < 0) {
+        /* Keep the check's reason, but say it was the issuer's answer. */
+        struct duet_errbuf why = *eb;
+        duet_errbuf_clear(eb);
+        duet_errf(eb, rc, "refused the certificate from %s: %s", is->ops->name, why.msg);
+        goto out;
+    }
+    DUET_TRY_GOTO(publish(id, key, &res, pol, eb), rc, out);
+    set_validity(id, info, received, pol);
+    id->renewals++;
+    id->attempt = 0;
+    id->rot.retry_mono = 0;
+    id->last_success = received / 1000;
+    disk_sig(id->dir, &id->sig);
+    id->sig_valid = true;
+    log_issued(id, info, is->ops->name, duet_clock_mono_ms() - t0);
+out:
+    ag_issue_result_clear(&res);
+    duet_csr_free(csr);
+    duet_key_free(key);
+    duet_free(info);
+    return rc;
+}

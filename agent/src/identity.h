@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One identity (env + product) of the agent: what it must look like (key
+ * type, subject, URI SAN, folder), its rotation state and its counters.
+ * ag_ident_issue() makes a key and CSR, obtains a certificate, checks it and
+ * publishes the set; ag_ident_check_disk() reads the published set back and
+ * decides whether it can be kept. Both run on the loop thread and block
+ * (key generation, the issuer's request).
+ */
+#ifndef AG_IDENTITY_H
+#define AG_IDENTITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "issuer.h"
+#include "rotate.h"
+
+#include "duet/err.h"
+#include "duet/pki.h"
+
+/* What a certificate must carry to be published or kept. */
+struct ag_set_expect {
+    const struct duet_subject *subject; /* every field, CN included */
+    const char *uri;                    /* the SPIFFE URI SAN */
+    bool require_uri;                   /* false for issuers that cannot add it */
+    bool server;                        /* serverAuth instead of clientAuth */
+    const struct duet_sans *sans;       /* DNS names a server certificate must carry */
+};
+
+/*
+ * The key matches chain[0], the chain verifies against bundle at `now` for
+ * client authentication, and the subject, clientAuth and (when required)
+ * URI SAN are as expected. Fills *info for the caller's logs. Returns 0 or
+ * a negative code with eb saying what is wrong.
+ */
+int ag_set_check(const struct ag_set_expect *exp, const struct duet_key *key,
+                 const struct duet_chain *chain, const struct duet_chain *bundle, int64_t now,
+                 struct duet_cert_info *info, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/* Identity of the files of a published set, to skip re-reading an unchanged one. */
+struct ag_disk_sig {
+    char data[256]; /* the ..data target */
+    uint64_t v[12];
+};
+
+struct ag_ident_params {
+    const char *env, *product, *trust_domain, *output_dir, *cn_template;
+    const struct duet_subject *subject; /* C, ST, L, O, OU, emailAddress; CN is ignored */
+    enum duet_key_type key_type;
+    int64_t validity_ms;
+    bool server;
+    const char *const *dns; /* borrowed: must outlive the identity */
+    size_t n_dns;
+    const char *const *ips; /* borrowed likewise */
+    size_t n_ips;
+};
+
+struct ag_ident {
+    char *product;
+    char *name; /* "env/product", for logs and metrics */
+    char *dir;  /* output_dir/env/product */
+    char *uri;  /* spiffe://trust_domain/env/product */
+    enum duet_key_type key_type;
+    int64_t validity_ms;
+    bool server;
+    const char *uris[1];   /* { uri } */
+    struct duet_sans sans; /* uri, and DNS/IP for a server identity (borrowed) */
+    struct duet_subject subject; /* with the CN from the template */
+
+    struct ag_rotate_state rot;
+    struct ag_disk_sig sig; /* of the set last found good on disk */
+    bool sig_valid;
+    char serial[96];
+    char sha256[96];
+    unsigned attempt; /* consecutive failed issuances */
+
+    uint64_t renewals; /* successful issuances */
+    uint64_t failures; /* failed issuances */
+    int64_t last_success; /* wall seconds, 0: never */
+    bool keep; /* scratch for the SIGHUP reconciliation */
+};
+
+/* Expand the CN template ({env}, {product}) into buf. DUET_E_TOOBIG if it does not fit. */
+int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *buf,
+                 size_t size) DUET_MUST_CHECK;
+
+int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
+                 struct duet_errbuf *eb) DUET_MUST_CHECK;
+void ag_ident_free(struct ag_ident *id);
+
+/* Policy shared by every identity of one configuration. */
+struct ag_policy {
+    int64_t renew_before_ms; /* 0: the 70-90% rule */
+    gid_t key_group;         /* (gid_t)-1: none */
+};
+
+/*
+ * Read the published set back and check it against the issuer's current
+ * bundle. Good: id->rot describes it (the renewal time is kept when it is
+ * the certificate this process issued) and 0 is returned. Otherwise
+ * id->rot.have turns false and the code says why (eb too).
+ */
+int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
+                        struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/* True when the files of the set differ from the ones last found good. */
+bool ag_ident_disk_changed(const struct ag_ident *id);
+
+/*
+ * Key, CSR, certificate, check, publish. On success the new set is live and
+ * id->rot, serial, counters are updated and the issuance logged. On failure
+ * the published set is untouched; the caller counts and schedules a retry.
+ */
+int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
+                   struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+#endif

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Where certificates come from: one small interface, two implementations.
+ * `local` signs with a CA certificate and (encrypted) key read from files
+ * (a mounted Secret), re-read on every issuance so a rotated CA is picked
+ * up; `cfssl` asks a CloudFlare CFSSL server over HTTP(S) with libcurl.
+ *
+ * An issuer returns what it was given by the CA; checking that the result
+ * fits the key and identity is the caller's job (ag_set_check in
+ * identity.h), done the same way for every issuer. Issuers are used from the
+ * loop thread only; sign() blocks (bounded by the issuer's timeout).
+ */
+#ifndef AG_ISSUER_H
+#define AG_ISSUER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "duet/err.h"
+#include "duet/pki.h"
+
+struct ag_issuer;
+
+struct ag_issue_req {
+    const struct duet_csr *csr;
+    const struct duet_subject *subject; /* expected subject, CN included */
+    const struct duet_sans *sans;       /* expected SANs */
+    int64_t validity_ms;                /* local only; CFSSL's profile decides */
+    bool server;                        /* serverAuth certificate (local only) */
+    const char *identity;               /* "dev/productA", for messages */
+};
+
+struct ag_issue_result {
+    struct duet_chain *chain;  /* leaf first, then intermediates; owned */
+    struct duet_chain *bundle; /* trust bundle to publish as ca.crt; owned */
+};
+
+void ag_issue_result_clear(struct ag_issue_result *r);
+
+struct ag_issuer_ops {
+    const char *name;
+    /*
+     * Obtain a certificate for req->csr. 0 and a filled *out (owned by the
+     * caller), or a negative code with eb saying why (CFSSL's error code and
+     * message, the HTTP status, the file at fault).
+     */
+    int (*sign)(struct ag_issuer *is, const struct ag_issue_req *req,
+                struct ag_issue_result *out, struct duet_errbuf *eb);
+    /* The current trust bundle (re-read from its file); owned by the caller. */
+    int (*bundle)(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb);
+    /* Check the issuer can sign at all (CFSSL: POST /info). May be NULL. */
+    int (*ready)(struct ag_issuer *is, struct duet_errbuf *eb);
+    void (*free)(struct ag_issuer *is);
+};
+
+struct ag_issuer {
+    const struct ag_issuer_ops *ops;
+    /* The CA can put the URI SAN we ask for into certificates. CFSSL 1.2
+     * cannot (it drops URI SANs from CSRs and turns `hosts` into DNS names),
+     * so for it the URI SAN is not required. */
+    bool uri_sans;
+};
+
+static inline void ag_issuer_free(struct ag_issuer *is)
+{
+    if (is)
+        is->ops->free(is);
+}
+
+/* Paths are copied. */
+struct ag_local_opts {
+    const char *ca_cert;
+    const char *ca_key;
+    const char *ca_key_passphrase_file; /* NULL: the key is not encrypted */
+    const char *ca_bundle;              /* published as ca.crt; NULL: ca_cert */
+};
+
+int ag_issuer_local_new(const struct ag_local_opts *o, struct ag_issuer **out,
+                        struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+struct ag_cfssl_opts {
+    const char *url;           /* http:// or https://host:port, no path */
+    const char *profile;       /* NULL or "": CFSSL's default profile */
+    const char *auth_key_file; /* hex key as in CFSSL's auth_keys; NULL: /sign */
+    const char *ca_bundle;     /* roots issued certificates must chain to */
+    const char *server_ca;     /* verifies CFSSL's HTTPS certificate; NULL: ca_bundle */
+    const char *client_cert;   /* for -mutual-tls-ca; NULL: none */
+    const char *client_key;
+    int64_t timeout_ms;        /* whole request; 0 means 10 s */
+};
+
+/* Needs curl_global_init() to have run (main does it once). */
+int ag_issuer_cfssl_new(const struct ag_cfssl_opts *o, struct ag_issuer **out,
+                        struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+#endif

@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The CFSSL issuer: POST the CSR to a CloudFlare CFSSL server
+ * (`cfssl serve`) and take the certificate from its JSON envelope.
+ *
+ * - With auth_key_file: /api/v1/cfssl/authsign with
+ *   {"token": base64(HMAC-SHA256(hex-decoded key, request)),
+ *    "request": base64(request)}, where request is the exact inner sign JSON.
+ *   Without: /api/v1/cfssl/sign with the inner JSON itself.
+ * - Every reply is {"success", "result", "errors": [{"code", "message"}]},
+ *   HTTP 400 for every request error: both are reported.
+ * - libcurl (GnuTLS flavour) beside BoringSSL: every handle is restricted to
+ *   http and https (CURLOPT_PROTOCOLS_STR, CURLOPT_REDIR_PROTOCOLS_STR) so
+ *   libssh2, whose OpenSSL references bind to BoringSSL, is never reached
+ *   (COMPAT.md 4). curl reads the client certificate and key files itself;
+ *   no BoringSSL object crosses to it.
+ * - CFSSL backdates notBefore by about five minutes and counts the profile's
+ *   expiry from there (COMPAT.md 5): a certificate that is already expired
+ *   or about to be is refused here with the profile's expiry in the message.
+ * Checking the certificate against our key, the bundle and the identity is
+ * the caller's (the same check for every issuer).
+ */
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/base64.h>
+#include <openssl/hmac.h>
+#include <openssl/mem.h>
+
+#include <cJSON.h>
+
+#include "issuer.h"
+
+#include "duet/alloc.h"
+#include "duet/clock.h"
+#include "duet/err.h"
+#include "duet/pki.h"
+
+/* A sign reply is a few KB; /info carries the CA certificate. */
+#define REPLY_MAX (256 * 1024)
+/* Refuse a certificate with less than this much usable life left. */
+#define MIN_USABLE_S 60
+#define AUTH_KEY_MAX 256
+
+struct cfssl_issuer {
+    struct ag_issuer base; /* first: the ops receive &base */
+    char *url, *profile, *auth_key_file, *ca_bundle, *server_ca, *client_cert, *client_key;
+    long timeout_ms;
+};
+
+struct reply {
+    char *data;
+    size_t len;
+    bool too_big;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct reply *r = arg;
+    size_t n = size * nmemb;
+    char *p;
+
+    if (r->len + n > REPLY_MAX) {
+        r->too_big = true;
+        return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+    }
+    p = duet_realloc(r->data, r->len + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + r->len, ptr, n);
+    r->data = p;
+    r->len += n;
+    r->data[r->len] = '\0';
+    return n;
+}
+
+/* Options every handle gets; see the file comment for the protocol list. */
+static int setup_handle(struct cfssl_issuer *ci, CURL *h, const char *url, const char *body,
+                        struct curl_slist *hdrs, struct reply *r)
+{
+    CURLcode c = CURLE_OK;
+
+#define SET(opt, val)                                                                   \
+    do {                                                                                \
+        if (c == CURLE_OK)                                                              \
+            c = curl_easy_setopt(h, (opt), (val));                                      \
+    } while (0)
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_POST, 1L);
+    SET(CURLOPT_POSTFIELDS, body);
+    SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    SET(CURLOPT_HTTPHEADER, hdrs);
+    SET(CURLOPT_TIMEOUT_MS, ci->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, ci->timeout_ms);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, r);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_CAINFO, ci->server_ca);
+    /* Only the given roots: no system store, no capath. */
+    SET(CURLOPT_CAPATH, (char *)NULL);
+    if (ci->client_cert) {
+        SET(CURLOPT_SSLCERT, ci->client_cert);
+        SET(CURLOPT_SSLCERTTYPE, "PEM");
+        SET(CURLOPT_SSLKEY, ci->client_key);
+        SET(CURLOPT_SSLKEYTYPE, "PEM");
+    }
+#undef SET
+    return c == CURLE_OK ? 0 : DUET_E_INTERNAL;
+}
+
+/*
+ * POST body to url + path. On return *status holds the HTTP status (0 when
+ * no reply came) and *out the body (owned by the caller, NUL-terminated).
+ */
+static int post(struct cfssl_issuer *ci, const char *path, const char *body, long *status,
+                char **out, struct duet_errbuf *eb)
+{
+    char url[1024];
+    char cerr[CURL_ERROR_SIZE] = "";
+    struct reply r = {0};
+    struct curl_slist *hdrs = NULL;
+    CURL *h;
+    CURLcode c;
+    int rc = 0;
+
+    *status = 0;
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", ci->url, path) >= sizeof(url))
+        return duet_errf(eb, DUET_E_TOOBIG, "cfssl url too long");
+    h = curl_easy_init();
+    hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!h || !hdrs) {
+        rc = duet_errf(eb, DUET_ENOMEM, "cfssl: out of memory");
+        goto out;
+    }
+    if (setup_handle(ci, h, url, body, hdrs, &r) < 0 ||
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) != CURLE_OK) {
+        rc = duet_errf(eb, DUET_E_INTERNAL, "cfssl: libcurl refused an option");
+        goto out;
+    }
+    c = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    if (c != CURLE_OK) {
+        rc = duet_errf(eb, c == CURLE_OPERATION_TIMEDOUT ? DUET_E_TIMEOUT : DUET_E_ISSUER,
+                       "cfssl %s: %s%s%s", url, r.too_big ? "reply too large" : curl_easy_strerror(c),
+                       cerr[0] ? ": " : "", cerr);
+        goto out;
+    }
+    *out = r.data ? r.data : duet_strdup("");
+    r.data = NULL;
+    if (!*out)
+        rc = duet_errf(eb, DUET_ENOMEM, "cfssl: out of memory");
+out:
+    duet_free(r.data);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+/*
+ * Parse a CFSSL envelope. On success *result is the "result" member
+ * (borrowed from *root, which the caller frees). A failed request gives
+ * DUET_E_ISSUER with CFSSL's first error code and message and the status.
+ */
+static int parse_envelope(const char *body, long status, const char *what, cJSON **root,
+                          const cJSON **result, struct duet_errbuf *eb)
+{
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *ok, *errs, *e0, *code, *msg;
+
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return duet_errf(eb, DUET_E_ISSUER, "cfssl %s: HTTP %ld, reply is not a CFSSL JSON envelope",
+                         what, status);
+    }
+    ok = cJSON_GetObjectItemCaseSensitive(j, "success");
+    if (cJSON_IsTrue(ok) && status == 200) {
+        *root = j;
+        *result = cJSON_GetObjectItemCaseSensitive(j, "result");
+        return 0;
+    }
+    errs = cJSON_GetObjectItemCaseSensitive(j, "errors");
+    e0 = cJSON_IsArray(errs) ? cJSON_GetArrayItem(errs, 0) : NULL;
+    code = e0 ? cJSON_GetObjectItemCaseSensitive(e0, "code") : NULL;
+    msg = e0 ? cJSON_GetObjectItemCaseSensitive(e0, "message") : NULL;
+    duet_errf(eb, DUET_E_ISSUER, "cfssl %s: HTTP %ld, error code %d: %s", what, status,
+              cJSON_IsNumber(code) ? code->valueint : 0,
+              cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+    cJSON_Delete(j);
+    return DUET_E_ISSUER;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The hex key of CFSSL's auth_keys, decoded; whitespace around it ignored. */
+static int read_auth_key(const char *path, uint8_t *key, size_t *len, struct duet_errbuf *eb)
+{
+    char hex[2 * AUTH_KEY_MAX + 64];
+    FILE *f = fopen(path, "re");
+    size_t n, i, start = 0;
+    int rc = 0;
+
+    if (!f)
+        return duet_errf(eb, -errno, "auth_key_file %s: %s", path, strerror(errno));
+    n = fread(hex, 1, sizeof(hex) - 1, f);
+    fclose(f);
+    hex[n] = '\0';
+    while (n > 0 && strchr(" \t\r\n", hex[n - 1]))
+        hex[--n] = '\0';
+    while (start < n && strchr(" \t\r\n", hex[start]))
+        start++;
+    n -= start;
+    if (n == 0 || n % 2 != 0 || n / 2 > AUTH_KEY_MAX) {
+        rc = duet_errf(eb, DUET_E_CFG_RANGE, "auth_key_file %s: expected an even number of hex digits",
+                       path);
+        goto out;
+    }
+    for (i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[start + 2 * i]), lo = hexval(hex[start + 2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            rc = duet_errf(eb, DUET_E_CFG_RANGE, "auth_key_file %s: not hex", path);
+            goto out;
+        }
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *len = n / 2;
+out:
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return rc;
+}
+
+/* base64 of len bytes, owned by the caller. */
+static char *b64(const uint8_t *in, size_t len)
+{
+    size_t out_len;
+    char *out;
+
+    if (!EVP_EncodedLength(&out_len, len))
+        return NULL;
+    out = duet_malloc(out_len);
+    if (out)
+        EVP_EncodeBlock((uint8_t *)out, in, len);
+    return out;
+}
+
+/* {"token": ..., "request": ...} around the inner JSON; owned by the caller. */
+static int wrap_authsign(struct cfssl_issuer *ci, const char *inner, char **out,
+                         struct duet_errbuf *eb)
+{
+    uint8_t key[AUTH_KEY_MAX], mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    size_t key_len = 0;
+    char *tok = NULL, *req = NULL;
+    cJSON *j = NULL;
+    int rc;
+
+    DUET_TRY_GOTO(read_auth_key(ci->auth_key_file, key, &key_len, eb), rc, out);
+    rc = DUET_E_CRYPTO;
+    if (!HMAC(EVP_sha256(), key, key_len, (const uint8_t *)inner, strlen(inner), mac, &mac_len))
+        goto out;
+    tok = b64(mac, mac_len);
+    req = b64((const uint8_t *)inner, strlen(inner));
+    j = cJSON_CreateObject();
+    rc = DUET_ENOMEM;
+    if (!tok || !req || !j || !cJSON_AddStringToObject(j, "token", tok) ||
+        !cJSON_AddStringToObject(j, "request", req))
+        goto out;
+    *out = cJSON_PrintUnformatted(j);
+    rc = *out ? 0 : DUET_ENOMEM;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    cJSON_Delete(j);
+    duet_free(tok);
+    duet_free(req);
+    if (rc < 0)
+        duet_errf(eb, rc, "cfssl authsign: cannot build the request");
+    return rc;
+}
+
+static int sign_body(struct cfssl_issuer *ci, const struct ag_issue_req *req, char **out,
+                     struct duet_errbuf *eb)
+{
+    char *csr_pem = NULL;
+    size_t csr_len;
+    cJSON *j = cJSON_CreateObject();
+    char *inner = NULL;
+    int rc = DUET_ENOMEM;
+
+    /* No "hosts": CFSSL 1.2 would make a URI a DNS name. No "subject": the
+     * CSR already carries the one we expect and CFSSL keeps it. */
+    if (!j || duet_csr_to_pem(req->csr, &csr_pem, &csr_len) < 0 ||
+        !cJSON_AddStringToObject(j, "certificate_request", csr_pem) ||
+        (ci->profile && !cJSON_AddStringToObject(j, "profile", ci->profile)))
+        goto out;
+    inner = cJSON_PrintUnformatted(j);
+    if (!inner)
+        goto out;
+    if (!ci->auth_key_file) {
+        *out = inner;
+        inner = NULL;
+        rc = 0;
+        goto out;
+    }
+    rc = wrap_authsign(ci, inner, out, eb);
+out:
+    if (inner)
+        cJSON_free(inner);
+    cJSON_Delete(j);
+    duet_free(csr_pem);
+    if (rc == DUET_ENOMEM)
+        duet_errf(eb, rc, "cfssl: out of memory building the request");
+    return rc;
+}
+
+/* The profile's expiry as /info reports it, into buf ("?" when unknown). */
+static void profile_expiry(struct cfssl_issuer *ci, char *buf, size_t size)
+{
+    char body[512];
+    char *reply = NULL;
+    long status;
+    cJSON *root = NULL;
+    const cJSON *res = NULL, *exp;
+    struct duet_errbuf ignored;
+
+    snprintf(buf, size, "?");
+    snprintf(body, sizeof(body), "{\"profile\":\"%s\"}", ci->profile ? ci->profile : "");
+    if (post(ci, "/api/v1/cfssl/info", body, &status, &reply, &ignored) == 0 &&
+        parse_envelope(reply, status, "info", &root, &res, &ignored) == 0) {
+        exp = res ? cJSON_GetObjectItemCaseSensitive(res, "expiry") : NULL;
+        if (cJSON_IsString(exp))
+            snprintf(buf, size, "%s", exp->valuestring);
+    }
+    cJSON_Delete(root);
+    duet_free(reply);
+}
+
+/* CFSSL counts the expiry from a backdated notBefore: refuse what is (nearly) dead. */
+static int check_usable(struct cfssl_issuer *ci, const struct duet_chain *chain,
+                        struct duet_errbuf *eb)
+{
+    struct duet_cert_info *info = duet_malloc(sizeof(*info));
+    int64_t now = duet_clock_now();
+    char expiry[64];
+    int rc = 0;
+
+    if (!info)
+        return duet_errf(eb, DUET_ENOMEM, "cfssl: out of memory");
+    if (duet_cert_info(duet_chain_at(chain, 0), info) < 0) {
+        rc = duet_errf(eb, DUET_E_ISSUER, "cfssl: unreadable certificate in reply");
+    } else if (info->not_after - now < MIN_USABLE_S) {
+        profile_expiry(ci, expiry, sizeof(expiry));
+        rc = duet_errf(eb, DUET_E_EXPIRED,
+                       "cfssl: certificate serial=%s is expired or expires within %d s "
+                       "(notBefore %lld, notAfter %lld, now %lld): profile '%s' has expiry %s, "
+                       "counted by CFSSL from a notBefore backdated ~5 min; use more than 6m",
+                       info->serial, MIN_USABLE_S, (long long)info->not_before,
+                       (long long)info->not_after, (long long)now,
+                       ci->profile ? ci->profile : "default", expiry);
+    }
+    duet_free(info);
+    return rc;
+}
+
+static int cfssl_bundle(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb)
+{
+    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+
+    return duet_chain_load(ci->ca_bundle, out, eb);
+}
+
+static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
+                      struct ag_issue_result *out, struct duet_errbuf *eb)
+{
+    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    const char *path = ci->auth_key_file ? "/api/v1/cfssl/authsign" : "/api/v1/cfssl/sign";
+    const char *what = ci->auth_key_file ? "authsign" : "sign";
+    struct ag_issue_result res = {0};
+    char *body = NULL, *reply = NULL;
+    cJSON *root = NULL;
+    const cJSON *result = NULL, *pem;
+    long status;
+    int rc;
+
+    DUET_TRY_GOTO(cfssl_bundle(is, &res.bundle, eb), rc, out);
+    DUET_TRY_GOTO(sign_body(ci, req, &body, eb), rc, out);
+    DUET_TRY_GOTO(post(ci, path, body, &status, &reply, eb), rc, out);
+    DUET_TRY_GOTO(parse_envelope(reply, status, what, &root, &result, eb), rc, out);
+    pem = result ? cJSON_GetObjectItemCaseSensitive(result, "certificate") : NULL;
+    if (!cJSON_IsString(pem)) {
+        rc = duet_errf(eb, DUET_E_ISSUER, "cfssl %s: HTTP %ld, success without result.certificate",
+                       what, status);
+        goto out;
+    }
+    if (duet_chain_from_pem(pem->valuestring, strlen(pem->valuestring), "cfssl reply",
+                            &res.chain, eb) < 0) {
+        rc = DUET_E_ISSUER;
+        goto out;
+    }
+    DUET_TRY_GOTO(check_usable(ci, res.chain, eb), rc, out);
+    *out = res;
+    res.chain = NULL;
+    res.bundle = NULL;
+out:
+    ag_issue_result_clear(&res);
+    cJSON_Delete(root);
+    duet_free(reply);
+    if (body) {
+        /* The body holds no secret (the HMAC key never leaves read_auth_key),
+         * but it may be large; plain free. */
+        cJSON_free(body);
+    }
+    return rc;
+}
+
+/* CFSSL starts listening even when its signer failed: ask /info. */
+static int cfssl_ready(struct ag_issuer *is, struct duet_errbuf *eb)
+{
+    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    char body[512];
+    char *reply = NULL;
+    cJSON *root = NULL;
+    const cJSON *res = NULL;
+    long status;
+    int rc;
+
+    snprintf(body, sizeof(body), "{\"profile\":\"%s\"}", ci->profile ? ci->profile : "");
+    rc = post(ci, "/api/v1/cfssl/info", body, &status, &reply, eb);
+    if (rc == 0)
+        rc = parse_envelope(reply, status, "info", &root, &res, eb);
+    cJSON_Delete(root);
+    duet_free(reply);
+    return rc;
+}
+
+static void cfssl_free(struct ag_issuer *is)
+{
+    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+
+    if (!ci)
+        return;
+    duet_free(ci->url);
+    duet_free(ci->profile);
+    duet_free(ci->auth_key_file);
+    duet_free(ci->ca_bundle);
+    duet_free(ci->server_ca);
+    duet_free(ci->client_cert);
+    duet_free(ci->client_key);
+    duet_free(ci);
+}
+
+static const struct ag_issuer_ops cfssl_ops = {
+    .name = "cfssl",
+    .sign = cfssl_sign,
+    .bundle = cfssl_bundle,
+    .ready = cfssl_ready,
+    .free = cfssl_free,
+};
+
+/* duet_strdup that keeps NULL (and "") as NULL; *ok turns false on ENOMEM. */
+static char *dup_opt(const char *s, bool *ok)
+{
+    char *d;
+
+    if (!s || !*s)
+        return NULL;
+    d = duet_strdup(s);
+    if (!d)
+        *ok = false;
+    return d;
+}
+
+int ag_issuer_cfssl_new(const struct ag_cfssl_opts *o, struct ag_issuer **out,
+                        struct duet_errbuf *eb)
+{
+    struct cfssl_issuer *ci = duet_calloc(1, sizeof(*ci));
+    bool ok = true;
+    size_t n;
+
+    if (!ci)
+        return duet_errf(eb, DUET_ENOMEM, "cfssl issuer: out of memory");
+    ci->base.ops = &cfssl_ops;
+    ci->base.uri_sans = false;
+    ci->url = dup_opt(o->url, &ok);
+    ci->profile = dup_opt(o->profile, &ok);
+    ci->auth_key_file = dup_opt(o->auth_key_file, &ok);
+    ci->ca_bundle = dup_opt(o->ca_bundle, &ok);
+    ci->server_ca = dup_opt(o->server_ca ? o->server_ca : o->ca_bundle, &ok);
+    ci->client_cert = dup_opt(o->client_cert, &ok);
+    ci->client_key = dup_opt(o->client_key ? o->client_key : o->client_cert, &ok);
+    ci->timeout_ms = o->timeout_ms > 0 ? (long)o->timeout_ms : 10000;
+    if (!ok) {
+        cfssl_free(&ci->base);
+        return duet_errf(eb, DUET_ENOMEM, "cfssl issuer: out of memory");
+    }
+    if (!ci->url || !ci->ca_bundle) {
+        cfssl_free(&ci->base);
+        return duet_errf(eb, DUET_E_CFG_MISSING, "issuer.%s: required for type cfssl",
+                         o->url ? "ca_bundle" : "url");
+    }
+    /* Paths are appended to the base URL: drop a trailing slash. */
+    n = strlen(ci->url);
+    while (n > 0 && ci->url[n - 1] == '/')
+        ci->url[--n] = '\0';
+    *out = &ci->base;
+    return 0;
+}

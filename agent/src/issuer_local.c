@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The local issuer: signs with a CA certificate and private key read from
+ * files, typically a mounted Kubernetes Secret. The files are read again for
+ * every issuance (a PBKDF2 decryption and two small reads, negligible next
+ * to a key generation), so replacing the Secret rotates the CA without a
+ * restart or a signal. The key lives only for the duration of one sign().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "issuer.h"
+
+#include "duet/alloc.h"
+#include "duet/clock.h"
+#include "duet/err.h"
+#include "duet/pki.h"
+
+struct local_issuer {
+    struct ag_issuer base; /* first: the ops receive &base */
+    char *ca_cert;
+    char *ca_key;
+    char *pass_file; /* NULL: unencrypted key */
+    char *ca_bundle; /* the trust bundle published as ca.crt */
+};
+
+void ag_issue_result_clear(struct ag_issue_result *r)
+{
+    duet_chain_free(r->chain);
+    duet_chain_free(r->bundle);
+    r->chain = NULL;
+    r->bundle = NULL;
+}
+
+/*
+ * The passphrase: the file's first line, without its line ending (files
+ * written by `echo` or an editor end with one; the OpenSSL CLI's
+ * -passin file: reads the first line too). The caller cleanses `buf`.
+ */
+static int read_passphrase(const char *path, char *buf, size_t size, struct duet_errbuf *eb)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd == -1) {
+        int e = errno;
+        return duet_errf(eb, -e, "ca_key_passphrase_file %s: %s", path, strerror(e));
+    }
+    do {
+        n = read(fd, buf, size - 1);
+    } while (n == -1 && errno == EINTR);
+    close(fd);
+    if (n < 0)
+        return duet_errf(eb, DUET_E_PASSPHRASE, "ca_key_passphrase_file %s: unreadable", path);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0')
+        return duet_errf(eb, DUET_E_PASSPHRASE, "ca_key_passphrase_file %s: empty", path);
+    return 0;
+}
+
+static int load_ca_key(struct local_issuer *li, struct duet_key **out, struct duet_errbuf *eb)
+{
+    char pass[1024];
+    int rc = 0;
+
+    if (li->pass_file)
+        rc = read_passphrase(li->pass_file, pass, sizeof(pass), eb);
+    if (rc == 0)
+        rc = duet_key_load(li->ca_key, li->pass_file ? pass : NULL, out, eb);
+    memset(pass, 0, sizeof(pass));
+    /* memset of a dying buffer may be elided; the barrier keeps it. */
+    __asm__ __volatile__("" : : "r"(pass) : "memory");
+    return rc;
+}
+
+static int local_bundle(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb)
+{
+    struct local_issuer *li = (struct local_issuer *)is;
+
+    return duet_chain_load(li->ca_bundle, out, eb);
+}
+
+static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
+                      struct ag_issue_result *out, struct duet_errbuf *eb)
+{
+    struct local_issuer *li = (struct local_issuer *)is;
+    struct duet_key *ca_key = NULL;
+    struct duet_cert *leaf = NULL;
+    struct duet_chain *ca = NULL;
+    struct ag_issue_result res = {0};
+    int rc;
+
+    DUET_TRY_GOTO(duet_chain_load(li->ca_cert, &ca, eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_load(li->ca_bundle, &res.bundle, eb), rc, out);
+    DUET_TRY_GOTO(load_ca_key(li, &ca_key, eb), rc, out);
+    struct duet_sign_req sr = {
+        .csr = req->csr,
+        .ca_cert = duet_chain_at(ca, 0),
+        .ca_key = ca_key,
+        .profile = req->server ? DUET_PROFILE_SERVER : DUET_PROFILE_CLIENT,
+        .now = duet_clock_now(),
+        .validity = req->validity_ms / 1000,
+        .subject = req->subject,
+        .sans = req->sans,
+    };
+    DUET_TRY_GOTO(duet_cert_sign(&sr, &leaf, eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_new(&res.chain), rc, out);
+    DUET_TRY_GOTO(duet_chain_push(res.chain, leaf), rc, out);
+    *out = res;
+    res.chain = NULL;
+    res.bundle = NULL;
+out:
+    ag_issue_result_clear(&res);
+    duet_chain_free(ca);
+    duet_cert_free(leaf);
+    duet_key_free(ca_key);
+    return rc;
+}
+
+static void local_free(struct ag_issuer *is)
+{
+    struct local_issuer *li = (struct local_issuer *)is;
+
+    duet_free(li->ca_cert);
+    duet_free(li->ca_key);
+    duet_free(li->pass_file);
+    duet_free(li->ca_bundle);
+    duet_free(li);
+}
+
+static const struct ag_issuer_ops local_ops = {
+    .name = "local",
+    .sign = local_sign,
+    .bundle = local_bundle,
+    .ready = NULL,
+    .free = local_free,
+};
+
+int ag_issuer_local_new(const struct ag_local_opts *o, struct ag_issuer **out,
+                        struct duet_errbuf *eb)
+{
+    struct local_issuer *li = duet_calloc(1, sizeof(*li));
+
+    if (!li)
+        return duet_errf(eb, DUET_ENOMEM, "local issuer: out of memory");
+    li->base.ops = &local_ops;
+    li->base.uri_sans = true;
+    li->ca_cert = duet_strdup(o->ca_cert);
+    li->ca_key = duet_strdup(o->ca_key);
+    if (o->ca_key_passphrase_file)
+        li->pass_file = duet_strdup(o->ca_key_passphrase_file);
+    li->ca_bundle = duet_strdup(o->ca_bundle ? o->ca_bundle : o->ca_cert);
+    if (!li->ca_cert || !li->ca_key || !li->ca_bundle ||
+        (o->ca_key_passphrase_file && !li->pass_file)) {
+        local_free(&li->base);
+        return duet_errf(eb, DUET_ENOMEM, "local issuer: out of memory");
+    }
+    *out = &li->base;
+    return 0;
+}

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `duet-agent run --config FILE`: keeps one published, verified set per
+ * identity, renews it on schedule, repairs it when it is damaged.
+ *
+ * Everything runs on one event loop:
+ * - `tick` wakes the rotation decisions. Deadlines are wall-clock times held
+ *   per identity and re-evaluated from the current clocks on every wake
+ *   (rotate.h); the timer only says when to look next, at most 60 s ahead,
+ *   so a clock jump or a suspended node is noticed within a minute.
+ * - `scan` re-checks the published sets every couple of seconds, cheaply:
+ *   a set whose files (..data target, inode, size, times) have not changed
+ *   since they last passed the check is not read again. A damaged, replaced
+ *   or foreign set is re-read, refused and replaced at once.
+ * - SIGHUP loads and validates the configuration into a new generation and
+ *   swaps it in; an invalid one is refused and the old one kept. SIGTERM and
+ *   SIGINT stop the loop; the process exits 0.
+ * Issuance blocks the loop for its duration (a key generation, the CFSSL
+ * request bounded by its timeout): the agent has no data path, and the
+ * status listener answering a little late is acceptable.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "run.h"
+
+#include "duet/alloc.h"
+#include "duet/clock.h"
+#include "duet/log.h"
+
+#define SCAN_MS 2000
+
+static void log_failure(const struct ag_ident *id, int rc, const struct duet_errbuf *eb,
+                        int64_t delay_ms)
+{
+    char q[600];
+
+    duet_log(DUET_LOG_WARN, "agent",
+             "identity=%s err=%s attempt=%u retry_in_ms=%lld keeps_current=%s msg=%s",
+             id->name, duet_err_name(rc), id->attempt, (long long)delay_ms,
+             id->rot.have ? "yes" : "no", duet_log_quote(q, sizeof(q), eb->msg));
+}
+
+/* One issuance attempt; a failure schedules the retry with backoff. */
+static void renew(struct ag_gen *g, struct ag_ident *id, enum ag_rotate_action why)
+{
+    struct duet_errbuf eb;
+    int64_t delay;
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    duet_log(DUET_LOG_INFO, "agent", "identity=%s reason=%s msg=\"issuing\"", id->name,
+             why == AG_ROTATE_URGENT ? "no-valid-set" : "renewal-time");
+    rc = ag_ident_issue(id, g->issuer, &g->pol, &eb);
+    if (rc == 0)
+        return;
+    id->failures++;
+    delay = ag_backoff_delay(id->attempt, AG_BACKOFF_BASE_MS, AG_BACKOFF_CAP_MS,
+                             ag_rotate_uniform());
+    id->attempt++;
+    id->rot.retry_mono = duet_clock_mono_ms() + delay;
+    log_failure(id, rc, &eb, delay);
+}
+
+/* Decide for every identity, act, and arm the timer for the next look. */
+static void evaluate(struct ag_run *r)
+{
+    struct ag_gen *g = r->gen;
+    int64_t next = AG_ROTATE_MAX_SLEEP_MS;
+
+    for (size_t i = 0; i < g->n_ids; i++) {
+        struct ag_ident *id = g->ids[i];
+        int64_t sleep_ms = 0;
+        enum ag_rotate_action a =
+            ag_rotate_decide(&id->rot, duet_clock_real_ms(), duet_clock_mono_ms(), &sleep_ms);
+
+        if (a != AG_ROTATE_WAIT) {
+            renew(g, id, a);
+            /* Decide again with the outcome: the new deadline, or the retry. */
+            ag_rotate_decide(&id->rot, duet_clock_real_ms(), duet_clock_mono_ms(), &sleep_ms);
+        }
+        next = DUET_MIN(next, sleep_ms);
+    }
+    /* A decision that still says "now" (a deadline already in the past after
+     * a failed attempt cannot happen: the retry is ahead) gets a short floor
+     * so the loop can never spin. */
+    duet_timer_start(r->loop, &r->tick, DUET_MAX(next, 10));
+}
+
+static void on_tick(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    evaluate(arg);
+}
+
+static void on_eval(struct duet_loop *loop, void *arg)
+{
+    evaluate(arg);
+}
+
+/*
+ * Re-read a set whose files changed. Returns true when it must be replaced.
+ * A set that already failed (have == false) is not re-read every scan: the
+ * decision path owns it until a new set is published.
+ */
+static bool scan_one(struct ag_gen *g, struct ag_ident *id)
+{
+    struct duet_errbuf eb;
+    char q[600];
+    int rc;
+
+    if (!id->rot.have || !ag_ident_disk_changed(id))
+        return false;
+    duet_errbuf_clear(&eb);
+    rc = ag_ident_check_disk(id, g->issuer, &g->pol, &eb);
+    if (rc == 0)
+        return false;
+    duet_log(DUET_LOG_WARN, "agent", "identity=%s err=%s msg=%s action=reissue", id->name,
+             duet_err_name(rc), duet_log_quote(q, sizeof(q), eb.msg));
+    return true;
+}
+
+/*
+ * A new trust bundle (the CA Secret was updated) makes every set suspect:
+ * forget the file signatures so that each one is checked against it. An
+ * unreadable bundle changes nothing here; issuance will report it.
+ */
+static void scan_bundle(struct ag_gen *g)
+{
+    struct duet_chain *b = NULL;
+    struct duet_errbuf eb;
+    char *pem = NULL;
+    size_t len = 0;
+
+    if (g->issuer->ops->bundle(g->issuer, &b, &eb) < 0 || duet_chain_to_pem(b, &pem, &len) < 0) {
+        duet_chain_free(b);
+        return;
+    }
+    duet_chain_free(b);
+    if (g->bundle_pem && len == g->bundle_len && memcmp(pem, g->bundle_pem, len) == 0) {
+        duet_free(pem);
+        return;
+    }
+    if (g->bundle_pem)
+        duet_log(DUET_LOG_INFO, "agent", "msg=\"trust bundle changed: checking every set\"");
+    duet_free(g->bundle_pem);
+    g->bundle_pem = pem;
+    g->bundle_len = len;
+    for (size_t i = 0; i < g->n_ids; i++)
+        g->ids[i]->sig_valid = false;
+}
+
+static void on_scan(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    struct ag_run *r = arg;
+    bool any = false;
+
+    scan_bundle(r->gen);
+    for (size_t i = 0; i < r->gen->n_ids; i++)
+        any |= scan_one(r->gen, r->gen->ids[i]);
+    if (any)
+        duet_loop_defer(loop, &r->eval);
+    duet_timer_start(loop, &r->scan, SCAN_MS);
+}
+
+/* The first look at a generation's identities: keep what is on disk and valid. */
+static void adopt_disk_sets(struct ag_gen *g)
+{
+    for (size_t i = 0; i < g->n_ids; i++) {
+        struct ag_ident *id = g->ids[i];
+        struct duet_errbuf eb;
+        char q[600];
+        int rc;
+
+        duet_errbuf_clear(&eb);
+        rc = ag_ident_check_disk(id, g->issuer, &g->pol, &eb);
+        if (rc == 0) {
+            duet_log(DUET_LOG_INFO, "agent",
+                     "identity=%s serial=%s sha256=%s not_after=%lld renew_at=%lld "
+                     "msg=\"kept the published set\"",
+                     id->name, id->serial, id->sha256, (long long)(id->rot.v.not_after / 1000),
+                     (long long)(id->rot.renew_at / 1000));
+        } else if (rc != -ENOENT) {
+            duet_log(DUET_LOG_WARN, "agent", "identity=%s err=%s msg=%s action=reissue", id->name,
+                     duet_err_name(rc), duet_log_quote(q, sizeof(q), eb.msg));
+        }
+    }
+}
+
+/*
+ * Carry state over from the old generation to identities that remain, so a
+ * reload neither reissues valid sets nor resets the counters. The disk check
+ * that follows decides again with the new expectations (a changed subject
+ * makes the old set unfit and triggers a reissue).
+ */
+static void carry_over(const struct ag_gen *old, struct ag_gen *g)
+{
+    for (size_t i = 0; i < g->n_ids; i++) {
+        for (size_t j = 0; j < old->n_ids; j++) {
+            struct ag_ident *n = g->ids[i];
+            const struct ag_ident *o = old->ids[j];
+
+            if (strcmp(n->name, o->name) != 0)
+                continue;
+            n->rot = o->rot;
+            n->renewals = o->renewals;
+            n->failures = o->failures;
+            n->last_success = o->last_success;
+            n->attempt = o->attempt;
+            memcpy(n->serial, o->serial, sizeof(n->serial));
+            memcpy(n->sha256, o->sha256, sizeof(n->sha256));
+        }
+    }
+}
+
+static void on_hup(struct duet_loop *loop, void *arg)
+{
+    struct ag_run *r = arg;
+    struct ag_gen *g = NULL;
+    struct duet_errbuf eb;
+    char q[600];
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    rc = ag_gen_load(r->config_path, &g, &eb);
+    if (rc < 0) {
+        r->reload_failures++;
+        duet_log(DUET_LOG_ERROR, "agent", "config=%s err=%s msg=%s action=\"kept the old configuration\"",
+                 r->config_path, duet_err_name(rc), duet_log_quote(q, sizeof(q), eb.msg));
+        return;
+    }
+    if ((g->status_listen == NULL) != (r->gen->status_listen == NULL) ||
+        (g->status_listen && strcmp(g->status_listen, r->gen->status_listen) != 0))
+        duet_log(DUET_LOG_WARN, "agent", "msg=\"status_listen changes need a restart\"");
+    carry_over(r->gen, g);
+    for (size_t i = 0; i < g->n_ids; i++)
+        g->ids[i]->sig_valid = false; /* re-read everything once */
+    adopt_disk_sets(g);
+    ag_gen_free(r->gen);
+    r->gen = g;
+    r->reloads++;
+    duet_log(DUET_LOG_INFO, "agent", "config=%s identities=%zu msg=\"configuration reloaded\"",
+             r->config_path, g->n_ids);
+    duet_loop_defer(loop, &r->eval);
+}
+
+static void on_term(struct duet_loop *loop, void *arg)
+{
+    duet_log(DUET_LOG_INFO, "agent", "msg=\"stopping\"");
+    duet_loop_stop(loop);
+}
+
+static const char run_usage[] = "usage: duet-agent run --config FILE\n";
+
+static int parse_args(int argc, char **argv, const char **config)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    *config = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            *config = optarg;
+        } else if (c == 'h') {
+            fputs(run_usage, stdout);
+            return 1;
+        } else {
+            fputs(run_usage, stderr);
+            return DUET_E_USAGE;
+        }
+    }
+    if (!*config || optind != argc) {
+        fprintf(stderr, "duet-agent run: %s\n%s",
+                optind != argc ? "unexpected argument" : "--config FILE is required", run_usage);
+        return DUET_E_USAGE;
+    }
+    return 0;
+}
+
+static int start(struct ag_run *r, struct duet_errbuf *eb)
+{
+    DUET_TRY(duet_loop_new(&r->loop));
+    DUET_TRY(duet_loop_add_signal(r->loop, SIGTERM, on_term, r));
+    DUET_TRY(duet_loop_add_signal(r->loop, SIGINT, on_term, r));
+    DUET_TRY(duet_loop_add_signal(r->loop, SIGHUP, on_hup, r));
+    duet_timer_init(&r->tick, on_tick, r);
+    duet_timer_init(&r->scan, on_scan, r);
+    duet_defer_init(&r->eval, on_eval, r);
+    if (r->gen->status_listen)
+        DUET_TRY(duet_status_http_new(r->loop, r->gen->status_listen, NULL, ag_status_handle, r,
+                                      &r->status, eb));
+    adopt_disk_sets(r->gen);
+    duet_timer_start(r->loop, &r->scan, SCAN_MS);
+    duet_loop_defer(r->loop, &r->eval);
+    return 0;
+}
+
+static void stop(struct ag_run *r)
+{
+    duet_status_http_free(r->status);
+    if (r->loop) {
+        duet_timer_stop(r->loop, &r->tick);
+        duet_timer_stop(r->loop, &r->scan);
+        duet_loop_cancel_defer(r->loop, &r->eval);
+    }
+    duet_loop_free(r->loop);
+    ag_gen_free(r->gen);
+}
+
+int ag_run_main(int argc, char **argv)
+{
+    struct ag_run r = {0};
+    struct duet_errbuf eb;
+    const char *config;
+    int rc;
+
+    rc = parse_args(argc, argv, &config);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    if (duet_log_init_from_env() < 0)
+        fprintf(stderr, "duet-agent run: DUET_LOG_LEVEL ignored (error, warn, info, debug)\n");
+    duet_errbuf_clear(&eb);
+    rc = ag_gen_load(config, &r.gen, &eb);
+    if (rc < 0) {
+        fprintf(stderr, "duet-agent run: %s\n", eb.msg[0] ? eb.msg : duet_strerror(rc));
+        return duet_err_exit_status(rc);
+    }
+    if (r.gen->log_level) {
+        enum duet_log_level lvl;
+        if (duet_log_parse_level(r.gen->log_level, &lvl) == 0)
+            duet_log_set_level(lvl);
+    }
+    /* Once, before any handle exists, as libcurl requires; only `run` talks HTTP. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "duet-agent run: libcurl initialisation failed\n");
+        ag_gen_free(r.gen);
+        return 1;
+    }
+    r.config_path = config;
+    r.start_time = duet_clock_now();
+    rc = start(&r, &eb);
+    if (rc == 0) {
+        duet_log(DUET_LOG_INFO, "agent", "config=%s identities=%zu issuer=%s msg=\"started\"",
+                 config, r.gen->n_ids, r.gen->issuer->ops->name);
+        rc = duet_loop_run(r.loop);
+    }
+    if (rc < 0)
+        fprintf(stderr, "duet-agent run: %s\n", eb.msg[0] ? eb.msg : duet_strerror(rc));
+    stop(&r);
+    curl_global_cleanup();
+    return rc < 0 ? duet_err_exit_status(rc) : 0;
+}

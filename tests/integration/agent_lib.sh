@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers for the duet-agent integration tests (sourced). Every helper is
+# prefixed agent_; every wait is bounded; only PIDs recorded in AGENT_PIDS
+# are ever killed.
+
+agent_setup() {
+    set -euo pipefail
+    : "${DUET_AGENT:?}" "${DUET_BUILD:?}" "${DUET_SRC:?}"
+    T=$(mktemp -d "${TMPDIR:-/tmp}/duet-agent-test.XXXXXX")
+    AGENT_PIDS=()
+    trap agent_cleanup EXIT
+}
+
+agent_cleanup() {
+    local rc=$?
+    local p
+    for p in "${AGENT_PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${AGENT_PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${T:-}" ]; then
+        echo "---- logs (${T}) ----" >&2
+        for f in "$T"/*.log; do
+            [ -f "$f" ] || continue
+            echo "== $f" >&2
+            tail -n 60 "$f" >&2
+        done
+    fi
+    [ -n "${T:-}" ] && rm -rf "$T"
+    exit "$rc"
+}
+
+agent_fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# A free TCP port on 127.0.0.1 (the kernel's pick; a small race is accepted).
+agent_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# agent_make_ca DIR: an EC P-256 root with a passphrase-encrypted PKCS#8 key,
+# as the OpenSSL workflow makes (ca.crt, ca.key, ca.pass in DIR).
+agent_make_ca() {
+    local d=$1 cn=${2:-Test Root CA}
+    mkdir -p "$d"
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$d/ca.pass"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes256 \
+        -pass "file:$d/ca.pass" -out "$d/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$d/ca.key" -passin "file:$d/ca.pass" -sha256 -days 3650 \
+        -subj "/C=LK/O=Example, Inc./CN=$cn" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$d/ca.crt"
+}
+
+# agent_wait SECONDS CMD...: poll CMD every 50 ms until it succeeds.
+agent_wait() {
+    local limit=$1
+    shift
+    local end=$((SECONDS + limit))
+    while [ "$SECONDS" -lt "$end" ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    "$@" >/dev/null 2>&1
+}
+
+# Serial of a certificate file (empty if unreadable).
+agent_serial() {
+    openssl x509 -in "$1" -noout -serial 2>/dev/null | sed 's/serial=//'
+}
+
+# True when DIR holds a set whose key matches its certificate and whose
+# certificate verifies against its ca.crt for client auth.
+agent_set_ok() {
+    local d=$1
+    [ -f "$d/tls.key" ] && [ -f "$d/tls.crt" ] && [ -f "$d/ca.crt" ] || return 1
+    openssl verify -CAfile "$d/ca.crt" -purpose sslclient "$d/tls.crt" >/dev/null 2>&1 || return 1
+    [ "$(openssl pkey -in "$d/tls.key" -pubout 2>/dev/null | sha256sum)" = \
+      "$(openssl x509 -in "$d/tls.crt" -noout -pubkey 2>/dev/null | sha256sum)" ]
+}
+
+# agent_set_ok_new DIR OLD_SERIAL: a good set with another serial.
+agent_set_ok_new() {
+    agent_set_ok "$1" && [ "$(agent_serial "$1/tls.crt")" != "$2" ]
+}
+
+# agent_start NAME CONFIG: run the agent in the background, log to $T/NAME.log.
+agent_start() {
+    local name=$1 cfg=$2
+    "$DUET_AGENT" run --config "$cfg" >>"$T/$name.log" 2>&1 &
+    AGENT_PID=$!
+    AGENT_PIDS+=("$AGENT_PID")
+}
+
+# agent_stop PID: SIGTERM, and the exit status must be 0 within 5 s.
+agent_stop() {
+    local pid=$1 i
+    kill -TERM "$pid"
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$pid" 2>/dev/null && agent_fail "agent $pid still running 5 s after SIGTERM"
+    wait "$pid" || agent_fail "agent $pid exited with status $? after SIGTERM"
+}
+
+# agent_metric PORT NAME LABELSUBSTR: the value of one metric line.
+agent_metric() {
+    curl -fsS "http://127.0.0.1:$1/metrics" | grep "^$2" | grep -F -- "$3" | awk '{print $2}' | head -1
+}

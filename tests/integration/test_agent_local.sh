@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# duet-agent run with the local issuer, on real files:
+# - both identities published within a second of start (rsa2048 default,
+#   ec-p256 override), accepted by `openssl verify -purpose sslclient`,
+#   tls.key mode 0640 and every file in key_group;
+# - /healthz, /readyz, /metrics with the certificate's notAfter;
+# - repair: deleted tls.crt, corrupted tls.crt, another identity's key,
+#   a new CA (certificate and key) each give a correct new set in seconds;
+# - SIGHUP adds and removes identities, refuses an invalid configuration;
+# - SIGTERM exits 0 at once; a restart keeps the valid sets (no reissue);
+# - a bad configuration exits 2 naming the field;
+# - no binding from the executable to libcrypto.so.3 (COMPAT.md 4).
+source "$(dirname "$0")/agent_lib.sh"
+agent_setup
+
+agent_make_ca "$T/ca"
+out=$T/out
+port=$(agent_free_port)
+# A group this user belongs to, preferably not the primary one, so that the
+# chown is visible.
+group=$(id -g)
+for g in $(id -G); do [ "$g" != "$(id -g)" ] && group=$g && break; done
+
+write_config() { # products...
+    local ids="" p
+    for p in "$@"; do
+        if [ "$p" = productB ]; then
+            ids+="{\"product\": \"$p\", \"key_type\": \"ec-p256\"},"
+        else
+            ids+="{\"product\": \"$p\"},"
+        fi
+    done
+    cat >"$T/agent.json.tmp" <<JSON
+{
+  "env": "dev",
+  "trust_domain": "example.org",
+  "output_dir": "$out",
+  "subject": {"C": "LK", "ST": "WP", "O": "Example, Inc."},
+  "cn_template": "{env}.{product}.{env}",
+  "key_type": "rsa2048",
+  "validity": "365d",
+  "issuer": {"type": "local", "ca_cert": "$T/ca/ca.crt", "ca_key": "$T/ca/ca.key",
+             "ca_key_passphrase_file": "$T/ca/ca.pass"},
+  "identities": [${ids%,}],
+  "key_group": $group,
+  "status_listen": "127.0.0.1:$port"
+}
+JSON
+    mv "$T/agent.json.tmp" "$T/agent.json"
+}
+
+A=$out/dev/productA
+B=$out/dev/productB
+C=$out/dev/productC
+
+# ---- configuration errors: exit 2, one line naming the field
+echo '{"env": "dev"}' >"$T/bad.json"
+set +e
+"$DUET_AGENT" run --config "$T/bad.json" 2>"$T/bad.err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || agent_fail "bad config: exit $rc, want 2"
+grep -q . "$T/bad.err" || agent_fail "bad config: no message"
+echo "bad config refused: $(head -1 "$T/bad.err")"
+
+# ---- first publish
+write_config productA productB
+t0=$(date +%s%N)
+agent_start agent "$T/agent.json"
+pid=$AGENT_PID
+agent_wait 10 agent_set_ok "$A" || agent_fail "productA not published"
+agent_wait 10 agent_set_ok "$B" || agent_fail "productB not published"
+t1=$(date +%s%N)
+first_ms=$(((t1 - t0) / 1000000))
+echo "time to first publish of both identities: ${first_ms} ms"
+limit_ms=1000
+case "$DUET_BUILD" in *asan*) limit_ms=4000 ;; esac
+[ "$first_ms" -le "$limit_ms" ] || agent_fail "first publish took ${first_ms} ms (> ${limit_ms})"
+
+for d in "$A" "$B"; do
+    openssl verify -CAfile "$d/ca.crt" -purpose sslclient "$d/tls.crt" >/dev/null ||
+        agent_fail "openssl verify refused $d/tls.crt"
+    [ "$(stat -L -c %a "$d/tls.key")" = 640 ] || agent_fail "$d/tls.key mode $(stat -L -c %a "$d/tls.key")"
+    for f in tls.key tls.crt ca.crt; do
+        [ "$(stat -L -c %g "$d/$f")" = "$group" ] || agent_fail "$d/$f group $(stat -L -c %g "$d/$f") != $group"
+    done
+done
+openssl x509 -in "$A/tls.crt" -noout -text | grep -q "Public-Key: (2048 bit)" || agent_fail "productA is not RSA 2048"
+openssl x509 -in "$B/tls.crt" -noout -text | grep -q "ASN1 OID: prime256v1" || agent_fail "productB is not P-256"
+openssl x509 -in "$A/tls.crt" -noout -subject | grep -q "CN = dev.productA.dev" || agent_fail "productA CN"
+openssl x509 -in "$A/tls.crt" -noout -ext subjectAltName | grep -q "URI:spiffe://example.org/dev/productA" ||
+    agent_fail "productA SAN"
+grep -q "identity=dev/productA .*serial=.*not_after=.*sha256=" "$T/agent.log" || agent_fail "issuance not logged"
+if grep -qE "BEGIN|PRIVATE" "$T/agent.log"; then agent_fail "key material in the log"; fi
+
+# ---- status endpoints
+curl -fsS "http://127.0.0.1:$port/healthz" | grep -q ok || agent_fail "/healthz"
+curl -fsS "http://127.0.0.1:$port/readyz" | grep -q ready || agent_fail "/readyz"
+na=$(date -d "$(openssl x509 -in "$A/tls.crt" -noout -enddate | cut -d= -f2)" +%s)
+got=$(agent_metric "$port" duet_agent_cert_not_after_seconds 'identity="dev/productA"')
+[ "$got" = "$na" ] || agent_fail "metrics notAfter $got != $na"
+[ "$(agent_metric "$port" duet_agent_renewals_total 'identity="dev/productB"')" = 1 ] || agent_fail "renewals_total"
+[ "$(agent_metric "$port" duet_agent_failures_total 'identity="dev/productB"')" = 0 ] || agent_fail "failures_total"
+rin=$(agent_metric "$port" duet_agent_renewal_in_seconds 'identity="dev/productA"')
+python3 - "$rin" <<'PY' || agent_fail "renewal_in_seconds $rin outside 70-90% of 365 days"
+import sys
+v = float(sys.argv[1]); d = 365 * 86400
+sys.exit(0 if 0.69 * d <= v <= 0.9 * d else 1)
+PY
+st=$(agent_metric "$port" duet_agent_start_time_seconds "")
+[ -n "$st" ] && [ "$st" -le "$(date +%s)" ] || agent_fail "start time"
+echo "status endpoints ok"
+
+# ---- repair: deleted certificate
+s=$(agent_serial "$A/tls.crt")
+rm -f "$A/tls.crt"
+agent_wait 10 agent_set_ok_new "$A" "$s" || agent_fail "deleted tls.crt not repaired"
+echo "repaired: deleted tls.crt"
+
+# ---- repair: corrupted certificate (in place, inside the version folder)
+s=$(agent_serial "$A/tls.crt")
+printf 'garbage\n' >"$A/..data/tls.crt"
+agent_wait 10 agent_set_ok_new "$A" "$s" || agent_fail "corrupted tls.crt not repaired"
+echo "repaired: corrupted tls.crt"
+
+# ---- repair: another identity's key
+s=$(agent_serial "$A/tls.crt")
+cat "$B/tls.key" >"$A/..data/tls.key"
+agent_wait 10 agent_set_ok_new "$A" "$s" || agent_fail "foreign key not repaired"
+echo "repaired: swapped key"
+
+# ---- repair: a new CA (certificate and key replaced, as a Secret update does)
+sa=$(agent_serial "$A/tls.crt")
+sb=$(agent_serial "$B/tls.crt")
+agent_make_ca "$T/ca2" "Test Root CA 2"
+cp "$T/ca2/ca.pass" "$T/ca/ca.pass.new" && cp "$T/ca2/ca.key" "$T/ca/ca.key.new" &&
+    cp "$T/ca2/ca.crt" "$T/ca/ca.crt.new"
+mv "$T/ca/ca.pass.new" "$T/ca/ca.pass"
+mv "$T/ca/ca.key.new" "$T/ca/ca.key"
+mv "$T/ca/ca.crt.new" "$T/ca/ca.crt"
+new_ca_ok() { agent_set_ok_new "$1" "$2" && cmp -s "$1/ca.crt" "$T/ca2/ca.crt"; }
+agent_wait 10 new_ca_ok "$A" "$sa" || agent_fail "productA not reissued by the new CA"
+agent_wait 10 new_ca_ok "$B" "$sb" || agent_fail "productB not reissued by the new CA"
+openssl verify -CAfile "$T/ca2/ca.crt" -purpose sslclient "$A/tls.crt" >/dev/null || agent_fail "new CA verify"
+echo "repaired: CA rotation"
+
+# ---- SIGHUP: add productC, drop productB
+write_config productA productC
+kill -HUP "$pid"
+agent_wait 10 agent_set_ok "$C" || agent_fail "productC not published after SIGHUP"
+metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
+grep -q 'identity="dev/productB"' <<<"$metrics" && agent_fail "productB still renewed after SIGHUP"
+grep -q '^duet_agent_reloads_total 1' <<<"$metrics" || agent_fail "reloads_total"
+# An invalid configuration is refused; the old one stays.
+echo '{"env": ' >"$T/agent.json"
+kill -HUP "$pid"
+agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/metrics | grep -q '^duet_agent_reload_failures_total 1'" ||
+    agent_fail "invalid reload not counted"
+kill -0 "$pid" || agent_fail "agent died on an invalid reload"
+curl -fsS "http://127.0.0.1:$port/readyz" | grep -q ready || agent_fail "not ready after refused reload"
+echo "SIGHUP ok"
+
+# ---- SIGTERM, then a restart keeps valid sets
+sa=$(agent_serial "$A/tls.crt")
+sc=$(agent_serial "$C/tls.crt")
+t0=$(date +%s%N)
+agent_stop "$pid"
+echo "SIGTERM exit after $((($(date +%s%N) - t0) / 1000000)) ms"
+write_config productA productC
+agent_start agent2 "$T/agent.json"
+pid=$AGENT_PID
+agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/readyz | grep -q ready" || agent_fail "restart not ready"
+[ "$(agent_serial "$A/tls.crt")" = "$sa" ] || agent_fail "restart reissued productA"
+[ "$(agent_serial "$C/tls.crt")" = "$sc" ] || agent_fail "restart reissued productC"
+grep -q "kept the published set" "$T/agent2.log" || agent_fail "restart did not say it kept the sets"
+# Old version folders are gone.
+n=$(find "$A" -maxdepth 1 -name '..2*' | wc -l)
+[ "$n" -eq 1 ] || agent_fail "$n version folders in $A"
+agent_stop "$pid"
+echo "restart ok"
+
+# ---- the executable binds nothing to OpenSSL's libcrypto.so.3 (LD_BIND_NOW
+# resolves every symbol up front, so the list is complete)
+LD_BIND_NOW=1 LD_DEBUG=bindings "$DUET_AGENT" --version 2>"$T/bindings.txt" >/dev/null
+own="binding file $DUET_AGENT \\[0\\] to"
+grep -qE "$own [^ ]*android/libcrypto\\.so\\.0" "$T/bindings.txt" ||
+    agent_fail "no binding from duet-agent to BoringSSL seen: the check would be blind"
+b=$(grep -cE "$own [^ ]*libcrypto\\.so\\.3" "$T/bindings.txt" || true)
+[ "$b" -eq 0 ] || agent_fail "$b bindings from duet-agent to libcrypto.so.3"
+echo "no binding from duet-agent to libcrypto.so.3"
+echo PASS
