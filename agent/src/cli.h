@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers shared by the one-shot commands (ca init, issue, inspect): a small
+ * table-driven flag parser, name and number checks, passphrase files, the
+ * one-line failure report, and an all-or-nothing output writer.
+ */
+#ifndef AG_CLI_H
+#define AG_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "duet/compiler.h"
+#include "duet/err.h"
+
+enum ag_flag_kind {
+    AG_FLAG_STR = 1, /* --name VALUE or --name=VALUE; given twice is an error */
+    AG_FLAG_BOOL,    /* --name */
+    AG_FLAG_LIST,    /* repeatable --name VALUE, collected in order */
+};
+
+#define AG_FLAG_LIST_MAX 16
+
+struct ag_list {
+    const char *v[AG_FLAG_LIST_MAX];
+    size_t n;
+};
+
+struct ag_flag {
+    const char *name; /* without the leading "--" */
+    enum ag_flag_kind kind;
+    void *dst; /* const char ** (STR), bool * (BOOL), struct ag_list * (LIST) */
+};
+
+/*
+ * Parse argv[1..] against flags (terminated by a {NULL} entry). Values point
+ * into argv. Positional arguments go to pos (at most max_pos). Every command
+ * also accepts --log-level LEVEL (applied here) and --help (returns 1 so the
+ * caller prints its usage and exits 0). Returns 0, 1 for --help, or
+ * DUET_E_USAGE with eb naming the flag.
+ */
+int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char **pos,
+                 size_t max_pos, size_t *n_pos, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/*
+ * Report a failure: one line "duet-agent CMD: MESSAGE" on stderr (the errbuf
+ * text, else the code's text). Returns the exit status for rc (2 for usage
+ * and configuration, 1 otherwise).
+ */
+int ag_cli_fail(const char *cmd, int rc, const struct duet_errbuf *eb);
+
+/* A product or environment name: [A-Za-z0-9-]+, at most 63 characters. */
+int ag_cli_check_name(const char *what, const char *v, struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* A positive whole number of days, at most 36500. */
+int ag_cli_parse_days(const char *flag, const char *v, int64_t *days,
+                      struct duet_errbuf *eb) DUET_MUST_CHECK;
+/*
+ * Read a passphrase file: its first line without the line ending (as
+ * `openssl -passin file:` does). Empty is refused. *pass is cleansed and
+ * freed by the caller with duet_secret_free(*pass, *len + 1).
+ */
+int ag_cli_read_pass(const char *path, char **pass, size_t *len,
+                     struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* "2026-11-29T10:00:00Z" */
+const char *ag_cli_time(int64_t t, char *buf, size_t size);
+
+/*
+ * All-or-nothing output into one folder. Files are written to hidden
+ * temporary names beside their final name and fsynced; commit renames them
+ * into place (refusing to replace an existing file unless force) and fsyncs
+ * the folder; abort (or a failed commit) removes every temporary and every
+ * file this set already renamed, so a failure leaves nothing behind.
+ */
+#define AG_OUT_MAX 4
+
+struct ag_out {
+    char dir[4096];
+    bool force;
+    size_t n;
+    struct {
+        char final[4200];
+        char tmp[4200];
+        bool placed;
+    } f[AG_OUT_MAX];
+};
+
+/* Create dir (with parents, 0755) when missing. */
+int ag_out_init(struct ag_out *o, const char *dir, bool force,
+                struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* Refuse (DUET_E_USAGE, naming the path) when dir/name exists and !force. */
+int ag_out_check(const struct ag_out *o, const char *name, struct duet_errbuf *eb) DUET_MUST_CHECK;
+int ag_out_add(struct ag_out *o, const char *name, const void *data, size_t len, mode_t mode,
+               struct duet_errbuf *eb) DUET_MUST_CHECK;
+int ag_out_commit(struct ag_out *o, struct duet_errbuf *eb) DUET_MUST_CHECK;
+void ag_out_abort(struct ag_out *o);
+/* The final path of entry i, for messages. */
+const char *ag_out_path(const struct ag_out *o, size_t i);
+
+#endif
