@@ -1,29 +1,169 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* duet-sidecar: entry point. */
+/*
+ * duet-sidecar: parse flags, bind every listener (one SO_REUSEPORT socket
+ * per worker), load the certificate set (or wait for one), start the
+ * workers, then run the control loop: SIGHUP reloads, SIGTERM/SIGINT drain
+ * (stop accepting, wait up to --drain-timeout for open connections, then
+ * close what is left) and exit 0. Exit status 2 for bad usage, 1 when a
+ * listener cannot be bound or a thread cannot start.
+ */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
-#include "duet/compiler.h"
+#include "duet/status_http.h"
+#include "sc.h"
 
-static const char usage[] =
-    "usage: duet-sidecar --certs DIR [--outbound LISTEN=UPSTREAM[,sni=NAME][,resume=on|off]]...\n"
-    "                    [--inbound LISTEN=BACKEND[,allow-cn=CN][,allow-san=URI]]...\n"
-    "                    [--status LISTEN] [--workers N] [--drain-timeout 20s]\n";
+static struct sc_app app;
+static struct duet_timer drain_timer;
+static bool draining;
+
+static void on_hup(struct duet_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    sc_reload_now(&app, "sighup");
+}
+
+static void on_drain_timeout(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    (void)arg;
+    duet_log(DUET_LOG_WARN, "main", "msg=\"drain timeout: closing remaining connections\"");
+    for (unsigned i = 0; i < app.n_workers; i++)
+        sc_worker_command(app.workers[i], SC_CMD_ABORT);
+}
+
+static void on_term(struct duet_loop *loop, void *arg)
+{
+    (void)arg;
+    if (draining)
+        return;
+    draining = true;
+    app.ready_listeners = false;
+    duet_log(DUET_LOG_INFO, "main", "drain_ms=%lld msg=\"draining\"",
+             (long long)app.cfg.drain_ms);
+    for (unsigned i = 0; i < app.n_workers; i++)
+        sc_worker_command(app.workers[i], SC_CMD_DRAIN);
+    duet_timer_init(&drain_timer, on_drain_timeout, NULL);
+    duet_timer_start(loop, &drain_timer, app.cfg.drain_ms);
+}
+
+static void on_finished(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
+{
+    uint64_t v;
+
+    (void)ev;
+    (void)arg;
+    (void)!read(fd, &v, sizeof(v));
+    if (__atomic_load_n(&app.finished, __ATOMIC_ACQUIRE) == app.n_workers)
+        duet_loop_stop(loop);
+}
+
+static int bind_all(int fds[SC_MAX_WORKERS][SC_MAX_LISTENERS], struct duet_errbuf *eb)
+{
+    for (unsigned w = 0; w < app.n_workers; w++) {
+        for (unsigned i = 0; i < app.cfg.n_listeners; i++) {
+            int fd = duet_net_listen(app.cfg.listeners[i].listen, true, 1024, eb);
+
+            if (fd < 0)
+                return fd;
+            fds[w][i] = fd;
+        }
+    }
+    return 0;
+}
+
+static int run(void)
+{
+    static int fds[SC_MAX_WORKERS][SC_MAX_LISTENERS];
+    struct duet_status_http *status = NULL;
+    struct duet_errbuf eb;
+    unsigned started = 0;
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    memset(fds, 0xff, sizeof(fds)); /* -1 everywhere */
+    app.n_workers = app.cfg.workers;
+    signal(SIGPIPE, SIG_IGN);
+    DUET_TRY_GOTO(duet_loop_new(&app.loop), rc, out);
+    /* Signals are blocked here, before any thread starts, so every worker
+     * inherits the mask and only the signalfd sees them. */
+    DUET_TRY_GOTO(duet_loop_add_signal(app.loop, SIGTERM, on_term, NULL), rc, out);
+    DUET_TRY_GOTO(duet_loop_add_signal(app.loop, SIGINT, on_term, NULL), rc, out);
+    DUET_TRY_GOTO(duet_loop_add_signal(app.loop, SIGHUP, on_hup, NULL), rc, out);
+    app.main_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (app.main_fd == -1) {
+        rc = -errno;
+        goto out;
+    }
+    DUET_TRY_GOTO(duet_loop_add_fd(app.loop, app.main_fd, DUET_EV_READ, on_finished, NULL), rc,
+                  out);
+    DUET_TRY_GOTO(bind_all(fds, &eb), rc, out);
+    for (unsigned w = 0; w < app.n_workers; w++)
+        DUET_TRY_GOTO(sc_worker_new(&app, w, fds[w], &app.workers[w], &eb), rc, out);
+    DUET_TRY_GOTO(sc_reload_init(&app), rc, out);
+    if (app.cfg.status)
+        DUET_TRY_GOTO(duet_status_http_new(app.loop, app.cfg.status, NULL, sc_metrics_handler,
+                                           &app, &status, &eb),
+                      rc, out);
+    DUET_TRY_GOTO(sc_resolve_init(), rc, out);
+    for (; started < app.n_workers; started++)
+        DUET_TRY_GOTO(sc_worker_start(app.workers[started]), rc, out);
+    app.ready_listeners = true;
+    duet_log(DUET_LOG_INFO, "main", "workers=%u listeners=%u msg=\"started\"", app.n_workers,
+             app.cfg.n_listeners);
+    rc = duet_loop_run(app.loop);
+out:
+    if (rc < 0)
+        duet_log(DUET_LOG_ERROR, "main", "err=%s msg=\"%s\"", duet_err_name(rc),
+                 eb.msg[0] ? eb.msg : duet_strerror(rc));
+    for (unsigned w = 0; w < started; w++) {
+        sc_worker_command(app.workers[w], SC_CMD_ABORT);
+        sc_worker_join(app.workers[w]);
+    }
+    sc_resolve_deinit();
+    for (unsigned w = 0; w < app.n_workers; w++) {
+        sc_worker_free(app.workers[w]);
+        for (unsigned i = 0; i < app.cfg.n_listeners; i++) {
+            if (fds[w][i] >= 0)
+                close(fds[w][i]);
+        }
+    }
+    duet_status_http_free(status);
+    sc_reload_deinit();
+    sc_tls_shutdown();
+    if (app.loop)
+        duet_loop_free(app.loop);
+    if (app.main_fd > 0)
+        close(app.main_fd);
+    if (rc < 0)
+        return duet_err_class(rc) == DUET_ERRC_CONFIG ? 2 : 1;
+    duet_log(DUET_LOG_INFO, "main", "msg=\"stopped\"");
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("duet-sidecar %s\n", DUET_VERSION);
-            return 0;
-        }
-        fprintf(stderr, "duet-sidecar: unknown argument '%s' (see --help)\n", argv[i]);
+    struct duet_errbuf eb;
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    if (duet_log_init_from_env() < 0) {
+        fprintf(stderr, "duet-sidecar: DUET_LOG_LEVEL: expected error, warn, info or debug\n");
         return 2;
     }
-    fputs(usage, stderr);
-    return 2;
+    rc = sc_cfg_parse(&app.cfg, argc, argv, &eb);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "duet-sidecar: %s\n", eb.msg);
+        return 2;
+    }
+    duet_log_set_level(app.cfg.log_level);
+    return run();
 }

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * duet-sidecar flags. Every option is declared once in `options[]` (flag,
+ * environment variable, default, help); --help and parsing derive from it
+ * (STYLE.md 7). Precedence: flag, then environment, then default. Nothing
+ * here is reloadable: only certificate material changes at run time.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duet/duration.h"
+#include "sc.h"
+
+enum opt_kind {
+    OPT_STR = 0,
+    OPT_UINT,
+    OPT_DURATION,
+    OPT_SPEC_OUT,
+    OPT_SPEC_IN,
+    OPT_LEVEL,
+};
+
+struct option_def {
+    const char *flag;
+    const char *env;
+    enum opt_kind kind;
+    const char *def; /* NULL: no default */
+    unsigned min, max; /* OPT_UINT bounds */
+    const char *help;
+};
+
+static const struct option_def options[] = {
+    {"--certs", "DUET_SIDECAR_CERTS", OPT_STR, NULL, 0, 0,
+     "folder with tls.crt, tls.key, ca.crt (Secret-volume layout)"},
+    {"--outbound", NULL, OPT_SPEC_OUT, NULL, 0, 0,
+     "LISTEN=UPSTREAM[,sni=NAME][,resume=on|off]: plaintext in, mTLS out (repeatable)"},
+    {"--inbound", NULL, OPT_SPEC_IN, NULL, 0, 0,
+     "LISTEN=BACKEND[,allow-cn=CN][,allow-san=URI]: mTLS in, plaintext out (repeatable)"},
+    {"--status", "DUET_SIDECAR_STATUS", OPT_STR, NULL, 0, 0,
+     "host:port for /healthz, /readyz, /metrics"},
+    {"--workers", "DUET_SIDECAR_WORKERS", OPT_UINT, "1", 1, SC_MAX_WORKERS,
+     "worker threads, each with its own loop and SO_REUSEPORT listeners"},
+    {"--max-conns", "DUET_SIDECAR_MAX_CONNS", OPT_UINT, "10000", 1, 1000000,
+     "open proxied connections at most (split across workers)"},
+    {"--drain-timeout", "DUET_SIDECAR_DRAIN_TIMEOUT", OPT_DURATION, "20s", 0, 0,
+     "on SIGTERM, wait this long for open connections"},
+    {"--handshake-timeout", "DUET_SIDECAR_HANDSHAKE_TIMEOUT", OPT_DURATION, "10s", 0, 0,
+     "connect + TLS handshake deadline"},
+    {"--idle-timeout", "DUET_SIDECAR_IDLE_TIMEOUT", OPT_DURATION, "5m", 0, 0,
+     "close a connection without traffic for this long"},
+    {"--max-conn-lifetime", "DUET_SIDECAR_MAX_CONN_LIFETIME", OPT_DURATION, "0s", 0, 0,
+     "close any connection this old (0s: no limit)"},
+    {"--crl", "DUET_SIDECAR_CRL", OPT_STR, NULL, 0, 0,
+     "PEM CRL refusing revoked client certificates inbound (reloaded with the certificates)"},
+    {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "250ms", 0, 0,
+     "stat poll of the certificate folder (a cheap readlink + stat)"},
+    {"--log-level", "DUET_LOG_LEVEL", OPT_LEVEL, "info", 0, 0, "error, warn, info or debug"},
+};
+
+static void print_help(void)
+{
+    printf("usage: duet-sidecar --certs DIR [--outbound SPEC]... [--inbound SPEC]... [options]\n\n");
+    for (size_t i = 0; i < DUET_ARRAY_SIZE(options); i++) {
+        const struct option_def *o = &options[i];
+
+        printf("  %-20s %s", o->flag, o->help);
+        if (o->def)
+            printf(" [default %s]", o->def);
+        if (o->env)
+            printf(" (env %s)", o->env);
+        printf("\n");
+    }
+}
+
+static bool is_on(const char *v, bool *out)
+{
+    if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
+        *out = true;
+        return true;
+    }
+    if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static int copy_str(char *dst, size_t size, const char *src, size_t len)
+{
+    if (len >= size || len == 0)
+        return DUET_E_USAGE;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/* key=value options after LISTEN=UPSTREAM, comma separated. */
+static int parse_option(struct sc_listen_cfg *l, const char *opt, size_t len, const char *flag,
+                        const char *spec, struct duet_errbuf *eb)
+{
+    const char *eq = memchr(opt, '=', len);
+    size_t klen = eq ? (size_t)(eq - opt) : len;
+    const char *v = eq ? eq + 1 : "";
+    size_t vlen = eq ? len - klen - 1 : 0;
+    char val[DUET_NET_HOST_MAX];
+
+    if (!eq || copy_str(val, sizeof(val), v, vlen) < 0)
+        return duet_errf(eb, DUET_E_USAGE, "%s '%s': option '%.*s' needs a value", flag, spec,
+                         (int)len, opt);
+    if (l->dir == SC_OUTBOUND && klen == 3 && memcmp(opt, "sni", 3) == 0) {
+        memcpy(l->sni, val, vlen + 1);
+        return 0;
+    }
+    if (l->dir == SC_OUTBOUND && klen == 6 && memcmp(opt, "resume", 6) == 0) {
+        if (!is_on(val, &l->resume))
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': resume must be on or off", flag, spec);
+        return 0;
+    }
+    if (l->dir == SC_INBOUND && klen == 8 && memcmp(opt, "allow-cn", 8) == 0) {
+        if (l->n_cn == SC_MAX_ALLOW)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': at most %d allow-cn", flag, spec,
+                             SC_MAX_ALLOW);
+        memcpy(l->allow_cn[l->n_cn++], val, vlen + 1);
+        return 0;
+    }
+    if (l->dir == SC_INBOUND && klen == 9 && memcmp(opt, "allow-san", 9) == 0) {
+        if (l->n_san == SC_MAX_ALLOW)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': at most %d allow-san", flag, spec,
+                             SC_MAX_ALLOW);
+        memcpy(l->allow_san[l->n_san++], val, vlen + 1);
+        return 0;
+    }
+    return duet_errf(eb, DUET_E_USAGE, "%s '%s': unknown option '%.*s'", flag, spec, (int)klen,
+                     opt);
+}
+
+static int literal_addr(struct sc_listen_cfg *l)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)&l->addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
+
+    memset(&l->addr, 0, sizeof(l->addr));
+    if (inet_pton(AF_INET, l->host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)l->port);
+        l->addrlen = sizeof(*in);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, l->host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)l->port);
+        l->addrlen = sizeof(*in6);
+        return 0;
+    }
+    return DUET_EINVAL;
+}
+
+int sc_cfg_parse_spec(struct sc_listen_cfg *l, enum sc_dir dir, const char *spec,
+                      struct duet_errbuf *eb)
+{
+    const char *flag = dir == SC_OUTBOUND ? "--outbound" : "--inbound";
+    const char *eq = strchr(spec, '=');
+    const char *comma;
+    char lhost[DUET_NET_HOST_MAX];
+    char up[DUET_NET_HOST_MAX + 8];
+    unsigned lport;
+
+    memset(l, 0, sizeof(*l));
+    l->dir = dir;
+    l->resume = true;
+    if (!eq)
+        return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected LISTEN=%s", flag, spec,
+                         dir == SC_OUTBOUND ? "UPSTREAM" : "BACKEND");
+    if (copy_str(l->listen, sizeof(l->listen), spec, (size_t)(eq - spec)) < 0 ||
+        duet_net_split_hostport(l->listen, lhost, &lport, NULL) < 0 || lport == 0)
+        return duet_errf(eb, DUET_E_USAGE, "%s '%s': LISTEN must be host:port (port 1-65535)",
+                         flag, spec);
+    comma = strchr(eq + 1, ',');
+    if (copy_str(up, sizeof(up), eq + 1, comma ? (size_t)(comma - eq - 1) : strlen(eq + 1)) <
+            0 ||
+        duet_net_split_hostport(up, l->host, &l->port, NULL) < 0 || l->port == 0 ||
+        l->host[0] == '\0')
+        return duet_errf(eb, DUET_E_USAGE, "%s '%s': %s must be host:port (port 1-65535)", flag,
+                         spec, dir == SC_OUTBOUND ? "UPSTREAM" : "BACKEND");
+    while (comma) {
+        const char *opt = comma + 1;
+        const char *next = strchr(opt, ',');
+        size_t len = next ? (size_t)(next - opt) : strlen(opt);
+
+        DUET_TRY(parse_option(l, opt, len, flag, spec, eb));
+        comma = next;
+    }
+    l->literal = literal_addr(l) == 0;
+    if (dir == SC_OUTBOUND) {
+        if (l->sni[0] == '\0')
+            memcpy(l->sni, l->host, sizeof(l->sni));
+        l->verify_ip = duet_net_is_ip_literal(l->sni);
+    }
+    return 0;
+}
+
+bool sc_cfg_allowed(const struct sc_listen_cfg *l, const char *cn, const char *const *uris,
+                    unsigned n_uris)
+{
+    if (l->n_cn == 0 && l->n_san == 0)
+        return true;
+    for (unsigned i = 0; cn && i < l->n_cn; i++) {
+        if (strcmp(l->allow_cn[i], cn) == 0)
+            return true;
+    }
+    for (unsigned i = 0; i < l->n_san; i++) {
+        for (unsigned j = 0; j < n_uris; j++) {
+            if (strcmp(l->allow_san[i], uris[j]) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static int parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long n;
+
+    if (v[0] < '0' || v[0] > '9')
+        return DUET_E_USAGE;
+    n = strtoul(v, &end, 10);
+    if (*end != '\0' || n < min || n > max)
+        return DUET_E_USAGE;
+    *out = (unsigned)n;
+    return 0;
+}
+
+static int apply(struct sc_cfg *cfg, const struct option_def *o, const char *v,
+                 struct duet_errbuf *eb)
+{
+    unsigned u;
+    int64_t ms;
+
+    switch (o->kind) {
+    case OPT_STR:
+        if (v[0] == '\0')
+            return duet_errf(eb, DUET_E_USAGE, "%s: empty value", o->flag);
+        if (strcmp(o->flag, "--certs") == 0)
+            cfg->certs = v;
+        else if (strcmp(o->flag, "--crl") == 0)
+            cfg->crl = v;
+        else
+            cfg->status = v;
+        return 0;
+    case OPT_UINT:
+        if (parse_uint(v, o->min, o->max, &u) < 0)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected an integer %u-%u", o->flag,
+                             v, o->min, o->max);
+        if (strcmp(o->flag, "--workers") == 0)
+            cfg->workers = u;
+        else
+            cfg->max_conns = u;
+        return 0;
+    case OPT_DURATION:
+        if (duet_duration_parse(v, &ms) < 0 || ms < 0)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected a duration like 20s or 5m",
+                             o->flag, v);
+        if (strcmp(o->flag, "--drain-timeout") == 0)
+            cfg->drain_ms = ms;
+        else if (strcmp(o->flag, "--handshake-timeout") == 0)
+            cfg->handshake_ms = ms;
+        else if (strcmp(o->flag, "--idle-timeout") == 0)
+            cfg->idle_ms = ms;
+        else if (strcmp(o->flag, "--max-conn-lifetime") == 0)
+            cfg->lifetime_ms = ms;
+        else
+            cfg->poll_ms = ms;
+        return 0;
+    case OPT_LEVEL:
+        if (duet_log_parse_level(v, &cfg->log_level) < 0)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected error, warn, info or debug",
+                             o->flag, v);
+        return 0;
+    case OPT_SPEC_OUT:
+    case OPT_SPEC_IN:
+        if (cfg->n_listeners == SC_MAX_LISTENERS)
+            return duet_errf(eb, DUET_E_USAGE, "%s: at most %d listeners", o->flag,
+                             SC_MAX_LISTENERS);
+        return sc_cfg_parse_spec(&cfg->listeners[cfg->n_listeners++],
+                                 o->kind == OPT_SPEC_OUT ? SC_OUTBOUND : SC_INBOUND, v, eb);
+    }
+    return DUET_E_INTERNAL;
+}
+
+static const struct option_def *find(const char *arg, size_t len)
+{
+    for (size_t i = 0; i < DUET_ARRAY_SIZE(options); i++) {
+        if (strlen(options[i].flag) == len && strncmp(options[i].flag, arg, len) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *eb)
+{
+    bool seen[DUET_ARRAY_SIZE(options)] = {false};
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *eq = strchr(arg, '=');
+        size_t len = eq && strncmp(arg, "--", 2) == 0 ? (size_t)(eq - arg) : strlen(arg);
+        const struct option_def *o;
+        const char *v;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help();
+            return 1;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("duet-sidecar %s\n", DUET_VERSION);
+            return 1;
+        }
+        o = find(arg, len);
+        if (!o)
+            return duet_errf(eb, DUET_E_USAGE, "unknown argument '%s' (see --help)", arg);
+        if (arg[len] == '=') {
+            v = arg + len + 1;
+        } else {
+            if (i + 1 >= argc)
+                return duet_errf(eb, DUET_E_USAGE, "%s needs a value", o->flag);
+            v = argv[++i];
+        }
+        DUET_TRY(apply(cfg, o, v, eb));
+        seen[o - options] = true;
+    }
+    for (size_t i = 0; i < DUET_ARRAY_SIZE(options); i++) {
+        const char *v = NULL;
+
+        if (seen[i] || options[i].kind == OPT_SPEC_IN || options[i].kind == OPT_SPEC_OUT)
+            continue;
+        if (options[i].env)
+            v = getenv(options[i].env);
+        if (!v || v[0] == '\0')
+            v = options[i].def;
+        if (v)
+            DUET_TRY(apply(cfg, &options[i], v, eb));
+    }
+    if (!cfg->certs)
+        return duet_errf(eb, DUET_E_USAGE, "--certs is required");
+    if (cfg->n_listeners == 0)
+        return duet_errf(eb, DUET_E_USAGE, "--outbound or --inbound: give at least one");
+    if (cfg->poll_ms < 50)
+        return duet_errf(eb, DUET_E_USAGE, "--reload-poll: at least 50ms");
+    if (cfg->handshake_ms <= 0)
+        return duet_errf(eb, DUET_E_USAGE, "--handshake-timeout: must be positive");
+    if (cfg->idle_ms <= 0)
+        return duet_errf(eb, DUET_E_USAGE, "--idle-timeout: must be positive");
+    if (cfg->status) {
+        char h[DUET_NET_HOST_MAX];
+        unsigned p;
+
+        if (duet_net_split_hostport(cfg->status, h, &p, NULL) < 0)
+            return duet_errf(eb, DUET_E_USAGE, "--status '%s': expected host:port",
+                             cfg->status);
+    }
+    return 0;
+}

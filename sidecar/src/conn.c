@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-connection state machine. Both directions share it:
+ *
+ *   outbound: RESOLVING -> CONNECTING -> HANDSHAKE (up, TLS client) -> OPEN
+ *   inbound:  HANDSHAKE (down, TLS server) -> RESOLVING -> CONNECTING -> OPEN
+ *   OPEN -> HALF_CLOSED (one side sent its end) -> freed; any state -> CLOSING
+ *
+ * RESOLVING is skipped for IP literals. One timer per connection carries
+ * whichever deadline is nearest: the handshake deadline before OPEN, then
+ * the idle deadline (checked lazily against last_active, so traffic never
+ * re-arms the timer) and the lifetime deadline (--max-conn-lifetime, our
+ * certificate's notAfter outbound, the peer certificate's notAfter inbound).
+ * Closing is two-step (STYLE.md 5): sc_conn_close() marks and quiets the
+ * connection, the loop frees it in step 5 of the iteration.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "duet/alloc.h"
+#include "duet/clock.h"
+#include "sc.h"
+
+enum sc_state {
+    SC_ST_RESOLVING = 0,
+    SC_ST_CONNECTING,
+    SC_ST_HANDSHAKE,
+    SC_ST_OPEN,
+    SC_ST_HALF_CLOSED,
+    SC_ST_CLOSING,
+};
+
+/* Margin before our certificate's notAfter at which outbound connections close. */
+#define SC_EXPIRY_MARGIN_MS 60000
+#define SC_PUMP_ROUNDS 4
+
+struct sc_conn {
+    struct sc_conn *prev, *next; /* worker's list */
+    struct sc_conn *drain_next;  /* worker's SSL_pending list */
+    bool in_drain;
+    enum sc_state st;
+    struct sc_listener *l;
+    struct sc_worker *w;
+    struct sc_side down, up;
+    struct sc_pipe d2u, u2d;
+    struct sc_tls_set *set;
+    struct sc_resolve_req *rreq;
+    bool rreq_owned; /* delivered: ours to free; else the resolver's, cancel it */
+    const struct addrinfo *ai_next; /* next address to try, inside rreq */
+    struct duet_timer timer;
+    struct duet_defer free_defer;
+    struct duet_defer drain_defer;
+    int64_t hs_deadline;
+    int64_t life_deadline; /* 0: none */
+    int64_t last_active;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+};
+
+struct sc_listener *sc_conn_listener(struct sc_conn *c)
+{
+    return c->l;
+}
+
+static const char *peer_str(const struct sc_conn *c, char *buf, size_t size)
+{
+    return duet_net_addr_str(&c->peer.sa, buf, size);
+}
+
+static bool is_out(const struct sc_conn *c)
+{
+    return c->l->cfg->dir == SC_OUTBOUND;
+}
+
+/* ---- closing ---- */
+
+/* Read and drop what the client sent that nobody will ever read, so close()
+ * sends a FIN rather than a reset (clean close on upstream failure). */
+static void discard_input(int fd)
+{
+    char junk[4096];
+
+    for (int i = 0; i < 16; i++) {
+        if (read(fd, junk, sizeof(junk)) <= 0)
+            return;
+    }
+}
+
+static void side_release(struct sc_worker *w, struct sc_side *s, bool graceful)
+{
+    if (s->fd < 0)
+        return;
+    if (s->tls && graceful && !s->shut)
+        (void)s->ops->shutdown(s); /* best effort close_notify */
+    if (s->ops)
+        s->ops->close(s);
+    duet_loop_del_fd(w->loop, s->fd);
+    close(s->fd);
+    s->fd = -1;
+}
+
+static void conn_free(struct duet_loop *loop, void *arg)
+{
+    struct sc_conn *c = arg;
+    struct sc_worker *w = c->w;
+
+    (void)loop;
+    duet_timer_stop(w->loop, &c->timer);
+    duet_loop_cancel_defer(w->loop, &c->drain_defer);
+    if (c->in_drain) {
+        for (struct sc_conn **pp = &w->drain_head; *pp; pp = &(*pp)->drain_next) {
+            if (*pp == c) {
+                *pp = c->drain_next;
+                break;
+            }
+        }
+    }
+    if (c->rreq && c->rreq_owned)
+        sc_resolve_free(c->rreq);
+    else if (c->rreq)
+        sc_resolve_cancel(c->rreq);
+    side_release(w, &c->up, true);
+    if (c->down.fd >= 0 && !c->down.eof)
+        discard_input(c->down.fd);
+    side_release(w, &c->down, true);
+    sc_pipe_release(&c->d2u, &w->pool);
+    sc_pipe_release(&c->u2d, &w->pool);
+    sc_tls_set_unref(c->set);
+    SC_STAT_ADD(c->l->stats.open, (uint64_t)-1);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    duet_free(c);
+    if (w->nconns < w->max_conns) {
+        for (unsigned i = 0; i < w->n_listeners; i++)
+            sc_listener_pause(&w->listeners[i], false);
+    }
+    if (w->draining && w->nconns == 0)
+        duet_loop_stop(w->loop);
+}
+
+static void quiet(struct sc_conn *c, struct sc_side *s)
+{
+    if (s->fd >= 0 && s->events && duet_loop_mod_fd(c->w->loop, s->fd, 0) == 0)
+        s->events = 0;
+}
+
+static void conn_close(struct sc_conn *c)
+{
+    if (c->st == SC_ST_CLOSING)
+        return;
+    c->st = SC_ST_CLOSING;
+    quiet(c, &c->down);
+    quiet(c, &c->up);
+    duet_loop_defer(c->w->loop, &c->free_defer);
+}
+
+/* A connection refused or failed before OPEN: count, log, close. */
+static void conn_fail(struct sc_conn *c, enum sc_fail f, const char *why, const char *subject)
+{
+    char peer[64];
+
+    SC_STAT_ADD(c->l->stats.hs_fail[f], 1);
+    if (is_out(c) && f != SC_FAIL_TIMEOUT && f != SC_FAIL_NO_CERTS_LOADED) {
+        duet_log(DUET_LOG_INFO, "conn",
+                 "listener=%s upstream=%s:%u peer=%s reason=%s subject=\"%s\" msg=\"%s\"",
+                 c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer_str(c, peer, 64),
+                 sc_fail_names[f], subject ? subject : "-", why);
+    } else {
+        sc_worker_log_refusal(c->w, "listener=%s peer=%s reason=%s subject=\"%s\" msg=\"%s\"",
+                              c->l->cfg->listen, peer_str(c, peer, sizeof(peer)),
+                              sc_fail_names[f], subject ? subject : "-", why);
+    }
+    conn_close(c);
+}
+
+/* ---- interest, timers ---- */
+
+static void set_events(struct sc_conn *c, struct sc_side *s, uint32_t ev)
+{
+    if (s->fd < 0 || ev == s->events)
+        return;
+    if (duet_loop_mod_fd(c->w->loop, s->fd, ev) < 0) {
+        conn_close(c);
+        return;
+    }
+    s->events = ev;
+}
+
+static void arm_timer(struct sc_conn *c, int64_t now)
+{
+    int64_t at;
+
+    if (c->st < SC_ST_OPEN) {
+        at = c->hs_deadline;
+    } else {
+        at = c->last_active + c->w->app->cfg.idle_ms;
+        if (c->life_deadline && c->life_deadline < at)
+            at = c->life_deadline;
+    }
+    duet_timer_start(c->w->loop, &c->timer, at - now);
+}
+
+static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    struct sc_conn *c = arg;
+    int64_t now = duet_clock_mono_ms();
+
+    (void)loop;
+    (void)t;
+    if (c->st < SC_ST_OPEN) {
+        if (now >= c->hs_deadline) {
+            conn_fail(c, SC_FAIL_TIMEOUT, "handshake timeout", NULL);
+            return;
+        }
+    } else if (c->life_deadline && now >= c->life_deadline) {
+        duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"lifetime or certificate deadline\"",
+                 c->l->cfg->listen);
+        conn_close(c);
+        return;
+    } else if (now - c->last_active >= c->w->app->cfg.idle_ms) {
+        duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"idle timeout\"", c->l->cfg->listen);
+        conn_close(c);
+        return;
+    }
+    arm_timer(c, now);
+}
+
+static void set_life_deadline(struct sc_conn *c, int64_t now, time_t not_after, int64_t margin)
+{
+    int64_t d = 0;
+
+    if (c->w->app->cfg.lifetime_ms > 0)
+        d = now + c->w->app->cfg.lifetime_ms;
+    if (not_after > 0) {
+        int64_t until = ((int64_t)not_after * 1000 - duet_clock_real_ms()) - margin;
+        int64_t e = now + (until > 0 ? until : 0);
+
+        if (d == 0 || e < d)
+            d = e;
+    }
+    c->life_deadline = d;
+}
+
+/* ---- OPEN: pumping ---- */
+
+static void on_drain(struct duet_loop *loop, void *arg);
+
+static void pump_all(struct sc_conn *c)
+{
+    struct sc_worker *w = c->w;
+    long a = sc_pump(&c->d2u, &c->down, &c->up, &w->pool, SC_PUMP_ROUNDS);
+    long b = a < 0 ? 0 : sc_pump(&c->u2d, &c->up, &c->down, &w->pool, SC_PUMP_ROUNDS);
+
+    if (a < 0 || b < 0) {
+        duet_log(DUET_LOG_DEBUG, "conn", "listener=%s err=%s msg=\"connection ended\"",
+                 c->l->cfg->listen, duet_err_name(a < 0 ? (int)a : (int)b));
+        conn_close(c);
+        return;
+    }
+    if (a > 0 || b > 0) {
+        c->last_active = duet_clock_mono_ms();
+        SC_STAT_ADD(c->l->stats.bytes_in, (uint64_t)a);
+        SC_STAT_ADD(c->l->stats.bytes_out, (uint64_t)b);
+    }
+    if (sc_pipe_done(&c->d2u, &c->down, &c->up) && sc_pipe_done(&c->u2d, &c->up, &c->down)) {
+        conn_close(c);
+        return;
+    }
+    if (c->down.eof || c->up.eof)
+        c->st = SC_ST_HALF_CLOSED;
+    set_events(c, &c->down, sc_side_interest(&c->down, &c->d2u, &c->u2d));
+    set_events(c, &c->up, sc_side_interest(&c->up, &c->u2d, &c->d2u));
+    /* Bytes BoringSSL already decrypted are invisible to epoll: drain them
+     * from the before-sleep hook (STYLE.md 9). */
+    if (!c->in_drain && c->st != SC_ST_CLOSING &&
+        ((!c->d2u.buf && !c->down.eof && c->down.ops->pending(&c->down)) ||
+         (!c->u2d.buf && !c->up.eof && c->up.ops->pending(&c->up)))) {
+        c->in_drain = true;
+        c->drain_next = w->drain_head;
+        w->drain_head = c;
+    }
+}
+
+static void on_drain(struct duet_loop *loop, void *arg)
+{
+    struct sc_conn *c = arg;
+
+    (void)loop;
+    if (c->st == SC_ST_OPEN || c->st == SC_ST_HALF_CLOSED)
+        pump_all(c);
+}
+
+void sc_conn_before_sleep(struct duet_loop *loop, void *arg)
+{
+    struct sc_worker *w = arg;
+
+    while (w->drain_head) {
+        struct sc_conn *c = w->drain_head;
+
+        w->drain_head = c->drain_next;
+        c->in_drain = false;
+        duet_loop_defer(loop, &c->drain_defer);
+    }
+}
+
+static void go_open(struct sc_conn *c)
+{
+    int64_t now = duet_clock_mono_ms();
+
+    c->st = SC_ST_OPEN;
+    c->last_active = now;
+    arm_timer(c, now);
+    pump_all(c);
+}
+
+/* ---- handshake ---- */
+
+static struct sc_side *tls_side(struct sc_conn *c)
+{
+    return is_out(c) ? &c->up : &c->down;
+}
+
+static void connect_start(struct sc_conn *c);
+
+static void handshake_step(struct sc_conn *c)
+{
+    struct sc_side *s = tls_side(c);
+    int rc = sc_tls_handshake(s);
+
+    if (rc == DUET_EAGAIN) {
+        set_events(c, s, sc_tls_hs_interest(s));
+        return;
+    }
+    if (rc < 0) {
+        char why[512], subject[256];
+        enum sc_fail f = sc_tls_fail_reason(s, why, sizeof(why), subject, sizeof(subject));
+
+        conn_fail(c, f, why, subject);
+        return;
+    }
+    SC_STAT_ADD(c->l->stats.hs_ok, 1);
+    if (sc_tls_resumed(s))
+        SC_STAT_ADD(c->l->stats.hs_resumed, 1);
+    if (is_out(c)) {
+        go_open(c);
+        return;
+    }
+    set_life_deadline(c, duet_clock_mono_ms(), sc_tls_peer_not_after(s), 0);
+    set_events(c, s, 0); /* quiet until the backend answers */
+    connect_start(c);
+}
+
+static void start_handshake(struct sc_conn *c)
+{
+    struct sc_side *s = tls_side(c);
+    bool server = !is_out(c);
+    int rc = sc_tls_side_new(s, c->set, c, server, c->l->cfg, c->l->session);
+
+    if (rc < 0) {
+        conn_fail(c, SC_FAIL_PROTOCOL, "cannot create TLS state", NULL);
+        return;
+    }
+    c->st = SC_ST_HANDSHAKE;
+    handshake_step(c);
+}
+
+/* ---- connecting ---- */
+
+static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg);
+
+static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
+{
+    int one = 1;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc;
+
+    if (fd == -1)
+        return -errno;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rc = duet_loop_add_fd(c->w->loop, fd, DUET_EV_WRITE, on_io, c);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    c->up.fd = fd;
+    c->up.events = DUET_EV_WRITE;
+    c->st = SC_ST_CONNECTING;
+    return 0;
+}
+
+/* Try the next resolved address; false when none is left. */
+static bool try_next(struct sc_conn *c)
+{
+    while (c->ai_next) {
+        const struct addrinfo *ai = c->ai_next;
+
+        c->ai_next = ai->ai_next;
+        if (try_addr(c, ai->ai_addr, ai->ai_addrlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void connect_failed(struct sc_conn *c, int err)
+{
+    char why[512];
+
+    snprintf(why, sizeof(why), "connect: %s", duet_strerror(err));
+    conn_fail(c, SC_FAIL_CONNECT, why, NULL);
+}
+
+static void connect_start(struct sc_conn *c)
+{
+    const struct sc_listen_cfg *lc = c->l->cfg;
+    int rc;
+
+    if (lc->literal) {
+        rc = try_addr(c, (const struct sockaddr *)&lc->addr, lc->addrlen);
+        if (rc < 0)
+            connect_failed(c, rc);
+        return;
+    }
+    c->st = SC_ST_RESOLVING;
+    c->rreq = sc_resolve_submit(c->w, c, lc->host, lc->port);
+    if (!c->rreq)
+        conn_fail(c, SC_FAIL_RESOLVE, "resolver unavailable", NULL);
+}
+
+void sc_conn_resolved(struct sc_conn *c, struct sc_resolve_req *r)
+{
+    int err = 0;
+
+    c->rreq_owned = true;
+    c->ai_next = sc_resolve_result(r, &err);
+    if (!c->ai_next) {
+        char why[512];
+
+        snprintf(why, sizeof(why), "resolve %s: %s", c->l->cfg->host, gai_strerror(err));
+        conn_fail(c, SC_FAIL_RESOLVE, why, NULL);
+        return;
+    }
+    if (!try_next(c))
+        connect_failed(c, -ECONNREFUSED);
+}
+
+static void connected(struct sc_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+        err = errno;
+    if (err) {
+        side_release(c->w, &c->up, false);
+        c->up.ops = &sc_xprt_raw;
+        if (!try_next(c))
+            connect_failed(c, -err);
+        return;
+    }
+    /* Connected: the address list is no longer needed. */
+    if (c->rreq) {
+        sc_resolve_free(c->rreq);
+        c->rreq = NULL;
+        c->ai_next = NULL;
+    }
+    if (is_out(c)) {
+        set_events(c, &c->up, 0);
+        start_handshake(c);
+        return;
+    }
+    go_open(c);
+}
+
+/* ---- events ---- */
+
+static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
+{
+    struct sc_conn *c = arg;
+
+    (void)loop;
+    switch (c->st) {
+    case SC_ST_CONNECTING:
+        if (fd == c->up.fd)
+            connected(c);
+        return;
+    case SC_ST_HANDSHAKE:
+        if (fd == tls_side(c)->fd)
+            handshake_step(c);
+        return;
+    case SC_ST_OPEN:
+    case SC_ST_HALF_CLOSED:
+        if (ev & DUET_EV_ERR) {
+            conn_close(c);
+            return;
+        }
+        pump_all(c);
+        return;
+    default:
+        return;
+    }
+}
+
+void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
+{
+    struct sc_worker *w = l->w;
+    struct sc_conn *c = duet_calloc(1, sizeof(*c));
+    int64_t now = duet_clock_mono_ms();
+
+    if (!c || duet_loop_add_fd(w->loop, fd, 0, on_io, c) < 0) {
+        duet_free(c);
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->l = l;
+    c->down.fd = fd;
+    c->down.ops = &sc_xprt_raw;
+    c->up.fd = -1;
+    c->up.ops = &sc_xprt_raw;
+    memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(c->peer.in6) : sizeof(c->peer.in));
+    duet_timer_init(&c->timer, on_timer, c);
+    duet_defer_init(&c->free_defer, conn_free, c);
+    duet_defer_init(&c->drain_defer, on_drain, c);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    SC_STAT_ADD(l->stats.open, 1);
+    SC_STAT_ADD(l->stats.total, 1);
+    if (w->nconns >= w->max_conns) {
+        for (unsigned i = 0; i < w->n_listeners; i++)
+            sc_listener_pause(&w->listeners[i], true);
+    }
+    c->hs_deadline = now + w->app->cfg.handshake_ms;
+    arm_timer(c, now);
+    c->set = sc_tls_acquire();
+    if (!c->set) {
+        conn_fail(c, SC_FAIL_NO_CERTS_LOADED, "no valid certificate set loaded yet", NULL);
+        return;
+    }
+    if (is_out(c)) {
+        set_life_deadline(c, now, sc_tls_set_info(c->set)->not_after, SC_EXPIRY_MARGIN_MS);
+        connect_start(c);
+        return;
+    }
+    start_handshake(c);
+}
+
+void sc_conn_close_all(struct sc_worker *w)
+{
+    for (struct sc_conn *c = w->conns; c; c = c->next)
+        conn_close(c);
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * /healthz, /readyz and /metrics (Prometheus text format 0.0.4) for the
+ * status server. Counters are summed over workers at scrape time; workers
+ * write them with relaxed stores and never wait for a scrape.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "duet/status_http.h"
+#include "sc.h"
+
+static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned w = 0; w < app->n_workers; w++) {
+        const struct sc_lstats *s = &app->workers[w]->listeners[li].stats;
+
+        out->open += SC_STAT_GET(s->open);
+        out->total += SC_STAT_GET(s->total);
+        out->bytes_in += SC_STAT_GET(s->bytes_in);
+        out->bytes_out += SC_STAT_GET(s->bytes_out);
+        out->hs_ok += SC_STAT_GET(s->hs_ok);
+        out->hs_resumed += SC_STAT_GET(s->hs_resumed);
+        for (int f = 0; f < SC_FAIL_COUNT; f++)
+            out->hs_fail[f] += SC_STAT_GET(s->hs_fail[f]);
+    }
+}
+
+#define HELP(r, name, type, text)                                                       \
+    (void)duet_status_reply_printf((r), "# HELP " name " " text "\n# TYPE " name " " type "\n")
+
+static void listener_metrics(const struct sc_app *app, struct duet_status_reply *r)
+{
+    static const char *const metric[] = {
+        "duet_sidecar_connections_open",  "duet_sidecar_connections_total",
+        "duet_sidecar_bytes_client_to_upstream_total",
+        "duet_sidecar_bytes_upstream_to_client_total", "duet_sidecar_handshakes_total",
+        "duet_sidecar_handshakes_resumed_total"};
+    static const char *const help[] = {
+        "Proxied connections open now.", "Proxied connections accepted.",
+        "Bytes from the client side to the upstream side.",
+        "Bytes from the upstream side to the client side.", "TLS handshakes completed.",
+        "TLS handshakes that resumed a session."};
+    const unsigned n = app->cfg.n_listeners;
+    struct sc_lstats st[SC_MAX_LISTENERS];
+
+    for (unsigned i = 0; i < n; i++)
+        sum(app, i, &st[i]);
+    for (size_t m = 0; m < DUET_ARRAY_SIZE(metric); m++) {
+        (void)duet_status_reply_printf(r, "# HELP %s %s\n# TYPE %s %s\n", metric[m], help[m],
+                                       metric[m], m == 0 ? "gauge" : "counter");
+        for (unsigned i = 0; i < n; i++) {
+            const struct sc_lstats *s = &st[i];
+            const uint64_t v[] = {s->open, s->total, s->bytes_in, s->bytes_out, s->hs_ok,
+                                  s->hs_resumed};
+
+            (void)duet_status_reply_printf(
+                r, "%s{listener=\"%s\",direction=\"%s\"} %llu\n", metric[m],
+                app->cfg.listeners[i].listen,
+                app->cfg.listeners[i].dir == SC_OUTBOUND ? "outbound" : "inbound",
+                (unsigned long long)v[m]);
+        }
+    }
+    HELP(r, "duet_sidecar_handshake_failures_total", "counter",
+         "Connections refused or failed before carrying data, by reason.");
+    for (unsigned i = 0; i < n; i++) {
+        for (int f = 0; f < SC_FAIL_COUNT; f++)
+            (void)duet_status_reply_printf(
+                r, "duet_sidecar_handshake_failures_total{listener=\"%s\",reason=\"%s\"} %llu\n",
+                app->cfg.listeners[i].listen, sc_fail_names[f],
+                (unsigned long long)st[i].hs_fail[f]);
+    }
+}
+
+static void cert_metrics(const struct sc_app *app, struct duet_status_reply *r)
+{
+    struct sc_tls_set *s = sc_tls_acquire();
+    const struct sc_tls_info *i = s ? sc_tls_set_info(s) : NULL;
+
+    HELP(r, "duet_sidecar_reloads_total", "counter", "Certificate set reloads by result.");
+    (void)duet_status_reply_printf(r, "duet_sidecar_reloads_total{result=\"ok\"} %llu\n",
+                                   (unsigned long long)__atomic_load_n(&app->reloads_ok,
+                                                                       __ATOMIC_RELAXED));
+    (void)duet_status_reply_printf(r, "duet_sidecar_reloads_total{result=\"failed\"} %llu\n",
+                                   (unsigned long long)__atomic_load_n(&app->reloads_failed,
+                                                                       __ATOMIC_RELAXED));
+    HELP(r, "duet_sidecar_cert_not_after_seconds", "gauge",
+         "notAfter of the certificate in use, Unix time (0: none loaded).");
+    (void)duet_status_reply_printf(r, "duet_sidecar_cert_not_after_seconds %lld\n",
+                                   i ? (long long)i->not_after : 0LL);
+    HELP(r, "duet_sidecar_cert_generation", "gauge",
+         "Generation of the certificate set in use (1 for the first load).");
+    (void)duet_status_reply_printf(r, "duet_sidecar_cert_generation %llu\n",
+                                   i ? (unsigned long long)i->generation : 0ULL);
+    HELP(r, "duet_sidecar_ready", "gauge", "1 when listeners are bound and certificates valid.");
+    (void)duet_status_reply_printf(r, "duet_sidecar_ready %d\n",
+                                   app->ready_listeners && sc_reload_ready());
+    sc_tls_set_unref(s);
+}
+
+void sc_metrics_handler(const char *path, struct duet_status_reply *r, void *arg)
+{
+    const struct sc_app *app = arg;
+
+    if (strcmp(path, "/healthz") == 0) {
+        (void)duet_status_reply_printf(r, "ok\n");
+        return;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        bool ok = app->ready_listeners && sc_reload_ready();
+
+        r->status = ok ? 200 : 503;
+        (void)duet_status_reply_printf(r, "%s\n", ok ? "ready"
+                                                  : app->ready_listeners
+                                                      ? "no valid certificate set"
+                                                      : "listeners not bound");
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        listener_metrics(app, r);
+        cert_metrics(app, r);
+        return;
+    }
+    r->status = 404;
+    (void)duet_status_reply_printf(r, "not found\n");
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The bottom two layers of the sidecar (STYLE.md 9): the xprt ops table that
+ * hides raw sockets and TLS behind recv/send/shutdown, and the pump that
+ * moves bytes from one side to the other through one bounded buffer per
+ * direction. The pump sees only bytes, DUET_EAGAIN and DUET_EOF.
+ *
+ * Buffers exist only while data is in flight: a direction takes a 16 KiB
+ * buffer when a read returns data and gives it back when the write side has
+ * taken all of it, so an idle connection holds none. A direction never reads
+ * while its buffer holds unsent bytes: that is the back-pressure (a slow
+ * reader stops the reads on the other side; memory never grows).
+ */
+#ifndef SC_PUMP_H
+#define SC_PUMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "duet/compiler.h"
+
+#define SC_BUF_SIZE 16384
+
+struct sc_buf {
+    struct sc_buf *next; /* in the pool's free list */
+    char data[SC_BUF_SIZE];
+};
+
+/*
+ * A per-worker cache of free buffers. Rule zero (STYLE.md 5, "no custom
+ * pools until a profile asks"): the performance budget asks. Every request
+ * through a keep-alive connection takes and returns a buffer per direction;
+ * the cache makes that a pointer swap instead of a 16 KiB malloc/free, and
+ * is capped so an idle worker gives memory back.
+ */
+struct sc_bufpool {
+    struct sc_buf *free;
+    unsigned nfree;
+    unsigned max_free;
+    uint64_t in_use; /* buffers handed out and not yet returned */
+};
+
+struct sc_buf *sc_buf_get(struct sc_bufpool *p) DUET_MUST_CHECK;
+void sc_buf_put(struct sc_bufpool *p, struct sc_buf *b);
+/* Frees the cached buffers (those in use stay with their owners). */
+void sc_bufpool_deinit(struct sc_bufpool *p);
+
+struct sc_side;
+
+/* recv/send/shutdown return >0 (bytes) or 0 (shutdown done), DUET_EAGAIN,
+ * DUET_EOF (recv only: orderly end), or another negative code (fatal). */
+struct sc_xprt_ops {
+    const char *name;
+    int (*recv)(struct sc_side *s, void *buf, size_t len);
+    /* All of len or DUET_EAGAIN for TLS (retry with the same bytes); raw may be partial. */
+    int (*send)(struct sc_side *s, const void *buf, size_t len);
+    int (*shutdown)(struct sc_side *s);
+    /* Releases transport state (the SSL); the fd belongs to the connection. */
+    void (*close)(struct sc_side *s);
+    /* epoll interest given what the pump wants to do on this side. */
+    uint32_t (*interest)(const struct sc_side *s, bool want_recv, bool want_send);
+    /* Bytes already read from the socket but not yet returned (SSL_pending). */
+    bool (*pending)(const struct sc_side *s);
+};
+
+extern const struct sc_xprt_ops sc_xprt_raw;
+
+/* One end of a proxied connection: down (the client) or up (the upstream). */
+struct sc_side {
+    int fd;
+    const struct sc_xprt_ops *ops;
+    void *tls;        /* SSL * for the TLS xprt, NULL for raw */
+    bool rd_want_wr;  /* TLS: the last recv needs the socket writable */
+    bool wr_want_rd;  /* TLS: the last send needs the socket readable */
+    bool eof;         /* recv returned DUET_EOF: no more reads */
+    bool shut;        /* our end-of-stream was sent */
+    uint32_t events;  /* epoll interest currently registered */
+};
+
+/* One direction: bytes read from src waiting to be written to dst. */
+struct sc_pipe {
+    struct sc_buf *buf; /* NULL when nothing is in flight */
+    uint32_t off;
+    uint32_t len;
+    uint64_t bytes; /* total moved, for metrics */
+};
+
+/*
+ * Move bytes src -> dst until one side would block, at most `rounds`
+ * buffers, then pass a src EOF on as a dst shutdown once the buffer is empty.
+ * Returns the number of bytes written to dst (>= 0) or a fatal negative code
+ * (the connection must close).
+ */
+long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst,
+             struct sc_bufpool *pool, int rounds) DUET_MUST_CHECK;
+
+/* True once everything src will ever send has been delivered and dst shut. */
+static inline bool sc_pipe_done(const struct sc_pipe *p, const struct sc_side *src,
+                                const struct sc_side *dst)
+{
+    return src->eof && !p->buf && dst->shut;
+}
+
+/*
+ * The epoll interest for side s given the pipe it feeds (from_s) and the
+ * pipe that writes to it (to_s).
+ */
+uint32_t sc_side_interest(const struct sc_side *s, const struct sc_pipe *from_s,
+                          const struct sc_pipe *to_s);
+
+void sc_pipe_release(struct sc_pipe *p, struct sc_bufpool *pool);
+
+#endif

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * When and from what to rebuild the TLS set (STYLE.md 10, DESIGN.md
+ * duet-sidecar). Triggers: SIGHUP (main.c calls sc_reload_now) and a cheap
+ * poll of the folder's signature: the ..data target plus inode, size and
+ * mtime of tls.crt, tls.key, ca.crt and the CRL. A changed signature means
+ * a new set was published (the agent's ..data rename, or files replaced by
+ * hand). Every file of one attempt is read from the one version folder
+ * ..data named at the start, so a concurrent publish can never mix a key
+ * with another set's certificate.
+ *
+ * A set that fails its checks is refused, logged with the reason and
+ * counted; the current set stays. The same signature is not retried until
+ * it changes again (or SIGHUP), so a bad set costs one log line, not one per
+ * poll. Runs on the main thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "duet/alloc.h"
+#include "duet/clock.h"
+#include "sc.h"
+
+#define MAX_FILE (1024 * 1024)
+
+static struct {
+    struct sc_app *app;
+    struct duet_timer poll;
+    char sig[1024];
+    uint64_t generation;
+    bool waiting_logged;
+} rl;
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char *buf;
+    size_t got = 0;
+    int rc;
+
+    if (fd == -1)
+        return -errno;
+    if (fstat(fd, &st) == -1 || st.st_size > MAX_FILE) {
+        rc = fstat(fd, &st) == -1 ? -errno : DUET_E_TOOBIG;
+        close(fd);
+        return rc;
+    }
+    buf = duet_malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        close(fd);
+        return DUET_ENOMEM;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+static void free_secret(char *p, size_t len)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, len);
+    duet_free(p);
+}
+
+/* The version folder ..data points to, or "" for a plain folder. */
+static void resolve_version(const char *dir, char *ver, size_t size)
+{
+    char link[4096];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "%s/..data", dir);
+    n = readlink(link, ver, size - 1);
+    ver[n > 0 ? n : 0] = '\0';
+}
+
+static void signature(char *out, size_t size)
+{
+    const struct sc_cfg *cfg = &rl.app->cfg;
+    static const char *const names[] = {"tls.crt", "tls.key", "ca.crt"};
+    char ver[256];
+    size_t off;
+
+    resolve_version(cfg->certs, ver, sizeof(ver));
+    off = (size_t)snprintf(out, size, "%s", ver);
+    for (size_t i = 0; i <= DUET_ARRAY_SIZE(names) && off < size; i++) {
+        char path[4096];
+        struct stat st;
+
+        if (i == DUET_ARRAY_SIZE(names)) {
+            if (!cfg->crl)
+                break;
+            snprintf(path, sizeof(path), "%s", cfg->crl);
+        } else {
+            snprintf(path, sizeof(path), "%s/%s", cfg->certs, names[i]);
+        }
+        if (stat(path, &st) == -1)
+            memset(&st, 0, sizeof(st));
+        off += (size_t)snprintf(out + off, size - off, "|%lu:%ld:%ld.%ld",
+                                (unsigned long)st.st_ino, (long)st.st_size,
+                                (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    }
+}
+
+struct files {
+    char *cert, *key, *ca, *crl;
+    size_t cert_len, key_len, ca_len, crl_len;
+};
+
+static void files_free(struct files *f)
+{
+    free_secret(f->key, f->key_len);
+    duet_free(f->cert);
+    duet_free(f->ca);
+    duet_free(f->crl);
+    memset(f, 0, sizeof(*f));
+}
+
+static int read_set(const char *dir, const char *ver, const char *crl, struct files *f,
+                    struct duet_errbuf *eb)
+{
+    char base[4096], path[4200];
+    int rc;
+
+    if (ver[0])
+        snprintf(base, sizeof(base), "%s/%s", dir, ver);
+    else
+        snprintf(base, sizeof(base), "%s", dir);
+    snprintf(path, sizeof(path), "%s/tls.crt", base);
+    if ((rc = read_file(path, &f->cert, &f->cert_len)) < 0)
+        return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
+    snprintf(path, sizeof(path), "%s/tls.key", base);
+    if ((rc = read_file(path, &f->key, &f->key_len)) < 0)
+        return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
+    snprintf(path, sizeof(path), "%s/ca.crt", base);
+    if ((rc = read_file(path, &f->ca, &f->ca_len)) < 0)
+        return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
+    if (crl && (rc = read_file(crl, &f->crl, &f->crl_len)) < 0)
+        return duet_errf(eb, rc, "%s: %s", crl, duet_strerror(rc));
+    return 0;
+}
+
+static void attempt(const char *why)
+{
+    const struct sc_cfg *cfg = &rl.app->cfg;
+    struct duet_errbuf eb;
+    struct files f = {0};
+    char ver[256];
+    struct sc_tls_set *set = NULL;
+    int rc = 0;
+
+    duet_errbuf_clear(&eb);
+    /* A publish may remove the folder ..data named between readlink and
+     * open: then read the new one (a few tries, each a consistent version). */
+    for (int tries = 0; tries < 3; tries++) {
+        resolve_version(cfg->certs, ver, sizeof(ver));
+        files_free(&f);
+        duet_errbuf_clear(&eb);
+        rc = read_set(cfg->certs, ver, cfg->crl, &f, &eb);
+        if (rc != -ENOENT || !ver[0])
+            break;
+    }
+    if (rc == 0) {
+        struct sc_tls_files tf = {f.cert, f.cert_len, f.key, f.key_len,
+                                  f.ca,   f.ca_len,   f.crl, f.crl_len};
+
+        set = sc_tls_set_build(&tf, ver, rl.generation + 1, &eb);
+    }
+    files_free(&f);
+    if (!set) {
+        bool empty = rc == -ENOENT && !sc_reload_ready();
+
+        if (empty) {
+            if (!rl.waiting_logged)
+                duet_log(DUET_LOG_INFO, "reload", "dir=%s msg=\"waiting for certificates: %s\"",
+                         cfg->certs, eb.msg);
+            rl.waiting_logged = true;
+            return;
+        }
+        __atomic_add_fetch(&rl.app->reloads_failed, 1, __ATOMIC_RELAXED);
+        duet_log(DUET_LOG_ERROR, "reload",
+                 "dir=%s version=\"%s\" trigger=%s msg=\"refused new certificate set, keeping "
+                 "the current one: %s\"",
+                 cfg->certs, ver, why, eb.msg);
+        return;
+    }
+    {
+        struct sc_tls_set *old = sc_tls_acquire();
+        const struct sc_tls_info *ni = sc_tls_set_info(set);
+        char na[32];
+        struct tm tm;
+
+        rl.generation++;
+        gmtime_r(&ni->not_after, &tm);
+        strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        duet_log(DUET_LOG_INFO, "reload",
+                 "dir=%s version=\"%s\" trigger=%s generation=%llu serial=%s sha256=%s "
+                 "not_after=%s old_sha256=%s msg=\"certificate set loaded\"",
+                 cfg->certs, ver, why, (unsigned long long)ni->generation, ni->serial,
+                 ni->fingerprint, na, old ? sc_tls_set_info(old)->fingerprint : "-");
+        sc_tls_set_unref(old);
+        sc_tls_publish(set);
+        __atomic_add_fetch(&rl.app->reloads_ok, 1, __ATOMIC_RELAXED);
+        rl.waiting_logged = false;
+    }
+}
+
+void sc_reload_now(struct sc_app *app, const char *why)
+{
+    (void)app;
+    signature(rl.sig, sizeof(rl.sig));
+    attempt(why);
+}
+
+static void on_poll(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    char sig[sizeof(rl.sig)];
+
+    (void)arg;
+    signature(sig, sizeof(sig));
+    if (strcmp(sig, rl.sig) != 0) {
+        memcpy(rl.sig, sig, sizeof(sig));
+        attempt("change");
+    }
+    duet_timer_start(loop, t, rl.app->cfg.poll_ms);
+}
+
+int sc_reload_init(struct sc_app *app)
+{
+    rl.app = app;
+    rl.generation = 0;
+    duet_timer_init(&rl.poll, on_poll, NULL);
+    sc_reload_now(app, "start");
+    duet_timer_start(app->loop, &rl.poll, app->cfg.poll_ms);
+    return 0;
+}
+
+void sc_reload_deinit(void)
+{
+    if (rl.app)
+        duet_timer_stop(rl.app->loop, &rl.poll);
+}
+
+bool sc_reload_ready(void)
+{
+    struct sc_tls_set *s = sc_tls_acquire();
+    bool ok = s && sc_tls_set_info(s)->not_after * 1000 > duet_clock_real_ms();
+
+    sc_tls_set_unref(s);
+    return ok;
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Between tls_set.c and xprt_tls.c, the only files that see BoringSSL types. */
+#ifndef SC_TLS_INT_H
+#define SC_TLS_INT_H
+
+#include <openssl/ssl.h>
+
+#include "sc.h"
+
+/* The set's context for clients (outbound) or servers (inbound); borrowed. */
+SSL_CTX *sc_tls_set_ctx(struct sc_tls_set *s, bool server);
+/* SSL_CTX_sess_set_new_cb for client contexts: keeps the session per listener. */
+int sc_tls_on_new_session(SSL *ssl, SSL_SESSION *sess);
+
+#endif
