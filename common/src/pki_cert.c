@@ -277,10 +277,10 @@ static int chain_parse(struct duet_chain *c, BIO *bio, const char *what, struct 
      * PEM_read_bio ends with PEM_R_NO_START_LINE at the end of input; any
      * other reason means a block that began and did not end well (cut short).
      */
-    if (rc == 0 && c->n > 0 && !(ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_PEM &&
-                                 ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE))
-        rc = duet_errf(eb, DUET_E_PEM, "%s: PEM block after certificate %zu is truncated or "
-                       "malformed", what, c->n);
+    if (rc == 0 && !(ERR_GET_LIB(ERR_peek_last_error()) == ERR_LIB_PEM &&
+                     ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE))
+        rc = duet_errf(eb, DUET_E_PEM, "%s: PEM block %zu is truncated or malformed", what,
+                       c->n + 1);
     ERR_clear_error();
     if (rc == 0 && c->n == 0)
         rc = duet_errf(eb, DUET_E_PEM, "%s: no PEM certificate found", what);
