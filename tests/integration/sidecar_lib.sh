@@ -210,3 +210,25 @@ sc_backend() {
 sc_rss() {
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
+
+# sc_stop PID LOG [SECONDS]: SIGTERM, wait (bounded), require exit 0 and no
+# sanitizer report in LOG.
+sc_stop() {
+    local pid=$1 log=$2 secs=${3:-30} i rc=0
+    kill -TERM "$pid"
+    for i in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && sc_fail "sidecar $pid still running ${secs}s after SIGTERM"
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] || sc_fail "sidecar exited $rc after SIGTERM"
+    if grep -q "Sanitizer" "$log"; then
+        sc_fail "sanitizer report in $log"
+    fi
+}
+
+# sc_metric PORT REGEX: the value of the first /metrics line matching REGEX.
+sc_metric() {
+    curl -sS "http://127.0.0.1:$1/metrics" | grep -E "$2" | head -1 | awk '{print $NF}'
+}
