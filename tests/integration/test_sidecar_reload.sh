@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# integration.sidecar_reload: the sidecar starts before any certificate
+# exists (not ready, refusing), becomes ready when a set is published; a
+# long-lived connection keeps working across a reload to a new certificate
+# while new connections present the new serial; SIGHUP reloads; SIGTERM stops
+# accepting, lets the open connection finish, and exits 0.
+source "$(dirname "$0")/sidecar_lib.sh"
+sc_setup
+command -v nginx >/dev/null || { echo "skip: nginx missing"; exit 77; }
+here=$(cd "$(dirname "$0")" && pwd)
+
+sc_ca "$T" root
+sc_leaf "$T" root a1 dev.productA.dev
+sc_leaf "$T" root a2 dev.productA.dev
+sc_leaf "$T" root server localhost
+np=$(sc_free_port); lp=$(sc_free_port); sp=$(sc_free_port)
+sc_nginx ngx "$np" "$T/server.crt" "$T/server.key" "$T/root.crt"
+
+# Start on an empty folder: up, not ready.
+mkdir "$T/certs"
+sc_start sc --certs "$T/certs" --status "127.0.0.1:$sp" --drain-timeout 5s \
+    --outbound "127.0.0.1:$lp=127.0.0.1:$np"
+pid=$SC_PID
+sc_wait_port "$sp"
+code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp/readyz")
+[ "$code" = 503 ] || sc_fail "ready without certificates ($code)"
+curl -sS --max-time 5 "http://127.0.0.1:$lp/" >/dev/null 2>&1 && sc_fail "proxied without certificates"
+
+sc_publish "$T/certs" "$T/a1.key" "$T/a1.crt" "$T/root.crt"
+for i in $(seq 1 50); do
+    [ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp/readyz")" = 200 ] && break
+    sleep 0.1
+done
+[ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || sc_fail "not ready after publish"
+
+# A long-lived connection on the first certificate.
+mkfifo "$T/ka.in"
+python3 "$here/sc_keepalive.py" "$lp" <"$T/ka.in" >"$T/ka.out" 2>"$T/ka.log" &
+ka=$!
+SC_PIDS+=("$ka")
+exec 7>"$T/ka.in"
+ka_get() {
+    local n
+    n=$(wc -l <"$T/ka.out")
+    echo "get $1" >&7
+    for i in $(seq 1 50); do
+        [ "$(wc -l <"$T/ka.out")" -gt "$n" ] && { tail -1 "$T/ka.out"; return 0; }
+        sleep 0.1
+    done
+    sc_fail "long-lived connection did not answer"
+}
+[ "$(ka_get /one)" = "200 hello CN=dev.productA.dev" ] || sc_fail "first request"
+s1=$(sc_serial "$T/a1.crt")
+s2=$(sc_serial "$T/a2.crt")
+
+# Rotate; new connections present a2 within a second; the old one still works.
+sc_publish "$T/certs" "$T/a2.key" "$T/a2.crt" "$T/root.crt"
+for i in $(seq 1 10); do
+    curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$lp/new"
+    [ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s2" ] && break
+    sleep 0.1
+done
+[ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s2" ] || sc_fail "new serial not presented"
+[ "$(ka_get /two)" = "200 hello CN=dev.productA.dev" ] || sc_fail "long-lived connection broken by reload"
+[ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s1" ] || sc_fail "long-lived connection changed cert"
+
+# SIGHUP reloads (same set: a new generation, same serial).
+gen=$(sc_metric "$sp" '^duet_sidecar_cert_generation')
+kill -HUP "$pid"
+for i in $(seq 1 50); do
+    [ "$(sc_metric "$sp" '^duet_sidecar_cert_generation')" -gt "$gen" ] && break
+    sleep 0.1
+done
+[ "$(sc_metric "$sp" '^duet_sidecar_cert_generation')" -gt "$gen" ] || sc_fail "SIGHUP did not reload"
+
+# SIGTERM: no new connections, the open one is served, exit 0 once it closes.
+kill -TERM "$pid"
+sleep 0.3
+curl -sS --max-time 2 "http://127.0.0.1:$lp/" >/dev/null 2>&1 && sc_fail "accepted during drain"
+[ "$(ka_get /three)" = "200 hello CN=dev.productA.dev" ] || sc_fail "open connection not drained"
+kill -0 "$pid" 2>/dev/null || sc_fail "exited with a connection still open"
+echo quit >&7
+exec 7>&-
+for i in $(seq 1 30); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+kill -0 "$pid" 2>/dev/null && sc_fail "still running after the last connection closed"
+rc=0; wait "$pid" || rc=$?
+[ "$rc" -eq 0 ] || sc_fail "exit status $rc after drain"
+grep -q Sanitizer "$T/sc.log" && sc_fail "sanitizer report"
+
+# Drain timeout: a connection that never closes is cut after --drain-timeout.
+mkdir "$T/c2"
+sc_publish "$T/c2" "$T/a1.key" "$T/a1.crt" "$T/root.crt"
+lp2=$(sc_free_port)
+sc_start sc2 --certs "$T/c2" --drain-timeout 1s --outbound "127.0.0.1:$lp2=127.0.0.1:$np"
+pid2=$SC_PID
+sc_wait_port "$lp2"
+python3 -c "
+import socket,time
+s=socket.create_connection(('127.0.0.1',$lp2)); s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n'); s.recv(100)
+time.sleep(30)" &
+hold=$!
+SC_PIDS+=("$hold")
+sleep 0.5
+start=$(date +%s%N)
+sc_stop "$pid2" "$T/sc2.log" 5
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$ms" -ge 900 ] && [ "$ms" -lt 4000 ] || sc_fail "drain took ${ms}ms with a 1s timeout"
+echo "sidecar_reload: ok"
