@@ -388,6 +388,30 @@ static void vol_publish__crash_during_first_publish_leaves_none_or_new(void **st
     tl_rmrf(dir);
 }
 
+static int stop_hook(int step, void *arg)
+{
+    return step == *(int *)arg;
+}
+
+/* A hook that returns non-zero stops the publish on the spot, leaving its debris. */
+static void vol_set_fault_hook__stops_publish_without_cleanup(void **state)
+{
+    char dir[256];
+    int at = 8; /* inside the version folder's files */
+
+    tl_tmpdir(dir, sizeof(dir));
+    publish_ok(dir, 'A');
+    duet_vol_set_fault_hook(stop_hook, &at);
+    assert_int_equal(publish_letter(dir, 'B', NULL), -ECANCELED);
+    duet_vol_set_fault_hook(NULL, NULL);
+    assert_int_equal(count_hidden(dir), 2); /* A's folder and B's half-written one */
+    assert_int_equal(consistent_letter(dir), 'A');
+    publish_ok(dir, 'C');
+    assert_int_equal(count_hidden(dir), 1);
+    assert_int_equal(consistent_letter(dir), 'C');
+    tl_rmrf(dir);
+}
+
 /* A child that publishes forever, cycling letters, until killed. */
 static pid_t start_writer(const char *dir)
 {
@@ -515,6 +539,7 @@ int main(void)
         cmocka_unit_test(vol_read__plain_folder_missing_file_and_size_cap),
         cmocka_unit_test(vol_publish__crash_at_every_step_leaves_one_set),
         cmocka_unit_test(vol_publish__crash_during_first_publish_leaves_none_or_new),
+        cmocka_unit_test(vol_set_fault_hook__stops_publish_without_cleanup),
         cmocka_unit_test(vol_publish__sigkill_at_random_moments_leaves_one_set),
         cmocka_unit_test(vol_read__concurrent_writer_never_mixes_sets),
         cmocka_unit_test(vol_publish__latency),

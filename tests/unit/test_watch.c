@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -220,6 +221,29 @@ static void watch__plain_folder_rewritten_in_place(void **state)
     finish(&f);
 }
 
+/*
+ * An edit inside the version folder makes no event on the watched folder:
+ * only the safety-net poll can see it (as on file systems without inotify).
+ */
+static void watch__safety_poll_sees_what_inotify_missed(void **state)
+{
+    struct duet_watch_opts opts = {.settle_ms = SETTLE_MS, .poll_ms = 100};
+    struct fixture f;
+    char ver[256], path[700];
+    ssize_t n;
+
+    start(&f, "vol");
+    publish(f.dir, "A");
+    n = readlink(tl_path(path, sizeof(path), "%s/..data", f.dir), ver, sizeof(ver) - 1);
+    assert_true(n > 0);
+    ver[n] = '\0';
+    watch(&f, &opts);
+    assert_true(duet_watch_uses_inotify(f.w));
+    tl_write_file(tl_path(path, sizeof(path), "%s/%s/ca.crt", f.dir, ver), "AA", 2, 0644);
+    assert_int_equal(run_until(&f, 1, 3000), 1);
+    finish(&f);
+}
+
 static void free_in_callback(struct duet_watch *w, void *arg)
 {
     struct fixture *f = arg;
@@ -254,6 +278,7 @@ int main(void)
         cmocka_unit_test(watch__folder_deleted_and_recreated),
         cmocka_unit_test(watch__polling_mode_detects_change),
         cmocka_unit_test(watch__plain_folder_rewritten_in_place),
+        cmocka_unit_test(watch__safety_poll_sees_what_inotify_missed),
         cmocka_unit_test(watch__callback_may_free_the_watch),
     };
 
