@@ -285,6 +285,28 @@ static int parse_args(int argc, char **argv, const char **config)
     return 0;
 }
 
+/*
+ * CFSSL listens even when its signer failed to load (COMPAT.md 5): say so at
+ * start rather than only at the first failed issuance. Not fatal: the
+ * issuer may come up later, and issuance retries.
+ */
+static void check_ready(struct ag_gen *g)
+{
+    struct duet_errbuf eb;
+    char q[600];
+    int rc;
+
+    if (!g->issuer->ops->ready)
+        return;
+    duet_errbuf_clear(&eb);
+    rc = g->issuer->ops->ready(g->issuer, &eb);
+    if (rc < 0)
+        duet_log(DUET_LOG_WARN, "agent", "issuer=%s err=%s msg=%s", g->issuer->ops->name,
+                 duet_err_name(rc), duet_log_quote(q, sizeof(q), eb.msg));
+    else
+        duet_log(DUET_LOG_INFO, "agent", "issuer=%s msg=\"issuer ready\"", g->issuer->ops->name);
+}
+
 static int start(struct ag_run *r, struct duet_errbuf *eb)
 {
     DUET_TRY(duet_loop_new(&r->loop));
@@ -297,6 +319,7 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
     if (r->gen->status_listen)
         DUET_TRY(duet_status_http_new(r->loop, r->gen->status_listen, NULL, ag_status_handle, r,
                                       &r->status, eb));
+    check_ready(r->gen);
     adopt_disk_sets(r->gen);
     duet_timer_start(r->loop, &r->scan, SCAN_MS);
     duet_loop_defer(r->loop, &r->eval);

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# duet-agent run with a real CFSSL (`cfssl serve`, Debian golang-cfssl) on
+# 127.0.0.1 over HTTPS with mutual TLS (-mutual-tls-ca) and authsign:
+# - both identities published and accepted by openssl verify;
+# - CFSSL stopped: renewal fails, the published set stays, the retries
+#   follow the capped exponential backoff (counted in the log), and the
+#   agent recovers when CFSSL is back;
+# - a fake HTTPS CFSSL answering garbage, an error envelope, a success
+#   without a certificate, or a certificate for another key: each refused
+#   and logged, nothing published.
+# Runs in the ASan build too: that is the HTTPS-with-client-certificate
+# request from inside the agent binary beside BoringSSL (DESIGN.md).
+source "$(dirname "$0")/agent_lib.sh"
+agent_setup
+command -v cfssl >/dev/null || { echo "cfssl not installed: skipped"; exit 77; }
+
+agent_make_ca "$T/ca"
+# CFSSL 1.2 cannot read encrypted PKCS#8 (COMPAT.md 5): give it a plain copy.
+openssl pkey -in "$T/ca/ca.key" -passin "file:$T/ca/ca.pass" -out "$T/ca/plain.key"
+
+# sign_with_ca NAME EXT: a key and a certificate from the CA.
+sign_with_ca() {
+    local n=$1 ext=$2 subj=$3
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$n.key" 2>/dev/null
+    openssl req -new -key "$T/$n.key" -subj "$subj" -out "$T/$n.csr"
+    printf '%s\n' "$ext" >"$T/$n.ext"
+    openssl x509 -req -in "$T/$n.csr" -CA "$T/ca/ca.crt" -CAkey "$T/ca/ca.key" \
+        -passin "file:$T/ca/ca.pass" -CAcreateserial -days 2 -sha256 \
+        -extfile "$T/$n.ext" -out "$T/$n.crt" 2>/dev/null
+}
+sign_with_ca server "subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth" "/CN=cfssl.test"
+sign_with_ca client "extendedKeyUsage=clientAuth" "/CN=duet-agent.node1"
+# A certificate for productA's name but someone else's key (for the fake).
+sign_with_ca other "extendedKeyUsage=clientAuth
+subjectAltName=URI:spiffe://example.org/dev/productA" "/O=Example, Inc./CN=dev.productA.dev"
+
+authkey=$(openssl rand -hex 16)
+echo "$authkey" >"$T/auth.key"
+cat >"$T/cfssl.json" <<JSON
+{ "signing": {
+    "default": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"] },
+    "profiles": {
+      "client": { "expiry": "8m", "usages": ["signing", "digital signature", "client auth"],
+                  "auth_key": "primary" } } },
+  "auth_keys": { "primary": { "type": "standard", "key": "$authkey" } } }
+JSON
+cport=$(agent_free_port)
+start_cfssl() {
+    cfssl serve -address 127.0.0.1 -port "$cport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/plain.key" \
+        -config "$T/cfssl.json" -tls-cert "$T/server.crt" -tls-key "$T/server.key" \
+        -mutual-tls-ca "$T/ca/ca.crt" >>"$T/cfssl.log" 2>&1 &
+    CFSSL_PID=$!
+    AGENT_PIDS+=("$CFSSL_PID")
+    # Readiness: CFSSL listens even without a signer; /info must say success.
+    agent_wait 20 bash -c "curl -fsS --cacert '$T/ca/ca.crt' --cert '$T/client.crt' --key '$T/client.key' \
+        -d '{\"profile\":\"client\"}' https://127.0.0.1:$cport/api/v1/cfssl/info | grep -q '\"success\":true'" ||
+        agent_fail "cfssl did not become ready"
+}
+start_cfssl
+
+out=$T/out
+cat >"$T/agent.json" <<JSON
+{
+  "env": "dev",
+  "trust_domain": "example.org",
+  "output_dir": "$out",
+  "subject": {"O": "Example, Inc."},
+  "key_type": "ec-p256",
+  "renew_before": "105s",
+  "issuer": {"type": "cfssl", "url": "https://127.0.0.1:$cport", "profile": "client",
+             "auth_key_file": "$T/auth.key", "ca_bundle": "$T/ca/ca.crt",
+             "client_cert": "$T/client.crt", "client_key": "$T/client.key", "timeout": "5s"},
+  "identities": [{"product": "productA"}, {"product": "productB", "key_type": "rsa2048"}]
+}
+JSON
+A=$out/dev/productA
+B=$out/dev/productB
+agent_start agent "$T/agent.json"
+pid=$AGENT_PID
+agent_wait 15 agent_set_ok "$A" || agent_fail "productA not published through cfssl"
+agent_wait 15 agent_set_ok "$B" || agent_fail "productB not published through cfssl"
+grep -q 'issuer=cfssl msg="issuer ready"' "$T/agent.log" || agent_fail "readiness not checked"
+openssl x509 -in "$A/tls.crt" -noout -subject | grep -q "CN = dev.productA.dev" || agent_fail "CN"
+echo "published through cfssl (authsign, mutual TLS)"
+
+# ---- CFSSL goes away: the set stays, retries back off, recovery follows
+sa=$(agent_serial "$A/tls.crt")
+ha=$(sha256sum "$A/tls.crt" "$A/tls.key" "$A/ca.crt")
+kill -TERM "$CFSSL_PID"
+wait "$CFSSL_PID" 2>/dev/null || true
+failed() { grep -q 'identity=dev/productA err=.*attempt=1 ' "$T/agent.log"; }
+# renew_before 105s on an 8m profile (about 2-3 usable minutes): renewal is due soon.
+agent_wait 150 failed || agent_fail "no renewal attempt while cfssl was down"
+sleep 25
+[ "$(sha256sum "$A/tls.crt" "$A/tls.key" "$A/ca.crt")" = "$ha" ] || agent_fail "published set changed while cfssl was down"
+agent_set_ok "$A" || agent_fail "published set damaged while cfssl was down"
+python3 - "$T/agent.log" <<'PY' || agent_fail "retries do not follow the backoff"
+import re, sys, datetime
+ts = []
+for line in open(sys.argv[1]):
+    m = re.search(r'ts=(\S+)Z level=warn subsys=agent identity=dev/productA err=\S+ attempt=(\d+)', line)
+    if m:
+        ts.append(datetime.datetime.fromisoformat(m.group(1)).timestamp())
+gaps = [b - a for a, b in zip(ts, ts[1:])]
+print(f"{len(ts)} failed attempts in {ts[-1] - ts[0]:.1f} s, gaps: " + " ".join(f"{g:.2f}" for g in gaps))
+ok = 3 <= len(ts) <= 12
+for k, g in enumerate(gaps):
+    # attempt k+1 waits uniform in [1 s, min(300 s, 2^k s)]
+    if not (0.95 <= g <= min(300, 2 ** k) + 1.0):
+        ok = False
+sys.exit(0 if ok else 1)
+PY
+[ "$(agent_serial "$A/tls.crt")" = "$sa" ] || agent_fail "serial changed while cfssl was down"
+start_cfssl
+agent_wait 60 agent_set_ok_new "$A" "$sa" || agent_fail "no recovery after cfssl came back"
+grep -q "identity=dev/productA issuer=cfssl serial=.*published" <(tail -n 20 "$T/agent.log") ||
+    agent_fail "recovery not logged"
+echo "cfssl outage: set kept, backoff respected, recovered"
+agent_stop "$pid"
+
+# ---- a fake CFSSL with bad answers
+echo malformed >"$T/mode"
+python3 "$DUET_SRC/tests/integration/agent_fake_cfssl.py" "$T/fake.port" "$T/server.crt" \
+    "$T/server.key" "$T/mode" "$T/other.crt" 2>>"$T/fakesrv.log" &
+AGENT_PIDS+=("$!")
+agent_wait 10 test -s "$T/fake.port" || agent_fail "fake cfssl did not start"
+fport=$(cat "$T/fake.port")
+cat >"$T/fake.json" <<JSON
+{
+  "env": "dev",
+  "trust_domain": "example.org",
+  "output_dir": "$T/fakeout",
+  "subject": {"O": "Example, Inc."},
+  "key_type": "ec-p256",
+  "issuer": {"type": "cfssl", "url": "https://127.0.0.1:$fport", "ca_bundle": "$T/ca/ca.crt",
+             "timeout": "5s"},
+  "identities": [{"product": "productA"}]
+}
+JSON
+# One agent run per kind of answer: its first attempt comes at once.
+refused() { # MODE MESSAGE
+    echo "$1" >"$T/mode"
+    agent_start "fake-$1" "$T/fake.json"
+    agent_wait 20 grep -q "$2" "$T/fake-$1.log" || agent_fail "$1 answer not refused with \"$2\""
+    agent_stop "$AGENT_PID"
+    [ -e "$T/fakeout/dev/productA/tls.crt" ] && agent_fail "something was published from a $1 answer"
+    echo "refused: $1: $(grep -o "msg=\"[^\"]*$2[^\"]*\"" "$T/fake-$1.log" | head -1)"
+}
+refused malformed "cfssl sign: HTTP 200, reply is not a CFSSL JSON envelope"
+refused error "cfssl sign: HTTP 400, error code 9002: CSR Decode failed"
+refused empty "success without result.certificate"
+refused otherkey "refused the certificate from cfssl: the key does not match"
+echo "bad answers refused"
+echo PASS

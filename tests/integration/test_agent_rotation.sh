@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Rotation under observation: with validity 60s each identity is renewed
+# again and again, each time between 70% and 90% of the certificate's
+# usable lifetime after the previous one, while a reader per identity
+# (vol_reader: duet_vol_read + duet_key_matches_cert, as fast as it can)
+# never sees a missing file or a key that does not match its certificate.
+# Old version folders are removed. Takes about five minutes.
+source "$(dirname "$0")/agent_lib.sh"
+agent_setup
+
+reader=$DUET_BUILD/tests/integration/vol_reader
+[ -x "$reader" ] || agent_fail "vol_reader not built ($reader)"
+agent_make_ca "$T/ca"
+out=$T/out
+rotations=5
+# Worst case 5 x 54 s after the first publish, plus margin.
+watch_s=$((rotations * 54 + 15))
+
+cat >"$T/agent.json" <<JSON
+{
+  "env": "dev",
+  "trust_domain": "example.org",
+  "output_dir": "$out",
+  "subject": {"O": "Example, Inc."},
+  "key_type": "ec-p256",
+  "validity": "60s",
+  "issuer": {"type": "local", "ca_cert": "$T/ca/ca.crt", "ca_key": "$T/ca/ca.key",
+             "ca_key_passphrase_file": "$T/ca/ca.pass"},
+  "identities": [{"product": "productA"}, {"product": "productB"}]
+}
+JSON
+
+agent_start agent "$T/agent.json"
+agent_wait 10 agent_set_ok "$out/dev/productA" || agent_fail "productA not published"
+agent_wait 10 agent_set_ok "$out/dev/productB" || agent_fail "productB not published"
+
+"$reader" "$out/dev/productA" "$watch_s" >"$T/readerA.out" 2>"$T/readerA.log" &
+ra=$!
+"$reader" "$out/dev/productB" "$watch_s" >"$T/readerB.out" 2>"$T/readerB.log" &
+rb=$!
+AGENT_PIDS+=("$ra" "$rb")
+echo "watching for ${watch_s} s"
+wait "$ra" || agent_fail "reader A saw a bad set: $(cat "$T/readerA.log")"
+wait "$rb" || agent_fail "reader B saw a bad set: $(cat "$T/readerB.log")"
+echo "reader A: $(cat "$T/readerA.out")"
+echo "reader B: $(cat "$T/readerB.out")"
+
+# Publish times per identity from the log (ts=...Z), as seconds.
+python3 - "$T/agent.log" "$rotations" <<'PY' || agent_fail "renewal times outside 70-90% of the lifetime"
+import re, sys, datetime
+log, rotations = sys.argv[1], int(sys.argv[2])
+pubs = {}
+for line in open(log):
+    m = re.search(r'ts=(\S+)Z .*identity=(\S+) issuer=\S+ serial=\S+ not_after=(\d+) .*msg="published"', line)
+    if not m:
+        continue
+    t = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp()
+    pubs.setdefault(m.group(2), []).append((t, int(m.group(3))))
+ok = True
+for ident, ps in sorted(pubs.items()):
+    gaps = []
+    for (t0, na0), (t1, _) in zip(ps, ps[1:]):
+        life = na0 - t0                    # usable lifetime from receipt
+        frac = (t1 - t0) / life
+        gaps.append(f"{t1 - t0:.1f}s={frac:.0%}")
+        # 70-90% of the lifetime, plus the issuance time itself (< 1 s).
+        if not (0.70 * life - 0.05 <= t1 - t0 <= 0.90 * life + 1.0):
+            ok = False
+    print(f"{ident}: {len(ps) - 1} renewals: {' '.join(gaps)}")
+    if len(ps) - 1 < rotations:
+        print(f"{ident}: only {len(ps) - 1} renewals, want {rotations}")
+        ok = False
+sys.exit(0 if ok and len(pubs) == 2 else 1)
+PY
+
+for p in productA productB; do
+    n=$(find "$out/dev/$p" -maxdepth 1 -name '..2*' | wc -l)
+    [ "$n" -eq 1 ] || agent_fail "$n version folders in $p"
+done
+grep -q "level=warn" "$T/agent.log" && agent_fail "warnings during rotation: $(grep level=warn "$T/agent.log" | head -3)"
+agent_stop "$AGENT_PID"
+echo PASS
