@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+// podmanize: turns a rendered overlay (kubectl kustomize output) into the
+// files `podman kube play` (podman 4.3, Debian 12) can run, one per workload,
+// changing only what podman cannot do and what stands in for the node:
+//   - DaemonSet -> Pod of the same name (kube play skips DaemonSets);
+//   - native sidecars (init containers with restartPolicy: Always) -> first
+//     ordinary containers (kube play runs init containers to completion first,
+//     so a native sidecar would block its pod forever);
+//   - run-once init containers are dropped: the only one, own-hostpath,
+//     chowns the node's /var/lib/duet, which the test does itself (podman
+//     4.3 races removing a finished init container: "cannot remove container
+//     ... as it is running");
+//   - Secret -> ConfigMap of the same name and decoded content, and secret
+//     volumes -> configMap volumes (kube play 4.3 mounts Secret data still
+//     base64-encoded);
+//   - probes removed (kube play turns httpGet probes into healthchecks that
+//     run curl inside the container, and the image has no curl; the test
+//     queries /readyz itself);
+//   - Namespaces and Services dropped (no cluster DNS or kube-proxy): the
+//     names Services give are passed in as --host-alias NAME=IP (hostAliases);
+//   - hostPath paths under --node-root-from (default /var/lib/duet) are
+//     rebased onto --node-root, the test's stand-in for the node's folder.
+//     Nothing else changes, so a wrong path in the manifests stays wrong.
+// Usage: podmanize.mjs --in RENDERED.yaml --out DIR --node-root DIR
+//                      [--node-root-from /var/lib/duet] [--host-alias NAME=IP]...
+// Writes DIR/<workload>.yaml (each with the ConfigMaps it mounts) and prints
+// one line per file: "<file> <pod name in podman>".
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import yaml from "js-yaml";
+
+function parseArgs(argv) {
+    const o = { hostAliases: [], nodeRootFrom: "/var/lib/duet" };
+    for (let i = 0; i < argv.length; i++) {
+        const v = argv[i + 1];
+        switch (argv[i]) {
+        case "--in": o.in = v; i++; break;
+        case "--out": o.out = v; i++; break;
+        case "--node-root": o.nodeRoot = v; i++; break;
+        case "--node-root-from": o.nodeRootFrom = v; i++; break;
+        case "--host-alias": {
+            const [name, ip] = v.split("=");
+            o.hostAliases.push({ ip, hostnames: [name] });
+            i++;
+            break;
+        }
+        default:
+            throw new Error(`unknown argument ${argv[i]}`);
+        }
+    }
+    if (!o.in || !o.out || !o.nodeRoot)
+        throw new Error("--in, --out and --node-root are required");
+    return o;
+}
+
+function secretToConfigMap(s) {
+    const data = {};
+    for (const [k, v] of Object.entries(s.data ?? {}))
+        data[k] = Buffer.from(v, "base64").toString("utf8");
+    Object.assign(data, s.stringData ?? {});
+    return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: s.metadata.name }, data };
+}
+
+function stripProbes(c) {
+    delete c.startupProbe;
+    delete c.readinessProbe;
+    delete c.livenessProbe;
+    return c;
+}
+
+function rebase(path, o) {
+    if (path === o.nodeRootFrom || path.startsWith(o.nodeRootFrom + "/"))
+        return o.nodeRoot + path.slice(o.nodeRootFrom.length);
+    return path;
+}
+
+// podSpec: the podman-runnable version of a pod template's spec.
+function podSpec(spec, o) {
+    const s = structuredClone(spec);
+    const sidecars = (s.initContainers ?? []).filter((c) => c.restartPolicy === "Always");
+    for (const c of sidecars)
+        delete c.restartPolicy;
+    s.containers = [...sidecars, ...s.containers].map(stripProbes);
+    delete s.initContainers;
+    for (const v of s.volumes ?? []) {
+        if (v.hostPath)
+            v.hostPath.path = rebase(v.hostPath.path, o);
+        if (v.secret) {
+            const { secretName, defaultMode, optional } = v.secret;
+            delete v.secret;
+            v.configMap = { name: secretName, defaultMode, optional };
+        }
+    }
+    if (o.hostAliases.length)
+        s.hostAliases = [...(s.hostAliases ?? []), ...o.hostAliases];
+    return s;
+}
+
+function mountedConfigMaps(spec, byName) {
+    return (spec.volumes ?? [])
+        .filter((v) => v.configMap && byName.has(v.configMap.name))
+        .map((v) => byName.get(v.configMap.name));
+}
+
+function main() {
+    const o = parseArgs(process.argv.slice(2));
+    const docs = yaml.loadAll(readFileSync(o.in, "utf8")).filter(Boolean);
+    const configMaps = new Map();
+    for (const d of docs) {
+        if (d.kind === "ConfigMap")
+            configMaps.set(d.metadata.name, { apiVersion: "v1", kind: "ConfigMap",
+                metadata: { name: d.metadata.name }, data: d.data });
+        if (d.kind === "Secret")
+            configMaps.set(d.metadata.name, secretToConfigMap(d));
+    }
+    mkdirSync(o.out, { recursive: true });
+    for (const d of docs) {
+        let workload, podName;
+        const name = d.metadata.name;
+        if (d.kind === "DaemonSet") {
+            workload = { apiVersion: "v1", kind: "Pod",
+                metadata: { name, labels: d.spec.template.metadata?.labels },
+                spec: podSpec(d.spec.template.spec, o) };
+            podName = name;
+        } else if (d.kind === "Deployment") {
+            workload = structuredClone(d);
+            delete workload.metadata.namespace;
+            workload.spec.template.spec = podSpec(d.spec.template.spec, o);
+            podName = `${name}-pod`; /* kube play's name for a Deployment's pod */
+        } else if (d.kind === "Pod") {
+            workload = structuredClone(d);
+            delete workload.metadata.namespace;
+            workload.spec = podSpec(d.spec, o);
+            podName = name;
+        } else {
+            continue; /* Namespace, Service, ConfigMap, Secret: see the header */
+        }
+        const spec = workload.kind === "Pod" ? workload.spec : workload.spec.template.spec;
+        const out = [...mountedConfigMaps(spec, configMaps), workload];
+        const file = `${o.out}/${name}.yaml`;
+        writeFileSync(file, out.map((x) => yaml.dump(x, { lineWidth: -1 })).join("---\n"));
+        console.log(`${file} ${podName}`);
+    }
+}
+
+try {
+    main();
+} catch (e) {
+    console.error(`podmanize: ${e.message}`);
+    process.exit(2);
+}
