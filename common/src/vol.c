@@ -6,7 +6,8 @@
  *
  * Publish, in order (every step is a numbered fault point for the tests):
  *   1. create DIR with parents, open it, take an flock so two writers (an old
- *      and a new agent pod during a rolling update) never interleave;
+ *      and a new agent pod during a rolling update) never interleave (the
+ *      second gets DUET_EAGAIN rather than waiting);
  *   2. mkdirat a fresh version folder "..YYYY_MM_DD_HH_MM_SS.NNNNNNNNN" (UTC);
  *   3. write each file with O_EXCL, fchown/fchmod before the first byte so a
  *      key never exists with a wider mode, fsync it; fsync the folder;
@@ -123,6 +124,8 @@ static int make_parents(const char *dir, mode_t mode, bool *created, struct duet
     if (len == 0 || len >= sizeof(path))
         return duet_errf(eb, DUET_EINVAL, "bad volume path \"%s\"", dir);
     memcpy(path, dir, len + 1);
+    while (len > 1 && path[len - 1] == '/') /* "dir/" is "dir": its mode and group apply */
+        path[--len] = '\0';
     for (char *s = path + 1;; s++) {
         bool last = *s == '\0';
 
@@ -151,8 +154,13 @@ static int open_dir(struct pub *p)
     p->dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (p->dfd == -1)
         return sys_err(p, "open", ".");
-    if (flock(p->dfd, LOCK_EX) == -1)
+    /* Never wait: a hung writer must not hang this one (its caller retries later). */
+    if (flock(p->dfd, LOCK_EX | LOCK_NB) == -1) {
+        if (errno == EWOULDBLOCK)
+            return duet_errf(p->eb, DUET_EAGAIN, "%s: another process is publishing here",
+                             p->dir);
         return sys_err(p, "flock", ".");
+    }
     if (created && p->opts->gid != (gid_t)-1 && fchown(p->dfd, (uid_t)-1, p->opts->gid) == -1)
         return sys_err(p, "fchown", ".");
     /* chown clears nothing on folders, but chmod last keeps the rule simple. */

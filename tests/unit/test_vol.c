@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -388,6 +389,27 @@ static void vol_publish__crash_during_first_publish_leaves_none_or_new(void **st
     tl_rmrf(dir);
 }
 
+static void vol_publish__second_writer_gets_eagain(void **state)
+{
+    char dir[256], sub[300];
+    struct duet_errbuf eb;
+    int fd;
+
+    tl_tmpdir(dir, sizeof(dir));
+    publish_ok(tl_path(sub, sizeof(sub), "%s/v/", dir), 'A'); /* trailing slash is fine */
+    fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0); /* another writer, mid-publish */
+    duet_errbuf_clear(&eb);
+    assert_int_equal(publish_letter(sub, 'B', &eb), DUET_EAGAIN);
+    assert_non_null(strstr(eb.msg, "another process is publishing"));
+    close(fd);
+    publish_ok(sub, 'B');
+    assert_int_equal(consistent_letter(sub), 'B');
+    assert_int_equal(count_hidden(sub), 1);
+    tl_rmrf(dir);
+}
+
 static int stop_hook(int step, void *arg)
 {
     return step == *(int *)arg;
@@ -540,6 +562,7 @@ int main(void)
         cmocka_unit_test(vol_publish__crash_at_every_step_leaves_one_set),
         cmocka_unit_test(vol_publish__crash_during_first_publish_leaves_none_or_new),
         cmocka_unit_test(vol_set_fault_hook__stops_publish_without_cleanup),
+        cmocka_unit_test(vol_publish__second_writer_gets_eagain),
         cmocka_unit_test(vol_publish__sigkill_at_random_moments_leaves_one_set),
         cmocka_unit_test(vol_read__concurrent_writer_never_mixes_sets),
         cmocka_unit_test(vol_publish__latency),

@@ -57,7 +57,7 @@ struct duet_cfg_field {
     unsigned flags;
     int64_t min, max;           /* see the types; arrays: item count when max > 0 */
     const char *def;            /* STRING, DURATION, CUSTOM default (NULL: none) */
-    int64_t def_int;            /* INT and BOOL default */
+    int64_t def_int;            /* INT and BOOL default; not range-checked (may be a sentinel) */
     const struct duet_cfg_table *sub; /* OBJECT, OBJECTS */
     size_t count_offset;        /* OBJECTS, STRINGS */
     duet_cfg_parse_cb *parse;   /* CUSTOM */

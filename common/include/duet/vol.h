@@ -38,7 +38,7 @@ struct duet_vol_file {
 
 struct duet_vol_opts {
     gid_t gid;     /* group applied to files and folders; (gid_t)-1 keeps the default */
-    mode_t dir_mode; /* for DIR and the version folder; 0 means 0755 */
+    mode_t dir_mode; /* for the version folder, and DIR when publish creates it; 0: 0755 */
 };
 
 /*
@@ -52,7 +52,8 @@ struct duet_vol_opts {
  * untouched; one after it (top-level symlinks, sweeping old versions) leaves
  * the new set published and the message says what was not finished.
  * Publishes into one dir are serialised with flock(2) on the folder, across
- * processes. Blocking (fsync): not for an event-loop callback of the sidecar.
+ * processes: while another process publishes there, DUET_EAGAIN (retry
+ * later). Blocking (fsync): not for an event-loop callback of the sidecar.
  */
 int duet_vol_publish(const char *dir, const struct duet_vol_file *files, size_t n,
                      const struct duet_vol_opts *opts, struct duet_errbuf *eb) DUET_MUST_CHECK;
