@@ -178,7 +178,7 @@ http {
     fastcgi_temp_path $T/$name;
     uwsgi_temp_path $T/$name;
     scgi_temp_path $T/$name;
-    log_format serial '\$ssl_client_serial \$ssl_protocol \$ssl_session_reused';
+    log_format serial '\$ssl_client_serial \$ssl_protocol \$ssl_session_reused \$request_uri';
     server {
         listen 127.0.0.1:$port ssl;
         ssl_certificate $crt;
