@@ -88,8 +88,8 @@ static int parse_one(int argc, char **argv, int *i, const struct ag_flag *flags,
     return f ? set_flag(f, value, eb) : apply_log_level(value, eb);
 }
 
-int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char **pos,
-                 size_t max_pos, size_t *n_pos, struct duet_errbuf *eb)
+int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char *usage,
+                 const char **pos, size_t max_pos, size_t *n_pos, struct duet_errbuf *eb)
 {
     bool only_pos = false;
 
@@ -103,6 +103,8 @@ int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char 
         } else if (!only_pos && strncmp(argv[i], "--", 2) == 0) {
             int rc = parse_one(argc, argv, &i, flags, eb);
 
+            if (rc == 1)
+                fputs(usage, stdout);
             if (rc != 0)
                 return rc;
         } else if (*n_pos < max_pos) {
@@ -130,6 +132,15 @@ int ag_cli_check_name(const char *what, const char *v, struct duet_errbuf *eb)
     if (n > 63 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != n)
         return duet_errf(eb, DUET_E_USAGE,
                          "--%s \"%s\": use only letters, digits and '-' (at most 63)", what, v);
+    return 0;
+}
+
+int ag_cli_key_type(const char *v, const char *def, enum duet_key_type *out,
+                    struct duet_errbuf *eb)
+{
+    if (duet_key_type_parse(v ? v : def, out) < 0)
+        return duet_errf(eb, DUET_E_KEY_TYPE, "--key-type \"%s\": use rsa2048, rsa3072, "
+                         "rsa4096, ec-p256 or ec-p384", v);
     return 0;
 }
 
@@ -234,6 +245,27 @@ int ag_out_check(const struct ag_out *o, const char *name, struct duet_errbuf *e
         return duet_errf(eb, DUET_E_USAGE, "%s already exists (use --force to replace it)",
                          path);
     return 0;
+}
+
+int ag_out_check_names(const struct ag_out *o, const char *base, const char *const *exts,
+                       size_t n, struct duet_errbuf *eb)
+{
+    char name[512];
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%s%s", base, exts[i]);
+        DUET_TRY(ag_out_check(o, name, eb));
+    }
+    return 0;
+}
+
+int ag_out_add_ext(struct ag_out *o, const char *base, const char *ext, const void *data,
+                   size_t len, mode_t mode, struct duet_errbuf *eb)
+{
+    char name[512];
+
+    snprintf(name, sizeof(name), "%s%s", base, ext);
+    return ag_out_add(o, name, data, len, mode, eb);
 }
 
 static int write_all(int fd, const void *data, size_t len)

@@ -14,6 +14,7 @@
 
 #include "duet/compiler.h"
 #include "duet/err.h"
+#include "duet/pki.h"
 
 enum ag_flag_kind {
     AG_FLAG_STR = 1, /* --name VALUE or --name=VALUE; given twice is an error */
@@ -37,12 +38,13 @@ struct ag_flag {
 /*
  * Parse argv[1..] against flags (terminated by a {NULL} entry). Values point
  * into argv. Positional arguments go to pos (at most max_pos). Every command
- * also accepts --log-level LEVEL (applied here) and --help (returns 1 so the
- * caller prints its usage and exits 0). Returns 0, 1 for --help, or
+ * also accepts --log-level LEVEL (applied here) and --help (prints `usage`
+ * on stdout and returns 1: the caller exits 0). Returns 0, 1 for --help, or
  * DUET_E_USAGE with eb naming the flag.
  */
-int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char **pos,
-                 size_t max_pos, size_t *n_pos, struct duet_errbuf *eb) DUET_MUST_CHECK;
+int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char *usage,
+                 const char **pos, size_t max_pos, size_t *n_pos,
+                 struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /*
  * Report a failure: one line "duet-agent CMD: MESSAGE" on stderr (the errbuf
@@ -53,6 +55,9 @@ int ag_cli_fail(const char *cmd, int rc, const struct duet_errbuf *eb);
 
 /* A product or environment name: [A-Za-z0-9-]+, at most 63 characters. */
 int ag_cli_check_name(const char *what, const char *v, struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* --key-type: v, or def when v is NULL. DUET_E_KEY_TYPE naming the value. */
+int ag_cli_key_type(const char *v, const char *def, enum duet_key_type *out,
+                    struct duet_errbuf *eb) DUET_MUST_CHECK;
 /* A positive whole number of days, at most 36500. */
 int ag_cli_parse_days(const char *flag, const char *v, int64_t *days,
                       struct duet_errbuf *eb) DUET_MUST_CHECK;
@@ -95,6 +100,12 @@ int ag_out_add(struct ag_out *o, const char *name, const void *data, size_t len,
                struct duet_errbuf *eb) DUET_MUST_CHECK;
 int ag_out_commit(struct ag_out *o, struct duet_errbuf *eb) DUET_MUST_CHECK;
 void ag_out_abort(struct ag_out *o);
+/* ag_out_check for each "<base><ext>". */
+int ag_out_check_names(const struct ag_out *o, const char *base, const char *const *exts,
+                       size_t n, struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* ag_out_add under the name "<base><ext>". */
+int ag_out_add_ext(struct ag_out *o, const char *base, const char *ext, const void *data,
+                   size_t len, mode_t mode, struct duet_errbuf *eb) DUET_MUST_CHECK;
 /* The final path of entry i, for messages. */
 const char *ag_out_path(const struct ag_out *o, size_t i);
 

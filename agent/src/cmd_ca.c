@@ -51,9 +51,7 @@ static int ca_check(struct ca_run *r, struct duet_errbuf *eb)
     DUET_TRY(ag_cli_check_name("env", r->o.env, eb));
     if (!r->o.out)
         return duet_errf(eb, DUET_E_USAGE, "--out is required");
-    if (duet_key_type_parse(r->o.key_type ? r->o.key_type : "rsa4096", &r->type) < 0)
-        return duet_errf(eb, DUET_E_KEY_TYPE, "--key-type \"%s\": use rsa2048, rsa3072, "
-                         "rsa4096, ec-p256 or ec-p384", r->o.key_type);
+    DUET_TRY(ag_cli_key_type(r->o.key_type, "rsa4096", &r->type, eb));
     DUET_TRY(ag_cli_parse_days("days", r->o.days ? r->o.days : "3650", &r->days, eb));
     if (r->o.pass_file && r->o.no_pass)
         return duet_errf(eb, DUET_E_USAGE, "--passphrase-file and --no-passphrase exclude each other");
@@ -74,16 +72,9 @@ static int ca_check(struct ca_run *r, struct duet_errbuf *eb)
 static int ca_check_outputs(struct ca_run *r, struct duet_errbuf *eb)
 {
     static const char *const exts[] = {".key", ".crt", ".pass"};
-    char name[96];
 
     DUET_TRY(ag_out_init(&r->out, r->o.out, r->o.force, eb));
-    for (size_t i = 0; i < 3; i++) {
-        if (i == 2 && !r->pass_generated)
-            break;
-        snprintf(name, sizeof(name), "%s%s", r->base, exts[i]);
-        DUET_TRY(ag_out_check(&r->out, name, eb));
-    }
-    return 0;
+    return ag_out_check_names(&r->out, r->base, exts, r->pass_generated ? 3 : 2, eb);
 }
 
 static int ca_passphrase(struct ca_run *r, struct duet_errbuf *eb)
@@ -105,15 +96,6 @@ static int ca_passphrase(struct ca_run *r, struct duet_errbuf *eb)
     return 0;
 }
 
-static int ca_add(struct ca_run *r, const char *ext, const char *data, size_t len, mode_t mode,
-                  struct duet_errbuf *eb)
-{
-    char name[96];
-
-    snprintf(name, sizeof(name), "%s%s", r->base, ext);
-    return ag_out_add(&r->out, name, data, len, mode, eb);
-}
-
 static int ca_write(struct ca_run *r, const struct duet_key *k, const struct duet_cert *c,
                     struct duet_errbuf *eb)
 {
@@ -123,11 +105,11 @@ static int ca_write(struct ca_run *r, const struct duet_key *k, const struct due
 
     DUET_TRY_GOTO(duet_key_to_pem(k, r->pass, &kpem, &klen, eb), rc, out);
     DUET_TRY_GOTO(duet_cert_to_pem(c, &cpem, &clen), rc, out);
-    DUET_TRY_GOTO(ca_add(r, ".key", kpem, klen, 0600, eb), rc, out);
-    DUET_TRY_GOTO(ca_add(r, ".crt", cpem, clen, 0644, eb), rc, out);
+    DUET_TRY_GOTO(ag_out_add_ext(&r->out, r->base, ".key", kpem, klen, 0600, eb), rc, out);
+    DUET_TRY_GOTO(ag_out_add_ext(&r->out, r->base, ".crt", cpem, clen, 0644, eb), rc, out);
     if (r->pass_generated) {
         r->pass[r->pass_len] = '\n'; /* one line, as `openssl -passin file:` reads it */
-        rc = ca_add(r, ".pass", r->pass, r->pass_len + 1, 0600, eb);
+        rc = ag_out_add_ext(&r->out, r->base, ".pass", r->pass, r->pass_len + 1, 0600, eb);
         r->pass[r->pass_len] = '\0';
         DUET_TRY_GOTO(rc, rc, out);
     }
@@ -186,11 +168,9 @@ int ag_ca_init_main(int argc, char **argv)
     int rc;
 
     memset(&r, 0, sizeof(r));
-    rc = ag_cli_parse(argc, argv, flags, NULL, 0, &n_pos, &eb);
-    if (rc == 1) {
-        fputs(ca_usage, stdout);
-        return 0;
-    }
+    rc = ag_cli_parse(argc, argv, flags, ca_usage, NULL, 0, &n_pos, &eb);
+    if (rc == 1)
+        return 0; /* --help */
     if (rc == 0)
         rc = ca_make(&r, &eb);
     if (rc == 0)

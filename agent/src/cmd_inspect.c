@@ -390,11 +390,9 @@ int ag_inspect_main(int argc, char **argv)
 
     memset(&in, 0, sizeof(in));
     in.now = (int64_t)time(NULL);
-    rc = ag_cli_parse(argc, argv, flags, pos, 1, &n_pos, &eb);
-    if (rc == 1) {
-        fputs(inspect_usage, stdout);
-        return 0;
-    }
+    rc = ag_cli_parse(argc, argv, flags, inspect_usage, pos, 1, &n_pos, &eb);
+    if (rc == 1)
+        return 0; /* --help */
     if (rc == 0 && n_pos != 1)
         rc = duet_errf(&eb, DUET_E_USAGE, "give one PATH to inspect (see --help)");
     if (rc == 0) {

@@ -108,9 +108,7 @@ static int issue_check(struct issue_run *r, struct duet_errbuf *eb)
         return duet_errf(eb, DUET_E_USAGE, "--ca-cert and --ca-key are required");
     if (!r->o.out)
         return duet_errf(eb, DUET_E_USAGE, "--out is required");
-    if (duet_key_type_parse(r->o.key_type ? r->o.key_type : "rsa2048", &r->type) < 0)
-        return duet_errf(eb, DUET_E_KEY_TYPE, "--key-type \"%s\": use rsa2048, rsa3072, "
-                         "rsa4096, ec-p256 or ec-p384", r->o.key_type);
+    DUET_TRY(ag_cli_key_type(r->o.key_type, "rsa2048", &r->type, eb));
     DUET_TRY(ag_cli_parse_days("days", r->o.days ? r->o.days : "365", &r->days, eb));
     if (!r->o.server && (r->o.dns.n || r->o.ip.n))
         return duet_errf(eb, DUET_E_USAGE, "--dns and --ip need --server");
@@ -127,14 +125,9 @@ static int issue_check(struct issue_run *r, struct duet_errbuf *eb)
 static int issue_check_outputs(struct issue_run *r, struct duet_errbuf *eb)
 {
     static const char *const exts[] = {".key", ".csr", ".crt"};
-    char name[300];
 
     DUET_TRY(ag_out_init(&r->out, r->o.out, r->o.force, eb));
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(name, sizeof(name), "%s%s", r->cn, exts[i]);
-        DUET_TRY(ag_out_check(&r->out, name, eb));
-    }
-    return 0;
+    return ag_out_check_names(&r->out, r->cn, exts, 3, eb);
 }
 
 static int issue_load_ca(struct issue_run *r, struct duet_errbuf *eb)
@@ -156,15 +149,6 @@ static int issue_load_ca(struct issue_run *r, struct duet_errbuf *eb)
     return rc;
 }
 
-static int issue_add(struct issue_run *r, const char *ext, const char *data, size_t len,
-                     mode_t mode, struct duet_errbuf *eb)
-{
-    char name[300];
-
-    snprintf(name, sizeof(name), "%s%s", r->cn, ext);
-    return ag_out_add(&r->out, name, data, len, mode, eb);
-}
-
 static int issue_write(struct issue_run *r, const struct duet_key *k, const struct duet_csr *csr,
                        const struct duet_cert *c, struct duet_errbuf *eb)
 {
@@ -176,9 +160,9 @@ static int issue_write(struct issue_run *r, const struct duet_key *k, const stru
     DUET_TRY_GOTO(duet_key_to_pem(k, NULL, &kpem, &klen, eb), rc, out);
     DUET_TRY_GOTO(duet_csr_to_pem(csr, &rpem, &rlen), rc, out);
     DUET_TRY_GOTO(duet_cert_to_pem(c, &cpem, &clen), rc, out);
-    DUET_TRY_GOTO(issue_add(r, ".key", kpem, klen, 0600, eb), rc, out);
-    DUET_TRY_GOTO(issue_add(r, ".csr", rpem, rlen, 0644, eb), rc, out);
-    DUET_TRY_GOTO(issue_add(r, ".crt", cpem, clen, 0644, eb), rc, out);
+    DUET_TRY_GOTO(ag_out_add_ext(&r->out, r->cn, ".key", kpem, klen, 0600, eb), rc, out);
+    DUET_TRY_GOTO(ag_out_add_ext(&r->out, r->cn, ".csr", rpem, rlen, 0644, eb), rc, out);
+    DUET_TRY_GOTO(ag_out_add_ext(&r->out, r->cn, ".crt", cpem, clen, 0644, eb), rc, out);
     rc = ag_out_commit(&r->out, eb);
 out:
     duet_secret_free(kpem, klen);
@@ -258,11 +242,9 @@ int ag_issue_main(int argc, char **argv)
     int rc;
 
     memset(&r, 0, sizeof(r));
-    rc = ag_cli_parse(argc, argv, flags, NULL, 0, &n_pos, &eb);
-    if (rc == 1) {
-        fputs(issue_usage, stdout);
-        return 0;
-    }
+    rc = ag_cli_parse(argc, argv, flags, issue_usage, NULL, 0, &n_pos, &eb);
+    if (rc == 1)
+        return 0; /* --help */
     if (rc == 0)
         rc = issue_make(&r, &eb);
     if (rc == 0) {

@@ -85,6 +85,17 @@ int duet__pki_bio_to_string(BIO *bio, char **out, size_t *len)
     return 0;
 }
 
+int duet__pki_mem_bio(const char *pem, size_t len, const char *what, const char *kind,
+                      BIO **out, struct duet_errbuf *eb)
+{
+    if (!pem || len == 0)
+        return duet_errf(eb, DUET_E_PEM, "%s: empty input, no %s", what, kind);
+    if (len > DUET_PKI_MAX_FILE)
+        return duet_errf(eb, DUET_E_TOOBIG, "%s: larger than %d bytes", what, DUET_PKI_MAX_FILE);
+    *out = BIO_new_mem_buf(pem, (int)len);
+    return *out ? 0 : DUET_ENOMEM;
+}
+
 const EVP_MD *duet__pki_digest_for(const EVP_PKEY *signer)
 {
     /* Match the hash to the curve (a P-384 CA signs with SHA-384, as RFC 5480 suggests). */
@@ -215,7 +226,7 @@ STACK_OF(X509) *duet_chain_stack(const struct duet_chain *c)
 
 int duet_chain_from_stack(const STACK_OF(X509) *sk, struct duet_chain **out)
 {
-    struct duet_chain *c;
+    struct duet_chain *c = NULL;
     int rc;
 
     DUET_TRY(duet_chain_new(&c));
@@ -290,18 +301,15 @@ static int chain_parse(struct duet_chain *c, BIO *bio, const char *what, struct 
 int duet_chain_from_pem(const char *pem, size_t len, const char *what, struct duet_chain **out,
                         struct duet_errbuf *eb)
 {
-    struct duet_chain *c;
+    struct duet_chain *c = NULL;
     BIO *bio;
     int rc;
 
     what = what ? what : "certificate";
-    if (!pem || len == 0)
-        return duet_errf(eb, DUET_E_PEM, "%s: empty input, no PEM certificate", what);
-    if (len > DUET_PKI_MAX_FILE)
-        return duet_errf(eb, DUET_E_TOOBIG, "%s: larger than %d bytes", what, DUET_PKI_MAX_FILE);
-    DUET_TRY(duet_chain_new(&c));
-    bio = BIO_new_mem_buf(pem, (int)len);
-    rc = bio ? chain_parse(c, bio, what, eb) : DUET_ENOMEM;
+    DUET_TRY(duet__pki_mem_bio(pem, len, what, "PEM certificate", &bio, eb));
+    rc = duet_chain_new(&c);
+    if (rc == 0)
+        rc = chain_parse(c, bio, what, eb);
     BIO_free(bio);
     if (rc < 0) {
         duet_chain_free(c);

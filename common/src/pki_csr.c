@@ -121,13 +121,7 @@ int duet_csr_from_pem(const char *pem, size_t len, const char *what, struct duet
     int rc;
 
     what = what ? what : "CSR";
-    if (!pem || len == 0)
-        return duet_errf(eb, DUET_E_PEM, "%s: empty input, no CSR", what);
-    if (len > DUET_PKI_MAX_FILE)
-        return duet_errf(eb, DUET_E_TOOBIG, "%s: larger than %d bytes", what, DUET_PKI_MAX_FILE);
-    bio = BIO_new_mem_buf(pem, (int)len);
-    if (!bio)
-        return DUET_ENOMEM;
+    DUET_TRY(duet__pki_mem_bio(pem, len, what, "CSR", &bio, eb));
     req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
     BIO_free(bio);
     if (!req) {

@@ -157,13 +157,7 @@ int duet_key_from_pem(const char *pem, size_t len, const char *pass, const char 
     int rc;
 
     what = what ? what : "key";
-    if (!pem || len == 0)
-        return duet_errf(eb, DUET_E_PEM, "%s: empty input, no private key", what);
-    if (len > DUET_PKI_MAX_FILE)
-        return duet_errf(eb, DUET_E_TOOBIG, "%s: larger than %d bytes", what, DUET_PKI_MAX_FILE);
-    bio = BIO_new_mem_buf(pem, (int)len);
-    if (!bio)
-        return DUET_ENOMEM;
+    DUET_TRY(duet__pki_mem_bio(pem, len, what, "private key", &bio, eb));
     /* The first key block wins; certificates beside it (a combined file) are skipped. */
     for (;;) {
         if (!PEM_read_bio(bio, &name, &header, &der, &der_len)) {

@@ -170,17 +170,16 @@ int duet__pki_name_from_subject(X509_NAME *name, const struct duet_subject *s,
 
 /* ---- subject alternative names ---- */
 
-static int push_gen(GENERAL_NAMES *gens, int type, const char *value)
+/* Append a name of `type` owning `value` (freed here on failure). */
+static int push_value(GENERAL_NAMES *gens, int type, void *value)
 {
     GENERAL_NAME *gen = GENERAL_NAME_new();
-    ASN1_IA5STRING *str = ASN1_IA5STRING_new();
 
-    if (!gen || !str || !ASN1_STRING_set(str, value, (int)strlen(value))) {
-        GENERAL_NAME_free(gen);
-        ASN1_IA5STRING_free(str);
+    if (!gen) {
+        ASN1_STRING_free(value);
         return DUET_ENOMEM;
     }
-    GENERAL_NAME_set0_value(gen, type, str);
+    GENERAL_NAME_set0_value(gen, type, value);
     if (!sk_GENERAL_NAME_push(gens, gen)) {
         GENERAL_NAME_free(gen);
         return DUET_ENOMEM;
@@ -188,26 +187,26 @@ static int push_gen(GENERAL_NAMES *gens, int type, const char *value)
     return 0;
 }
 
+static int push_gen(GENERAL_NAMES *gens, int type, const char *value)
+{
+    ASN1_IA5STRING *str = ASN1_IA5STRING_new();
+
+    if (!str || !ASN1_STRING_set(str, value, (int)strlen(value))) {
+        ASN1_IA5STRING_free(str);
+        return DUET_ENOMEM;
+    }
+    return push_value(gens, type, str);
+}
+
 static int push_ip(GENERAL_NAMES *gens, const char *text, struct duet_errbuf *eb)
 {
     ASN1_OCTET_STRING *ip = a2i_IPADDRESS(text);
-    GENERAL_NAME *gen;
 
     if (!ip) {
         ERR_clear_error();
         return duet_errf(eb, DUET_E_SUBJECT, "\"%s\" is not an IPv4 or IPv6 address", text);
     }
-    gen = GENERAL_NAME_new();
-    if (!gen) {
-        ASN1_OCTET_STRING_free(ip);
-        return DUET_ENOMEM;
-    }
-    GENERAL_NAME_set0_value(gen, GEN_IPADD, ip);
-    if (!sk_GENERAL_NAME_push(gens, gen)) {
-        GENERAL_NAME_free(gen);
-        return DUET_ENOMEM;
-    }
-    return 0;
+    return push_value(gens, GEN_IPADD, ip);
 }
 
 static int check_ia5(const char *v, const char *kind, struct duet_errbuf *eb)

@@ -449,6 +449,16 @@ static void csr_from_pem__refuses_tampered_and_garbage(void **state)
 
 /* ---- issuing ---- */
 
+/* openssl verify accepts crt for `good` and refuses it for `bad`; `out` then holds x509 -text. */
+static void openssl_purposes(const char *crt, const char *good, const char *bad)
+{
+    assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose %s %s",
+                           p("ca.crt"), good, p(crt)), 0);
+    assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose %s %s",
+                           p("ca.crt"), bad, p(crt)), 2);
+    assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s -noout -text", p(crt)), 0);
+}
+
 static void cert_sign__client_profile_verifies_with_openssl(void **state)
 {
     int64_t now = time(NULL);
@@ -457,12 +467,7 @@ static void cert_sign__client_profile_verifies_with_openssl(void **state)
     struct duet_cert_info info;
 
     save_cert(c, "client.crt");
-    assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose sslclient %s",
-                           p("ca.crt"), p("client.crt")), 0);
-    assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose sslserver %s",
-                           p("ca.crt"), p("client.crt")), 2);
-    assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s -noout -text", p("client.crt")),
-                     0);
+    openssl_purposes("client.crt", "sslclient", "sslserver");
     assert_non_null(strstr(out, "Version: 3"));
     assert_non_null(strstr(out, "ecdsa-with-SHA256"));
     assert_non_null(strstr(out, "X509v3 Basic Constraints: critical\n                CA:FALSE"));
@@ -501,12 +506,7 @@ static void cert_sign__server_profile_has_ip_dns_and_refuses_client_purpose(void
     struct duet_cert_info info;
 
     save_cert(c, "server.crt");
-    assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose sslserver %s",
-                           p("ca.crt"), p("server.crt")), 0);
-    assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose sslclient %s",
-                           p("ca.crt"), p("server.crt")), 2);
-    assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s -noout -text", p("server.crt")),
-                     0);
+    openssl_purposes("server.crt", "sslserver", "sslclient");
     assert_non_null(strstr(out, "X509v3 Key Usage: critical\n                Digital Signature\n"));
     assert_non_null(strstr(out, "DNS:localhost"));
     assert_non_null(strstr(out, "IP Address:127.0.0.1"));
