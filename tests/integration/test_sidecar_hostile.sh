@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# integration.sidecar_hostile: garbage bytes, a half-finished handshake
+# (closed by the handshake timeout), 10,000 connect-and-reset, more idle
+# connections than --max-conns, and a client that never reads leave the
+# sidecar up, within its memory and connection bounds, and serving the next
+# good client.
+source "$(dirname "$0")/sidecar_lib.sh"
+sc_setup
+here=$(cd "$(dirname "$0")" && pwd)
+
+sc_ca "$T" root
+sc_leaf "$T" root productA dev.productA.dev
+sc_leaf "$T" root sidecar dev.resource.dev
+mkdir "$T/certs"
+sc_publish "$T/certs" "$T/sidecar.key" "$T/sidecar.crt" "$T/root.crt"
+bp=$(sc_free_port); ip=$(sc_free_port); sp=$(sc_free_port)
+sc_backend "$bp"
+head -c 4000000 /dev/urandom >"$T/www/big"
+sc_start sc --certs "$T/certs" --status "127.0.0.1:$sp" --handshake-timeout 1s \
+    --idle-timeout 5s --max-conns 100 --inbound "127.0.0.1:$ip=127.0.0.1:$bp"
+pid=$SC_PID
+sc_wait_port "$ip"
+
+good() {
+    [ "$(curl -sS --max-time 5 --cacert "$T/root.crt" --cert "$T/productA.crt" \
+        --key "$T/productA.key" "https://127.0.0.1:$ip/")" = "backend ok" ] ||
+        sc_fail "good client not served after $1"
+}
+good start
+rss0=$(sc_rss "$pid")
+
+[ "$(python3 "$here/sc_hostile.py" garbage "$ip")" = closed ] || sc_fail "garbage left open"
+good garbage
+
+r=$(python3 "$here/sc_hostile.py" half-handshake "$ip")
+case "$r" in
+closed\ 0.* | closed\ 1.* | closed\ 2.*) ;;
+*) sc_fail "half-finished handshake: $r (want closed after ~1s)" ;;
+esac
+good half-handshake
+
+r=$(timeout 180 python3 "$here/sc_hostile.py" resets "$ip" 10000)
+[ "$r" = "resets 10000" ] || sc_fail "connect-and-reset loop: $r"
+kill -0 "$pid" || sc_fail "sidecar died under resets"
+good resets
+
+# More idle connections than --max-conns: never more than 100 open at once.
+python3 "$here/sc_hostile.py" hold "$ip" 300 3 >"$T/hold.out" &
+holder=$!
+SC_PIDS+=("$holder")
+max=0
+for i in $(seq 1 25); do
+    o=$(sc_metric "$sp" "connections_open\{listener=\"127.0.0.1:$ip\"")
+    [ "$o" -gt "$max" ] && max=$o
+    sleep 0.1
+done
+[ "$max" -le 100 ] || sc_fail "$max connections open with --max-conns 100"
+[ "$max" -ge 50 ] || sc_fail "only $max connections seen open"
+wait "$holder" || true
+good max-conns
+
+# A client that never reads: the sidecar stops reading the backend.
+python3 "$here/sc_hostile.py" no-read "$ip" "$T" 3 >"$T/noread.out" &
+nr=$!
+SC_PIDS+=("$nr")
+sleep 2
+good no-read
+rss1=$(sc_rss "$pid")
+wait "$nr" || true
+kill -0 "$pid" || sc_fail "sidecar died"
+
+# Everything is closed again (handshake and idle timeouts), memory bounded.
+for i in $(seq 1 80); do
+    [ "$(sc_metric "$sp" "connections_open\{listener=\"127.0.0.1:$ip\"")" -eq 0 ] && break
+    sleep 0.1
+done
+o=$(sc_metric "$sp" "connections_open\{listener=\"127.0.0.1:$ip\"")
+[ "$o" -eq 0 ] || sc_fail "$o connections still open"
+rss2=$(sc_rss "$pid")
+echo "VmRSS KiB: start $rss0, with a non-reading client $rss1, after $rss2"
+[ $((rss1 - rss0)) -lt 32768 ] || sc_fail "RSS grew by $((rss1 - rss0)) KiB"
+good end
+sc_stop "$pid" "$T/sc.log"
+echo "sidecar_hostile: ok"
