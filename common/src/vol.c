@@ -364,10 +364,44 @@ static int remove_tree(int dfd, const char *name, int depth)
     return rc;
 }
 
+/* A top-level name the new set no longer has: drop it if it is our link into ..data. */
+static int drop_stale_link(struct pub *p, const char *nm)
+{
+    char target[512];
+    ssize_t len = readlinkat(p->dfd, nm, target, sizeof(target) - 1);
+
+    if (len < 0)
+        return 0; /* not a symlink: a user's own file, left alone */
+    target[len] = '\0';
+    if (strncmp(target, DATA_PREFIX, strlen(DATA_PREFIX)) != 0)
+        return 0;
+    STEP(p);
+    if (unlinkat(p->dfd, nm, 0) == -1 && errno != ENOENT)
+        return sys_err(p, "unlink", nm);
+    return 0;
+}
+
+static int sweep_entry(struct pub *p, const char *nm, const struct duet_vol_file *files,
+                       size_t n)
+{
+    int rc;
+
+    if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strcmp(nm, DUET_VOL_DATA) == 0 ||
+        strcmp(nm, p->version) == 0)
+        return 0;
+    if (strncmp(nm, "..", 2) != 0)
+        return published(nm, files, n) ? 0 : drop_stale_link(p, nm);
+    /* The previous version, or debris of a crashed run. */
+    STEP(p);
+    rc = remove_tree(p->dfd, nm, 0);
+    if (rc < 0)
+        return duet_errf(p->eb, rc, "%s/%s: remove: %s", p->dir, nm, duet_strerror(rc));
+    return 0;
+}
+
 /*
  * One pass over DIR: drop top-level symlinks into ..data that the new set no
- * longer has (a user's own files are left alone), and every ".."-entry that
- * is neither ..data nor the new version.
+ * longer has, and every ".."-entry that is neither ..data nor the new version.
  */
 static int sweep(struct pub *p, const struct duet_vol_file *files, size_t n)
 {
@@ -384,38 +418,9 @@ static int sweep(struct pub *p, const struct duet_vol_file *files, size_t n)
         close(fd);
         return rc;
     }
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        const char *nm = e->d_name;
-        char target[512];
-
-        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strcmp(nm, DUET_VOL_DATA) == 0 ||
-            strcmp(nm, p->version) == 0)
-            continue;
-        if (strncmp(nm, "..", 2) == 0) {
-            if (fault(p)) {
-                rc = VOL_DIED;
-                break;
-            }
-            rc = remove_tree(p->dfd, nm, 0);
-            if (rc < 0)
-                duet_errf(p->eb, rc, "%s/%s: remove: %s", p->dir, nm, duet_strerror(rc));
-            continue;
-        }
-        if (published(nm, files, n))
-            continue;
-        ssize_t len = readlinkat(p->dfd, nm, target, sizeof(target) - 1);
-        if (len < 0)
-            continue;
-        target[len] = '\0';
-        if (strncmp(target, DATA_PREFIX, strlen(DATA_PREFIX)) != 0)
-            continue;
-        if (fault(p)) {
-            rc = VOL_DIED;
-            break;
-        }
-        if (unlinkat(p->dfd, nm, 0) == -1 && errno != ENOENT)
-            rc = sys_err(p, "unlink", nm);
-    }
+    /* Removing entries while reading is safe on Linux; at worst one is seen twice (ENOENT). */
+    while (rc == 0 && (e = readdir(d)) != NULL)
+        rc = sweep_entry(p, e->d_name, files, n);
     closedir(d);
     return rc;
 }
