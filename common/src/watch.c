@@ -347,9 +347,10 @@ static int start_inotify(struct duet_watch *w, struct duet_errbuf *eb)
 
     w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (w->ifd == -1) {
+        rc = -errno;
         /* EMFILE: the per-user instance limit (128 by default) is shared by every pod. */
         duet_log(DUET_LOG_WARN, "watch", "dir=%s err=%s msg=\"no inotify, polling\"", w->dir,
-                 duet_err_name(-errno));
+                 duet_err_name(rc));
         return 0;
     }
     rc = duet_loop_add_fd(w->loop, w->ifd, DUET_EV_READ, on_inotify, w);
