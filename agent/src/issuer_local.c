@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The local issuer: signs with a CA certificate and private key read from
- * files, typically a mounted Kubernetes Secret. The files are read again for
- * every issuance (a PBKDF2 decryption and two small reads, negligible next
- * to a key generation), so replacing the Secret rotates the CA without a
- * restart or a signal. The key lives only for the duration of one sign().
+ * files, typically a mounted Kubernetes Secret. The certificate and bundle
+ * are read again for every issuance, so replacing the Secret rotates the CA
+ * without a restart or a signal. The decrypted key is cached, keyed by the
+ * identity (device, inode, size, times) of the key and passphrase files:
+ * a key written by `duet-agent ca init` costs 600,000 PBKDF2 rounds (about
+ * half a second) to decrypt, far more than the issuance itself, and any
+ * change to either file (a Secret update swaps ..data) reloads it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "issuer.h"
@@ -24,7 +28,23 @@ struct local_issuer {
     char *ca_key;
     char *pass_file; /* NULL: unencrypted key */
     char *ca_bundle; /* the trust bundle published as ca.crt */
+    struct duet_key *key; /* cached CA key; NULL until loaded */
+    uint64_t key_sig[10]; /* of ca_key then pass_file when key was loaded */
 };
+
+static void file_sig(const char *path, uint64_t *v)
+{
+    struct stat st;
+
+    memset(v, 0, 5 * sizeof(*v));
+    if (!path || stat(path, &st) == -1)
+        return;
+    v[0] = st.st_dev;
+    v[1] = st.st_ino;
+    v[2] = (uint64_t)st.st_size;
+    v[3] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+    v[4] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
+}
 
 void ag_issue_result_clear(struct ag_issue_result *r)
 {
@@ -61,19 +81,34 @@ static int read_passphrase(const char *path, char *buf, size_t size, struct duet
     return 0;
 }
 
-static int load_ca_key(struct local_issuer *li, struct duet_key **out, struct duet_errbuf *eb)
+/* The CA key, from the cache when neither file changed. Borrowed by the caller. */
+static int load_ca_key(struct local_issuer *li, const struct duet_key **out,
+                       struct duet_errbuf *eb)
 {
+    uint64_t sig[10];
     char pass[1024];
     int rc = 0;
 
+    file_sig(li->ca_key, sig);
+    file_sig(li->pass_file, sig + 5);
+    if (li->key && memcmp(sig, li->key_sig, sizeof(sig)) == 0) {
+        *out = li->key;
+        return 0;
+    }
+    duet_key_free(li->key);
+    li->key = NULL;
     if (li->pass_file)
         rc = read_passphrase(li->pass_file, pass, sizeof(pass), eb);
     if (rc == 0)
-        rc = duet_key_load(li->ca_key, li->pass_file ? pass : NULL, out, eb);
+        rc = duet_key_load(li->ca_key, li->pass_file ? pass : NULL, &li->key, eb);
     memset(pass, 0, sizeof(pass));
     /* memset of a dying buffer may be elided; the barrier keeps it. */
     __asm__ __volatile__("" : : "r"(pass) : "memory");
-    return rc;
+    if (rc < 0)
+        return rc;
+    memcpy(li->key_sig, sig, sizeof(sig));
+    *out = li->key;
+    return 0;
 }
 
 static int local_bundle(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb)
@@ -87,7 +122,7 @@ static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
                       struct ag_issue_result *out, struct duet_errbuf *eb)
 {
     struct local_issuer *li = (struct local_issuer *)is;
-    struct duet_key *ca_key = NULL;
+    const struct duet_key *ca_key = NULL;
     struct duet_cert *leaf = NULL;
     struct duet_chain *ca = NULL;
     struct ag_issue_result res = {0};
@@ -116,7 +151,6 @@ out:
     ag_issue_result_clear(&res);
     duet_chain_free(ca);
     duet_cert_free(leaf);
-    duet_key_free(ca_key);
     return rc;
 }
 
@@ -128,6 +162,7 @@ static void local_free(struct ag_issuer *is)
     duet_free(li->ca_key);
     duet_free(li->pass_file);
     duet_free(li->ca_bundle);
+    duet_key_free(li->key);
     duet_free(li);
 }
 

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * identity + local issuer: a set is issued, checked and published into a
+ * temp folder from a CA on disk (encrypted key, as a Secret holds it), read
+ * back and judged; damaged sets, a foreign key, a rotated CA and a wrong
+ * subject are refused. Real keys, real files; the openssl CLI confirms.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "identity.h"
+#include "issuer.h"
+#include "testlib.h"
+
+#include "duet/alloc.h"
+#include "duet/clock.h"
+#include "duet/pki.h"
+
+struct fx {
+    char dir[256];
+    char ca_crt[300], ca_key[300], ca_pass[300];
+    struct ag_issuer *is;
+    struct ag_ident *id;
+    struct duet_subject subj;
+    struct ag_policy pol;
+};
+
+static void write_ca(struct fx *f, const char *cn)
+{
+    struct duet_key *k = NULL;
+    struct duet_cert *c = NULL;
+    struct duet_subject s = {0};
+    char *pem = NULL;
+    size_t len = 0;
+
+    s.cn = (char *)cn;
+    assert_int_equal(duet_key_generate(DUET_KEY_EC_P256, &k, NULL), 0);
+    assert_int_equal(duet_ca_self_sign(k, &s, duet_clock_now(), 3650LL * 86400, &c, NULL), 0);
+    assert_int_equal(duet_cert_to_pem(c, &pem, &len), 0);
+    tl_write_file(f->ca_crt, pem, len, 0644);
+    duet_free(pem);
+    assert_int_equal(duet_key_to_pem(k, "s3cret pass", &pem, &len, NULL), 0);
+    tl_write_file(f->ca_key, pem, len, 0600);
+    duet_secret_free(pem, len);
+    tl_write_file(f->ca_pass, "s3cret pass\n", 12, 0600);
+    duet_cert_free(c);
+    duet_key_free(k);
+}
+
+static void make_ident(struct fx *f, const char *product, const char *o)
+{
+    char out[300];
+
+    duet_subject_clear(&f->subj);
+    f->subj.c = duet_strdup("LK");
+    f->subj.o = duet_strdup(o);
+    struct ag_ident_params p = {
+        .env = "dev",
+        .product = product,
+        .trust_domain = "example.org",
+        .output_dir = tl_path(out, sizeof(out), "%s/out", f->dir),
+        .cn_template = "{env}.{product}.{env}",
+        .subject = &f->subj,
+        .key_type = DUET_KEY_EC_P256,
+        .validity_ms = 3600 * 1000,
+    };
+    ag_ident_free(f->id);
+    f->id = NULL;
+    assert_int_equal(ag_ident_new(&p, &f->id, NULL), 0);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    tl_tmpdir(f->dir, sizeof(f->dir));
+    tl_path(f->ca_crt, sizeof(f->ca_crt), "%s/ca.crt", f->dir);
+    tl_path(f->ca_key, sizeof(f->ca_key), "%s/ca.key", f->dir);
+    tl_path(f->ca_pass, sizeof(f->ca_pass), "%s/ca.pass", f->dir);
+    write_ca(f, "Unit Root CA");
+    const struct ag_local_opts lo = {f->ca_crt, f->ca_key, f->ca_pass, NULL};
+    assert_int_equal(ag_issuer_local_new(&lo, &f->is, NULL), 0);
+    make_ident(f, "productA", "Example, Inc.");
+    f->pol.key_group = (gid_t)-1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    ag_ident_free(f->id);
+    ag_issuer_free(f->is);
+    duet_subject_clear(&f->subj);
+    tl_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void issue_ok(struct fx *f)
+{
+    struct duet_errbuf eb;
+
+    duet_errbuf_clear(&eb);
+    if (ag_ident_issue(f->id, f->is, &f->pol, &eb) != 0)
+        fail_msg("issue: %s", eb.msg);
+}
+
+static int check(struct fx *f, char *msg, size_t size)
+{
+    struct duet_errbuf eb;
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    f->id->sig_valid = false;
+    rc = ag_ident_check_disk(f->id, f->is, &f->pol, &eb);
+    if (msg)
+        snprintf(msg, size, "%s", eb.msg);
+    return rc;
+}
+
+static void cn_expand__templates(void **state)
+{
+    char buf[64];
+
+    assert_int_equal(ag_cn_expand("{env}.{product}.{env}", "dev", "productA", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "dev.productA.dev");
+    assert_int_equal(ag_cn_expand("orgsync.{env}.{product}.{env}", "prod", "b", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "orgsync.prod.b.prod");
+    assert_int_equal(ag_cn_expand("{env", "dev", "p", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "{env");
+    assert_int_equal(ag_cn_expand("{product}{product}", "d", "0123456789", buf, 20), DUET_E_TOOBIG);
+}
+
+static void ident_issue__publishes_a_checked_set(void **state)
+{
+    struct fx *f = *state;
+    char out[4096], path[400];
+    struct stat st;
+    int64_t now = duet_clock_real_ms();
+
+    issue_ok(f);
+    assert_true(f->id->rot.have);
+    assert_int_equal(f->id->renewals, 1);
+    /* notAfter is issuance + 1 h; renewal within 70-90% of it. */
+    assert_true(f->id->rot.renew_at >= now + 2520 * 1000 - 2000);
+    assert_true(f->id->rot.renew_at <= now + 3240 * 1000 + 2000);
+    assert_int_equal(stat(tl_path(path, sizeof(path), "%s/tls.key", f->id->dir), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(tl_sh(out, sizeof(out),
+                           "openssl verify -CAfile %s/ca.crt -purpose sslclient %s/tls.crt",
+                           f->id->dir, f->id->dir), 0);
+    assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s/tls.crt -noout -subject -ext subjectAltName",
+                           f->id->dir), 0);
+    assert_non_null(strstr(out, "CN = dev.productA.dev"));
+    assert_non_null(strstr(out, "URI:spiffe://example.org/dev/productA"));
+    assert_int_equal(check(f, NULL, 0), 0);
+}
+
+static void ident_check_disk__keeps_renewal_of_own_cert(void **state)
+{
+    struct fx *f = *state;
+    int64_t at;
+
+    issue_ok(f);
+    at = f->id->rot.renew_at;
+    assert_int_equal(check(f, NULL, 0), 0);
+    assert_int_equal(f->id->rot.renew_at, at);
+    /* A restart (fresh state) keeps the set but draws a new deadline from notBefore. */
+    f->id->rot.have = false;
+    assert_int_equal(check(f, NULL, 0), 0);
+    assert_true(f->id->rot.have);
+    assert_int_equal(f->id->rot.v.received, 0);
+}
+
+static void ident_check_disk__refuses_damage(void **state)
+{
+    struct fx *f = *state;
+    char msg[512], path[400];
+
+    assert_int_equal(check(f, msg, sizeof(msg)), -ENOENT);
+    issue_ok(f);
+    tl_write_file(tl_path(path, sizeof(path), "%s/..data/tls.crt", f->id->dir), "junk\n", 5, 0644);
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_PEM);
+    assert_false(f->id->rot.have);
+
+    issue_ok(f);
+    assert_int_equal(unlink(tl_path(path, sizeof(path), "%s/tls.crt", f->id->dir)), 0);
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VOL_LAYOUT);
+}
+
+static void ident_check_disk__refuses_foreign_key(void **state)
+{
+    struct fx *f = *state;
+    char msg[512], a[400], b[400];
+    size_t len;
+    char *key;
+
+    issue_ok(f);
+    make_ident(f, "productB", "Example, Inc.");
+    issue_ok(f);
+    key = tl_read_file(tl_path(b, sizeof(b), "%s/tls.key", f->id->dir), &len);
+    make_ident(f, "productA", "Example, Inc.");
+    tl_write_file(tl_path(a, sizeof(a), "%s/out/dev/productA/..data/tls.key", f->dir), key, len, 0600);
+    free(key);
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_KEY_MISMATCH);
+}
+
+static void ident_check_disk__refuses_old_ca_and_wrong_subject(void **state)
+{
+    struct fx *f = *state;
+    char msg[512];
+
+    issue_ok(f);
+    make_ident(f, "productA", "Other Org");
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "subject O"));
+
+    make_ident(f, "productA", "Example, Inc.");
+    assert_int_equal(check(f, NULL, 0), 0);
+    write_ca(f, "Unit Root CA 2"); /* the Secret was rotated */
+    assert_int_not_equal(check(f, msg, sizeof(msg)), 0);
+    issue_ok(f); /* the issuer picks the new CA up without a restart */
+    assert_int_equal(check(f, NULL, 0), 0);
+}
+
+static void local_sign__wrong_passphrase_is_reported(void **state)
+{
+    struct fx *f = *state;
+    struct duet_errbuf eb;
+
+    tl_write_file(f->ca_pass, "nope\n", 5, 0600);
+    duet_errbuf_clear(&eb);
+    assert_int_equal(ag_ident_issue(f->id, f->is, &f->pol, &eb), DUET_E_PASSPHRASE);
+    assert_false(f->id->rot.have);
+    assert_int_equal(f->id->renewals, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cn_expand__templates),
+        cmocka_unit_test_setup_teardown(ident_issue__publishes_a_checked_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__keeps_renewal_of_own_cert, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__refuses_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__refuses_foreign_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__refuses_old_ca_and_wrong_subject, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_is_reported, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
