@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,6 +205,37 @@ static void watch__polling_mode_detects_change(void **state)
     finish(&f);
 }
 
+/* No inotify instance to be had (EMFILE, as when a node's pods use them all up): poll. */
+static void watch__falls_back_to_polling_without_inotify(void **state)
+{
+    struct duet_watch_opts opts = {.settle_ms = 20, .poll_ms = 50};
+    struct rlimit old, low;
+    struct fixture f;
+    int lowest;
+
+    start(&f, "vol");
+    publish(f.dir, "A");
+    lowest = dup(0);
+    assert_true(lowest >= 0);
+    close(lowest);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)lowest; /* the next new fd is refused */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    watch(&f, &opts);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_false(duet_watch_uses_inotify(f.w));
+    /* The starting signature was taken without fds too: one callback may correct it. */
+    run_for(&f, 200);
+    assert_true(f.calls <= 1);
+    f.calls = 0;
+    publish(f.dir, "B");
+    assert_int_equal(run_until(&f, 1, 2000), 1);
+    run_for(&f, 200);
+    assert_int_equal(f.calls, 1);
+    finish(&f);
+}
+
 static void watch__plain_folder_rewritten_in_place(void **state)
 {
     struct duet_watch_opts opts = {.settle_ms = SETTLE_MS};
@@ -277,6 +309,7 @@ int main(void)
         cmocka_unit_test(watch__folder_that_appears_later),
         cmocka_unit_test(watch__folder_deleted_and_recreated),
         cmocka_unit_test(watch__polling_mode_detects_change),
+        cmocka_unit_test(watch__falls_back_to_polling_without_inotify),
         cmocka_unit_test(watch__plain_folder_rewritten_in_place),
         cmocka_unit_test(watch__safety_poll_sees_what_inotify_missed),
         cmocka_unit_test(watch__callback_may_free_the_watch),
