@@ -55,8 +55,8 @@ static const struct option_def options[] = {
      "close any connection this old (0s: no limit)"},
     {"--crl", "DUET_SIDECAR_CRL", OPT_STR, NULL, 0, 0,
      "PEM CRL refusing revoked client certificates inbound (reloaded with the certificates)"},
-    {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "250ms", 0, 0,
-     "stat poll of the certificate folder (a cheap readlink + stat)"},
+    {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "1s", 0, 0,
+     "stat poll of the certificates and CRL, beside inotify (a readlink + 4 stats)"},
     {"--log-level", "DUET_LOG_LEVEL", OPT_LEVEL, "info", 0, 0, "error, warn, info or debug"},
 };
 

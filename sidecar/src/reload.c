@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * When and from what to rebuild the TLS set (STYLE.md 10, DESIGN.md
- * duet-sidecar). Triggers: SIGHUP (main.c calls sc_reload_now) and a cheap
- * poll of the folder's signature: the ..data target plus inode, size and
- * mtime of tls.crt, tls.key, ca.crt and the CRL. A changed signature means
- * a new set was published (the agent's ..data rename, or files replaced by
- * hand). Every file of one attempt is read from the one version folder
- * ..data named at the start, so a concurrent publish can never mix a key
- * with another set's certificate.
+ * duet-sidecar). Triggers: duet_watch (inotify on the folder, never on the
+ * files, debounced), SIGHUP (main.c calls sc_reload_now), and a slow stat
+ * poll of the folder's signature (the ..data target plus inode, size and
+ * mtime of tls.crt, tls.key, ca.crt and the CRL) that also covers a CRL kept
+ * outside the folder. A changed signature means a new set was published.
+ * Files are read with duet_vol_read, from the one version folder ..data
+ * named, so a concurrent publish can never mix a key with another set's
+ * certificate.
  *
  * A set that fails its checks is refused, logged with the reason and
  * counted; the current set stays. The same signature is not retried until
  * it changes again (or SIGHUP), so a bad set costs one log line, not one per
- * poll. Runs on the main thread only.
+ * event. Runs on the main thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,8 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "duet/vol.h"
+#include "duet/watch.h"
 #include "sc.h"
 
 #define MAX_FILE (1024 * 1024)
@@ -33,6 +36,7 @@ static struct {
     char sig[1024];
     uint64_t generation;
     bool waiting_logged;
+    struct duet_watch *watch;
 } rl;
 
 static int read_file(const char *path, char **out, size_t *len)
@@ -69,14 +73,6 @@ static int read_file(const char *path, char **out, size_t *len)
     *out = buf;
     *len = got;
     return 0;
-}
-
-static void free_secret(char *p, size_t len)
-{
-    if (!p)
-        return;
-    explicit_bzero(p, len);
-    duet_free(p);
 }
 
 /* The version folder ..data points to, or "" for a plain folder. */
@@ -118,107 +114,75 @@ static void signature(char *out, size_t size)
     }
 }
 
-struct files {
-    char *cert, *key, *ca, *crl;
-    size_t cert_len, key_len, ca_len, crl_len;
-};
-
-static void files_free(struct files *f)
+static void publish(struct sc_tls_set *set, const char *why)
 {
-    free_secret(f->key, f->key_len);
-    duet_free(f->cert);
-    duet_free(f->ca);
-    duet_free(f->crl);
-    memset(f, 0, sizeof(*f));
-}
+    struct sc_tls_set *old = sc_tls_acquire();
+    const struct sc_tls_info *ni = sc_tls_set_info(set);
+    char na[32];
+    struct tm tm;
 
-static int read_set(const char *dir, const char *ver, const char *crl, struct files *f,
-                    struct duet_errbuf *eb)
-{
-    char base[4096], path[4200];
-    int rc;
-
-    if (ver[0])
-        snprintf(base, sizeof(base), "%s/%s", dir, ver);
-    else
-        snprintf(base, sizeof(base), "%s", dir);
-    snprintf(path, sizeof(path), "%s/tls.crt", base);
-    if ((rc = read_file(path, &f->cert, &f->cert_len)) < 0)
-        return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
-    snprintf(path, sizeof(path), "%s/tls.key", base);
-    if ((rc = read_file(path, &f->key, &f->key_len)) < 0)
-        return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
-    snprintf(path, sizeof(path), "%s/ca.crt", base);
-    if ((rc = read_file(path, &f->ca, &f->ca_len)) < 0)
-        return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
-    if (crl && (rc = read_file(crl, &f->crl, &f->crl_len)) < 0)
-        return duet_errf(eb, rc, "%s: %s", crl, duet_strerror(rc));
-    return 0;
+    rl.generation++;
+    gmtime_r(&ni->not_after, &tm);
+    strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    duet_log(DUET_LOG_INFO, "reload",
+             "dir=%s version=\"%s\" trigger=%s generation=%llu serial=%s sha256=%s "
+             "not_after=%s old_sha256=%s msg=\"certificate set loaded\"",
+             rl.app->cfg.certs, ni->version, why, (unsigned long long)ni->generation,
+             ni->serial, ni->fingerprint, na, old ? sc_tls_set_info(old)->fingerprint : "-");
+    sc_tls_set_unref(old);
+    sc_tls_publish(set);
+    __atomic_add_fetch(&rl.app->reloads_ok, 1, __ATOMIC_RELAXED);
+    rl.waiting_logged = false;
 }
 
 static void attempt(const char *why)
 {
+    static const char *const names[] = {DUET_VOL_CERT, DUET_VOL_KEY, DUET_VOL_CA};
     const struct sc_cfg *cfg = &rl.app->cfg;
     struct duet_errbuf eb;
-    struct files f = {0};
-    char ver[256];
+    struct duet_vol_set vs;
+    char *crl = NULL;
+    size_t crl_len = 0;
     struct sc_tls_set *set = NULL;
-    int rc = 0;
+    int rc;
 
+    memset(&vs, 0, sizeof(vs));
     duet_errbuf_clear(&eb);
-    /* A publish may remove the folder ..data named between readlink and
-     * open: then read the new one (a few tries, each a consistent version). */
-    for (int tries = 0; tries < 3; tries++) {
-        resolve_version(cfg->certs, ver, sizeof(ver));
-        files_free(&f);
-        duet_errbuf_clear(&eb);
-        rc = read_set(cfg->certs, ver, cfg->crl, &f, &eb);
-        if (rc != -ENOENT || !ver[0])
-            break;
+    /* duet_vol_read resolves ..data once: key and certificate always come
+     * from the same published version (docs/internals/volume-contract.md). */
+    rc = duet_vol_read(cfg->certs, names, DUET_ARRAY_SIZE(names), MAX_FILE, &vs, &eb);
+    if (rc == 0 && cfg->crl) {
+        rc = read_file(cfg->crl, &crl, &crl_len);
+        if (rc < 0)
+            duet_errf(&eb, rc, "%s: %s", cfg->crl, duet_strerror(rc));
     }
     if (rc == 0) {
-        struct sc_tls_files tf = {f.cert, f.cert_len, f.key, f.key_len,
-                                  f.ca,   f.ca_len,   f.crl, f.crl_len};
+        struct sc_tls_files tf = {vs.blobs[0].data, vs.blobs[0].len, vs.blobs[1].data,
+                                  vs.blobs[1].len,  vs.blobs[2].data, vs.blobs[2].len,
+                                  crl,              crl_len};
 
-        set = sc_tls_set_build(&tf, ver, rl.generation + 1, &eb);
+        set = sc_tls_set_build(&tf, vs.version, rl.generation + 1, &eb);
     }
-    files_free(&f);
+    duet_free(crl);
     if (!set) {
-        bool empty = rc == -ENOENT && !sc_reload_ready();
-
-        if (empty) {
+        if (rc == -ENOENT && !sc_reload_ready()) {
             if (!rl.waiting_logged)
                 duet_log(DUET_LOG_INFO, "reload", "dir=%s msg=\"waiting for certificates: %s\"",
                          cfg->certs, eb.msg);
             rl.waiting_logged = true;
+            duet_vol_set_clear(&vs);
             return;
         }
         __atomic_add_fetch(&rl.app->reloads_failed, 1, __ATOMIC_RELAXED);
         duet_log(DUET_LOG_ERROR, "reload",
                  "dir=%s version=\"%s\" trigger=%s msg=\"refused new certificate set, keeping "
                  "the current one: %s\"",
-                 cfg->certs, ver, why, eb.msg);
+                 cfg->certs, vs.version, why, eb.msg);
+        duet_vol_set_clear(&vs);
         return;
     }
-    {
-        struct sc_tls_set *old = sc_tls_acquire();
-        const struct sc_tls_info *ni = sc_tls_set_info(set);
-        char na[32];
-        struct tm tm;
-
-        rl.generation++;
-        gmtime_r(&ni->not_after, &tm);
-        strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        duet_log(DUET_LOG_INFO, "reload",
-                 "dir=%s version=\"%s\" trigger=%s generation=%llu serial=%s sha256=%s "
-                 "not_after=%s old_sha256=%s msg=\"certificate set loaded\"",
-                 cfg->certs, ver, why, (unsigned long long)ni->generation, ni->serial,
-                 ni->fingerprint, na, old ? sc_tls_set_info(old)->fingerprint : "-");
-        sc_tls_set_unref(old);
-        sc_tls_publish(set);
-        __atomic_add_fetch(&rl.app->reloads_ok, 1, __ATOMIC_RELAXED);
-        rl.waiting_logged = false;
-    }
+    publish(set, why);
+    duet_vol_set_clear(&vs);
 }
 
 void sc_reload_now(struct sc_app *app, const char *why)
@@ -228,31 +192,54 @@ void sc_reload_now(struct sc_app *app, const char *why)
     attempt(why);
 }
 
-static void on_poll(struct duet_loop *loop, struct duet_timer *t, void *arg)
+static void check(const char *why)
 {
     char sig[sizeof(rl.sig)];
 
-    (void)arg;
     signature(sig, sizeof(sig));
     if (strcmp(sig, rl.sig) != 0) {
         memcpy(rl.sig, sig, sizeof(sig));
-        attempt("change");
+        attempt(why);
     }
+}
+
+static void on_poll(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    (void)arg;
+    check("poll");
     duet_timer_start(loop, t, rl.app->cfg.poll_ms);
+}
+
+/* inotify on DIR (never on the files), debounced by duet_watch. */
+static void on_watch(struct duet_watch *w, void *arg)
+{
+    (void)w;
+    (void)arg;
+    check("inotify");
 }
 
 int sc_reload_init(struct sc_app *app)
 {
+    struct duet_errbuf eb;
+    int rc;
+
     rl.app = app;
     rl.generation = 0;
     duet_timer_init(&rl.poll, on_poll, NULL);
     sc_reload_now(app, "start");
     duet_timer_start(app->loop, &rl.poll, app->cfg.poll_ms);
+    duet_errbuf_clear(&eb);
+    rc = duet_watch_new(app->loop, app->cfg.certs, NULL, on_watch, NULL, &rl.watch, &eb);
+    if (rc < 0) /* the stat poll alone still reloads, only later */
+        duet_log(DUET_LOG_WARN, "reload", "dir=%s err=%s msg=\"no folder watch: %s\"",
+                 app->cfg.certs, duet_err_name(rc), eb.msg);
     return 0;
 }
 
 void sc_reload_deinit(void)
 {
+    duet_watch_free(rl.watch);
+    rl.watch = NULL;
     if (rl.app)
         duet_timer_stop(rl.app->loop, &rl.poll);
 }

@@ -232,3 +232,14 @@ sc_stop() {
 sc_metric() {
     curl -sS "http://127.0.0.1:$1/metrics" | grep -E "$2" | head -1 | awk '{print $NF}'
 }
+
+# sc_wait_log FILE REGEX: until a line of FILE matches REGEX (3 s at most);
+# the sidecar may log a refusal just after the client has seen it.
+sc_wait_log() {
+    local i
+    for i in $(seq 1 30); do
+        grep -Eq "$2" "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}

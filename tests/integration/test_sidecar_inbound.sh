@@ -52,7 +52,7 @@ refused "$ip2" productA
 
 log=$T/sc.log
 for reason in no_cert untrusted expired not_allowed; do
-    grep -q "refused listener=127.0.0.1:$ip peer=127.0.0.1:[0-9]* reason=$reason" "$log" ||
+    sc_wait_log "$log" "refused listener=127.0.0.1:$ip peer=127.0.0.1:[0-9]+ reason=$reason" ||
         sc_fail "refusal '$reason' not logged"
     v=$(sc_metric "$sp" "failures_total\{listener=\"127.0.0.1:$ip\",reason=\"$reason\"\}")
     [ "$v" -ge 1 ] || sc_fail "metric for $reason is $v"
@@ -69,7 +69,7 @@ for i in $(seq 1 50); do
     sleep 0.1
 done
 refused "$ip" productA
-grep -q "reason=revoked" "$log" || sc_fail "revocation not logged"
+sc_wait_log "$log" "reason=revoked" || sc_fail "revocation not logged"
 [ "$(get "$ip2" productB)" = "backend ok" ] || sc_fail "productB refused after the CRL"
 
 # A broken CRL is refused as a whole: the old set (with the CRL) stays.

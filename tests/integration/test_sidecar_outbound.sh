@@ -57,7 +57,7 @@ pid2=$SC_PID
 sc_wait_port "$lp3"
 rc=0; curl -sS --max-time 5 "http://127.0.0.1:$lp3/" >/dev/null 2>"$T/curl.err" || rc=$?
 [ "$rc" -eq 52 ] || [ "$rc" -eq 56 ] || sc_fail "dead upstream: curl exit $rc, want empty reply"
-grep -q "reason=connect" "$T/sc2.log" || sc_fail "connect failure not logged"
+sc_wait_log "$T/sc2.log" "reason=connect" || sc_fail "connect failure not logged"
 sc_stop "$pid2" "$T/sc2.log"
 
 [ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || sc_fail "not ready"

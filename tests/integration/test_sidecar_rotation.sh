@@ -59,7 +59,7 @@ for i in $(seq 1 10); do
             sleep 0.1
         done
         [ "$(sc_metric "$sp" 'reloads_total\{result="failed"\}')" -eq 1 ] || sc_fail "bad set not refused"
-        grep -q 'refused new certificate set.*does not match' "$T/sc.log" || sc_fail "refusal not logged"
+        sc_wait_log "$T/sc.log" 'refused new certificate set.*does not match' || sc_fail "refusal not logged"
         [ "$(probe /after-bad)" = "$cur" ] ||
             sc_fail "old set not kept after the bad one"
     fi
