@@ -76,6 +76,17 @@ static void run_for(struct fixture *f, int64_t ms)
     run_until(f, 1 << 30, ms);
 }
 
+/* Publish and see exactly one more callback, and nothing more for quiet_ms after it. */
+static void publish_expect_one(struct fixture *f, const char *tag, int64_t quiet_ms)
+{
+    int want = f->calls + 1;
+
+    publish(f->dir, tag);
+    assert_int_equal(run_until(f, want, 3000), want);
+    run_for(f, quiet_ms);
+    assert_int_equal(f->calls, want);
+}
+
 static void start(struct fixture *f, const char *sub)
 {
     memset(f, 0, sizeof(*f));
@@ -111,12 +122,8 @@ static void watch__one_callback_per_publish(void **state)
     assert_true(duet_watch_uses_inotify(f.w));
     run_for(&f, 3 * SETTLE_MS);
     assert_int_equal(f.calls, 0); /* watching is not a change */
-    for (int i = 1; i <= 3; i++) {
-        publish(f.dir, i % 2 ? "B" : "C");
-        assert_int_equal(run_until(&f, i, 3000), i);
-        run_for(&f, 3 * SETTLE_MS);
-        assert_int_equal(f.calls, i); /* one publish, one callback */
-    }
+    for (int i = 1; i <= 3; i++)
+        publish_expect_one(&f, i % 2 ? "B" : "C", 3 * SETTLE_MS);
     finish(&f);
 }
 
@@ -153,10 +160,7 @@ static void watch__folder_that_appears_later(void **state)
     assert_true(duet_watch_uses_inotify(f.w));
     run_for(&f, 2 * SETTLE_MS);
     assert_int_equal(f.calls, 0);
-    publish(f.dir, "A"); /* creates a, b and c at once */
-    assert_int_equal(run_until(&f, 1, 3000), 1);
-    run_for(&f, 3 * SETTLE_MS);
-    assert_int_equal(f.calls, 1);
+    publish_expect_one(&f, "A", 3 * SETTLE_MS); /* creates a, b and c at once */
     publish(f.dir, "B"); /* and the watch is now on the folder itself */
     assert_int_equal(run_until(&f, 2, 3000), 2);
     finish(&f);
@@ -198,10 +202,7 @@ static void watch__polling_mode_detects_change(void **state)
     assert_false(duet_watch_uses_inotify(f.w));
     run_for(&f, 200);
     assert_int_equal(f.calls, 0);
-    publish(f.dir, "B");
-    assert_int_equal(run_until(&f, 1, 2000), 1);
-    run_for(&f, 200);
-    assert_int_equal(f.calls, 1);
+    publish_expect_one(&f, "B", 200);
     finish(&f);
 }
 
@@ -228,11 +229,7 @@ static void watch__falls_back_to_polling_without_inotify(void **state)
     /* The starting signature was taken without fds too: one callback may correct it. */
     run_for(&f, 200);
     assert_true(f.calls <= 1);
-    f.calls = 0;
-    publish(f.dir, "B");
-    assert_int_equal(run_until(&f, 1, 2000), 1);
-    run_for(&f, 200);
-    assert_int_equal(f.calls, 1);
+    publish_expect_one(&f, "B", 200);
     finish(&f);
 }
 
