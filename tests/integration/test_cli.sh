@@ -278,6 +278,9 @@ cli_check "issue --force replaces" agent "${ISSUE[@]}" --env dev --product produ
 cli_refuse 1 "passphrase" "$T/none" -- agent inspect "$CA.key"
 cli_refuse 1 "garbage.pem" "$T/none" -- agent inspect "$T/garbage.pem"
 cli_refuse 2 "PATH" "$T/none" -- agent inspect
+cli_refuse 2 "loud" "$T/none" -- agent inspect "$A.crt" --log-level loud
+cli_refuse 2 "needs a subcommand" "$T/none" -- agent ca
+cli_check "--log-level debug accepted" agent inspect "$A.crt" --log-level debug
 
 echo "---- $fails failure(s)"
 [ "$fails" -eq 0 ]
