@@ -8,9 +8,11 @@
  * final name until every file has been written.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "cli.h"
@@ -73,8 +75,21 @@ static int ca_check_outputs(struct ca_run *r, struct duet_errbuf *eb)
 {
     static const char *const exts[] = {".key", ".crt", ".pass"};
 
+    /* A .pass left from an earlier CA would sit beside a key it does not
+     * open: it is refused like the others, and replaced or removed by --force. */
     DUET_TRY(ag_out_init(&r->out, r->o.out, r->o.force, eb));
-    return ag_out_check_names(&r->out, r->base, exts, r->pass_generated ? 3 : 2, eb);
+    return ag_out_check_names(&r->out, r->base, exts, DUET_ARRAY_SIZE(exts), eb);
+}
+
+static int ca_remove_stale_pass(const struct ca_run *r, struct duet_errbuf *eb)
+{
+    char path[4200];
+
+    snprintf(path, sizeof(path), "%s/%s.pass", r->out.dir, r->base);
+    if (unlink(path) == -1 && errno != ENOENT)
+        return duet_errf(eb, -errno, "%s: cannot remove the old passphrase file: %s", path,
+                         strerror(errno));
+    return 0;
 }
 
 static int ca_passphrase(struct ca_run *r, struct duet_errbuf *eb)
@@ -114,6 +129,8 @@ static int ca_write(struct ca_run *r, const struct duet_key *k, const struct due
         DUET_TRY_GOTO(rc, rc, out);
     }
     rc = ag_out_commit(&r->out, eb);
+    if (rc == 0 && !r->pass_generated)
+        rc = ca_remove_stale_pass(r, eb);
 out:
     duet_secret_free(kpem, klen);
     duet_free(cpem);

@@ -275,6 +275,14 @@ old=$(md5sum <"$A.crt")
 cli_check "issue --force replaces" agent "${ISSUE[@]}" --env dev --product productA --out "$T/out/new" --key-type ec-p256 --force
 [ "$(md5sum <"$A.crt")" != "$old" ] && cli_ok "--force wrote a new certificate" || cli_bad "--force did not replace"
 [ -z "$(find "$T/out/new" -name '.*tmp*')" ] && cli_ok "no temporaries left" || cli_bad "temporaries left"
+# A passphrase file from an earlier CA must not survive beside a new key it does not open.
+cp -r "$T/ca" "$T/ca-force"
+cli_refuse 2 "already exists" "$T/ca-force" -- agent ca init --env dev --out "$T/ca-force" --key-type ec-p256 --no-passphrase
+rm "$T/ca-force/rootCaDev.key" "$T/ca-force/rootCaDev.crt"
+cli_refuse 2 "rootCaDev.pass" "$T/ca-force" -- agent ca init --env dev --out "$T/ca-force" --key-type ec-p256 --no-passphrase
+cli_check "ca init --force --no-passphrase" agent ca init --env dev --out "$T/ca-force" --key-type ec-p256 --no-passphrase --force
+[ ! -e "$T/ca-force/rootCaDev.pass" ] && cli_ok "--force --no-passphrase removed the stale .pass" ||
+    cli_bad "stale rootCaDev.pass left beside an unencrypted key"
 cli_refuse 1 "passphrase" "$T/none" -- agent inspect "$CA.key"
 cli_refuse 1 "garbage.pem" "$T/none" -- agent inspect "$T/garbage.pem"
 cli_refuse 2 "PATH" "$T/none" -- agent inspect
