@@ -8,6 +8,10 @@
  *   per identity and re-evaluated from the current clocks on every wake
  *   (rotate.h); the timer only says when to look next, at most 60 s ahead,
  *   so a clock jump or a suspended node is noticed within a minute.
+ * - an inotify watch per identity folder (duet_watch) runs the same check
+ *   as `scan` as soon as an entry of the folder changes (a deleted link, a
+ *   swapped ..data); `scan` still catches writes inside the version folder,
+ *   which a folder watch does not see.
  * - `scan` re-checks the published sets every couple of seconds, cheaply:
  *   a set whose files (..data target, inode, size, times) have not changed
  *   since they last passed the check is not read again. A damaged, replaced
@@ -31,6 +35,7 @@
 #include "duet/alloc.h"
 #include "duet/clock.h"
 #include "duet/log.h"
+#include "duet/watch.h"
 
 #define SCAN_MS 2000
 
@@ -153,17 +158,49 @@ static void scan_bundle(struct ag_gen *g)
         g->ids[i]->sig_valid = false;
 }
 
-static void on_scan(struct duet_loop *loop, struct duet_timer *t, void *arg)
+static void scan_all(struct ag_run *r)
 {
-    struct ag_run *r = arg;
     bool any = false;
 
     scan_bundle(r->gen);
     for (size_t i = 0; i < r->gen->n_ids; i++)
         any |= scan_one(r->gen, r->gen->ids[i]);
     if (any)
-        duet_loop_defer(loop, &r->eval);
+        duet_loop_defer(r->loop, &r->eval);
+}
+
+static void on_scan(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    struct ag_run *r = arg;
+
+    scan_all(r);
     duet_timer_start(loop, &r->scan, SCAN_MS);
+}
+
+/* Our own publishes fire it too; they match the stored signature and cost a few stats. */
+static void on_watch(struct duet_watch *w, void *arg)
+{
+    scan_all(arg);
+}
+
+/*
+ * Watch every identity folder of g. A watch that cannot be set up is
+ * logged and left out: the periodic scan still covers that folder.
+ */
+static void watch_folders(struct ag_run *r, struct ag_gen *g)
+{
+    const struct duet_watch_opts wo = {.settle_ms = 50, .poll_ms = 0, .no_inotify = false};
+
+    g->watches = duet_calloc(g->n_ids, sizeof(*g->watches));
+    for (size_t i = 0; g->watches && i < g->n_ids; i++) {
+        struct duet_errbuf eb;
+        char q[600];
+
+        duet_errbuf_clear(&eb);
+        if (duet_watch_new(r->loop, g->ids[i]->dir, &wo, on_watch, r, &g->watches[i], &eb) < 0)
+            duet_log(DUET_LOG_WARN, "agent", "identity=%s msg=%s action=\"periodic check only\"",
+                     g->ids[i]->name, duet_log_quote(q, sizeof(q), eb.msg));
+    }
 }
 
 /* The first look at a generation's identities: keep what is on disk and valid. */
@@ -239,6 +276,7 @@ static void on_hup(struct duet_loop *loop, void *arg)
     for (size_t i = 0; i < g->n_ids; i++)
         g->ids[i]->sig_valid = false; /* re-read everything once */
     adopt_disk_sets(g);
+    watch_folders(r, g);
     ag_gen_free(r->gen);
     r->gen = g;
     r->reloads++;
@@ -321,11 +359,13 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
                                       &r->status, eb));
     check_ready(r->gen);
     adopt_disk_sets(r->gen);
+    watch_folders(r, r->gen);
     duet_timer_start(r->loop, &r->scan, SCAN_MS);
     duet_loop_defer(r->loop, &r->eval);
     return 0;
 }
 
+/* Everything registered on the loop goes before the loop itself. */
 static void stop(struct ag_run *r)
 {
     duet_status_http_free(r->status);
@@ -334,8 +374,9 @@ static void stop(struct ag_run *r)
         duet_timer_stop(r->loop, &r->scan);
         duet_loop_cancel_defer(r->loop, &r->eval);
     }
+    ag_gen_free(r->gen); /* its folder watches live on the loop */
+    r->gen = NULL;
     duet_loop_free(r->loop);
-    ag_gen_free(r->gen);
 }
 
 int ag_run_main(int argc, char **argv)

@@ -16,6 +16,8 @@
 #include "duet/loop.h"
 #include "duet/status_http.h"
 
+struct duet_watch;
+
 /* Everything built from one configuration file. */
 struct ag_gen {
     struct ag_issuer *issuer;
@@ -26,6 +28,7 @@ struct ag_gen {
     const char *log_level;     /* borrowed; NULL: not set */
     char *bundle_pem;          /* the issuer's trust bundle as last seen; owned */
     size_t bundle_len;
+    struct duet_watch **watches; /* one per identity folder (NULL entries: none); owned */
 };
 
 void ag_gen_free(struct ag_gen *g);

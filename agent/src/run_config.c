@@ -11,6 +11,7 @@
 #include "run.h"
 
 #include "duet/alloc.h"
+#include "duet/watch.h"
 
 struct gen_priv {
     struct ag_gen pub; /* first */
@@ -23,8 +24,12 @@ void ag_gen_free(struct ag_gen *g)
 
     if (!g)
         return;
-    for (size_t i = 0; i < g->n_ids; i++)
+    for (size_t i = 0; i < g->n_ids; i++) {
+        if (g->watches)
+            duet_watch_free(g->watches[i]);
         ag_ident_free(g->ids[i]);
+    }
+    duet_free(g->watches);
     duet_free(g->ids);
     duet_free(g->bundle_pem);
     ag_issuer_free(g->issuer);

@@ -76,6 +76,13 @@ first_ms=$(((t1 - t0) / 1000000))
 echo "time to first publish of both identities: ${first_ms} ms"
 limit_ms=1000
 case "$DUET_BUILD" in *asan*) limit_ms=4000 ;; esac
+# RSA key generation is CPU-bound: on a machine loaded far beyond its cores
+# (parallel builds of the whole team) the limit says nothing about the agent.
+load=$(cut -d' ' -f1 /proc/loadavg)
+if python3 -c "import os,sys; sys.exit(0 if $load > 2 * os.cpu_count() else 1)"; then
+    echo "note: load average $load on $(nproc) cores: limit relaxed to 4x"
+    limit_ms=$((limit_ms * 4))
+fi
 [ "$first_ms" -le "$limit_ms" ] || agent_fail "first publish took ${first_ms} ms (> ${limit_ms})"
 
 for d in "$A" "$B"; do
