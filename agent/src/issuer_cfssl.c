@@ -20,6 +20,7 @@
  * Checking the certificate against our key, the bundle and the identity is
  * the caller's (the same check for every issuer).
  */
+#include <signal.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -74,6 +75,22 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/*
+ * The daemon takes SIGTERM through a signalfd, so the signal stays pending
+ * while a request blocks the loop. libcurl calls this at least once a
+ * second: aborting here makes SIGTERM prompt even against a CFSSL that
+ * accepts the connection and never answers.
+ */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    sigset_t pending;
+
+    if (sigpending(&pending) == -1)
+        return 0;
+    return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
+}
+
 /* Options every handle gets; see the file comment for the protocol list. */
 static int setup_handle(struct cfssl_issuer *ci, CURL *h, const char *url, const char *body,
                         struct curl_slist *hdrs, struct reply *r)
@@ -98,6 +115,8 @@ static int setup_handle(struct cfssl_issuer *ci, CURL *h, const char *url, const
     SET(CURLOPT_CONNECTTIMEOUT_MS, ci->timeout_ms);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, r);
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
     SET(CURLOPT_CAINFO, ci->server_ca);
@@ -146,7 +165,10 @@ static int post(struct cfssl_issuer *ci, const char *path, const char *body, lon
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     if (c != CURLE_OK) {
         rc = duet_errf(eb, c == CURLE_OPERATION_TIMEDOUT ? DUET_E_TIMEOUT : DUET_E_ISSUER,
-                       "cfssl %s: %s%s%s", url, r.too_big ? "reply too large" : curl_easy_strerror(c),
+                       "cfssl %s: %s%s%s", url,
+                       r.too_big                         ? "reply too large"
+                       : c == CURLE_ABORTED_BY_CALLBACK ? "abandoned: the agent is stopping"
+                                                         : curl_easy_strerror(c),
                        cerr[0] ? ": " : "", cerr);
         goto out;
     }
@@ -325,26 +347,46 @@ out:
     return rc;
 }
 
+/*
+ * POST /info for our profile. On success *root (owned by the caller) holds
+ * the envelope and *res its "result". The profile name goes through cJSON,
+ * so any string the configuration allows is sent correctly escaped.
+ */
+static int info(struct cfssl_issuer *ci, cJSON **root, const cJSON **res, struct duet_errbuf *eb)
+{
+    cJSON *j = cJSON_CreateObject();
+    char *body = NULL, *reply = NULL;
+    long status;
+    int rc = DUET_ENOMEM;
+
+    *root = NULL;
+    if (j && cJSON_AddStringToObject(j, "profile", ci->profile ? ci->profile : ""))
+        body = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!body)
+        return duet_errf(eb, rc, "cfssl: out of memory");
+    rc = post(ci, "/api/v1/cfssl/info", body, &status, &reply, eb);
+    if (rc == 0)
+        rc = parse_envelope(reply, status, "info", root, res, eb);
+    cJSON_free(body);
+    duet_free(reply);
+    return rc;
+}
+
 /* The profile's expiry as /info reports it, into buf ("?" when unknown). */
 static void profile_expiry(struct cfssl_issuer *ci, char *buf, size_t size)
 {
-    char body[512];
-    char *reply = NULL;
-    long status;
     cJSON *root = NULL;
     const cJSON *res = NULL, *exp;
     struct duet_errbuf ignored;
 
     snprintf(buf, size, "?");
-    snprintf(body, sizeof(body), "{\"profile\":\"%s\"}", ci->profile ? ci->profile : "");
-    if (post(ci, "/api/v1/cfssl/info", body, &status, &reply, &ignored) == 0 &&
-        parse_envelope(reply, status, "info", &root, &res, &ignored) == 0) {
+    if (info(ci, &root, &res, &ignored) == 0) {
         exp = res ? cJSON_GetObjectItemCaseSensitive(res, "expiry") : NULL;
         if (cJSON_IsString(exp))
             snprintf(buf, size, "%s", exp->valuestring);
     }
     cJSON_Delete(root);
-    duet_free(reply);
 }
 
 /* CFSSL counts the expiry from a backdated notBefore: refuse what is (nearly) dead. */
@@ -428,20 +470,11 @@ out:
 /* CFSSL starts listening even when its signer failed: ask /info. */
 static int cfssl_ready(struct ag_issuer *is, struct duet_errbuf *eb)
 {
-    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
-    char body[512];
-    char *reply = NULL;
     cJSON *root = NULL;
     const cJSON *res = NULL;
-    long status;
-    int rc;
+    int rc = info((struct cfssl_issuer *)is, &root, &res, eb);
 
-    snprintf(body, sizeof(body), "{\"profile\":\"%s\"}", ci->profile ? ci->profile : "");
-    rc = post(ci, "/api/v1/cfssl/info", body, &status, &reply, eb);
-    if (rc == 0)
-        rc = parse_envelope(reply, status, "info", &root, &res, eb);
     cJSON_Delete(root);
-    duet_free(reply);
     return rc;
 }
 

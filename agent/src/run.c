@@ -77,6 +77,8 @@ static void evaluate(struct ag_run *r)
     struct ag_gen *g = r->gen;
     int64_t next = AG_ROTATE_MAX_SLEEP_MS;
 
+    if (r->stopping)
+        return; /* steps 4-5 of the iteration that saw SIGTERM still run */
     for (size_t i = 0; i < g->n_ids; i++) {
         struct ag_ident *id = g->ids[i];
         int64_t sleep_ms = 0;
@@ -85,14 +87,17 @@ static void evaluate(struct ag_run *r)
 
         if (a != AG_ROTATE_WAIT) {
             renew(g, id, a);
-            /* Decide again with the outcome: the new deadline, or the retry. */
-            ag_rotate_decide(&id->rot, duet_clock_real_ms(), duet_clock_mono_ms(), &sleep_ms);
+            /* One issuance per loop iteration: it blocks, and SIGTERM or
+             * SIGHUP must be seen between two of them (a CFSSL that hangs
+             * costs one timeout, not one per identity). The next iteration
+             * decides again, for this identity with its new deadline or
+             * retry time. */
+            duet_loop_defer(r->loop, &r->eval);
+            return;
         }
         next = DUET_MIN(next, sleep_ms);
     }
-    /* A decision that still says "now" (a deadline already in the past after
-     * a failed attempt cannot happen: the retry is ahead) gets a short floor
-     * so the loop can never spin. */
+    /* Only waits reach here; the floor keeps a rounding from spinning. */
     duet_timer_start(r->loop, &r->tick, DUET_MAX(next, 10));
 }
 
@@ -287,6 +292,9 @@ static void on_hup(struct duet_loop *loop, void *arg)
 
 static void on_term(struct duet_loop *loop, void *arg)
 {
+    struct ag_run *r = arg;
+
+    r->stopping = true;
     duet_log(DUET_LOG_INFO, "agent", "msg=\"stopping\"");
     duet_loop_stop(loop);
 }

@@ -7,6 +7,7 @@
 #ifndef AG_RUN_H
 #define AG_RUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,7 @@ struct ag_run {
     struct duet_status_http *status;
     int64_t start_time; /* wall seconds */
     uint64_t reloads, reload_failures;
+    bool stopping; /* SIGTERM seen: no new issuance */
 };
 
 /* /healthz, /readyz, /metrics (run_status.c). */

@@ -8,12 +8,14 @@ according to the word in MODEFILE, read per request:
   error      400 with CFSSL's envelope, code 9002 "CSR Decode failed"
   otherkey   200 success with OTHERCERT (a valid certificate for another key)
   empty      200 success without result.certificate
+  hang       reads the request, then answers nothing for 60 s
 Only loopback; stdlib only.
 """
 import http.server
 import json
 import ssl
 import sys
+import time
 
 portfile, cert, key, modefile, othercert = sys.argv[1:6]
 
@@ -25,6 +27,9 @@ class H(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(n)
         mode = open(modefile).read().strip()
+        if mode == "hang":
+            time.sleep(60)
+            return
         status = 200
         if mode == "malformed":
             body = b"<html>surprise</html>"

@@ -8,7 +8,8 @@
 #   agent recovers when CFSSL is back;
 # - a fake HTTPS CFSSL answering garbage, an error envelope, a success
 #   without a certificate, or a certificate for another key: each refused
-#   and logged, nothing published.
+#   and logged, nothing published;
+# - SIGTERM while a request hangs exits 0 at once, not after the timeout.
 # Runs in the ASan build too: that is the HTTPS-with-client-certificate
 # request from inside the agent binary beside BoringSSL (DESIGN.md).
 source "$(dirname "$0")/agent_lib.sh"
@@ -153,4 +154,17 @@ refused error "cfssl sign: HTTP 400, error code 9002: CSR Decode failed"
 refused empty "success without result.certificate"
 refused otherkey "refused the certificate from cfssl: the key does not match"
 echo "bad answers refused"
+
+# ---- SIGTERM while a request hangs (a CFSSL that accepts and never
+# answers): the agent abandons the request and exits 0 well before the
+# 20 s request timeout.
+echo hang >"$T/mode"
+sed 's/"timeout": "5s"/"timeout": "20s"/' "$T/fake.json" >"$T/hang.json"
+agent_start hang "$T/hang.json"
+sleep 1.5
+t0=$(date +%s%N)
+agent_stop "$AGENT_PID"
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "SIGTERM during a hanging request: exit after ${ms} ms"
+[ "$ms" -lt 3000 ] || agent_fail "SIGTERM took ${ms} ms during a hanging request"
 echo PASS
