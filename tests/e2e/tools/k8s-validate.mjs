@@ -80,12 +80,25 @@ async function schemaErrors(doc) {
     }
 }
 
+// apiForm: the document as the API server decodes it. kustomize folds the
+// base64 of Secret data at 70 columns; Go's base64 decoder (and so the API)
+// skips the newlines, while the "byte" format check does not.
+function apiForm(doc) {
+    if (doc.kind !== "Secret" || typeof doc.data !== "object" || doc.data === null)
+        return doc;
+    const d = structuredClone(doc);
+    for (const [k, v] of Object.entries(d.data))
+        if (typeof v === "string")
+            d.data[k] = v.replace(/[\r\n]/g, "");
+    return d;
+}
+
 async function validate(doc) {
     if (typeof doc !== "object" || Array.isArray(doc))
         return ["document is not an object"];
     if (typeof doc.apiVersion !== "string" || typeof doc.kind !== "string")
         return ["apiVersion and kind are required strings"];
-    const errors = await schemaErrors(doc);
+    const errors = await schemaErrors(apiForm(doc));
     if (errors.length && errors[0].startsWith("no schema"))
         return errors;
     unknownFields(doc, modelName(doc.apiVersion, doc.kind), "", errors);

@@ -16,6 +16,10 @@
 //   - probes removed (kube play turns httpGet probes into healthchecks that
 //     run curl inside the container, and the image has no curl; the test
 //     queries /readyz itself);
+//   - containerPorts removed: kube play 4.3 publishes each one on the host
+//     (two pods with port 15020 collide, and nothing should listen on the
+//     host); pods reach each other on the test's network, where every port
+//     is reachable anyway;
 //   - Namespaces and Services dropped (no cluster DNS or kube-proxy): the
 //     names Services give are passed in as --host-alias NAME=IP (hostAliases);
 //   - hostPath paths under --node-root-from (default /var/lib/duet) are
@@ -24,7 +28,8 @@
 // Usage: podmanize.mjs --in RENDERED.yaml --out DIR --node-root DIR
 //                      [--node-root-from /var/lib/duet] [--host-alias NAME=IP]...
 // Writes DIR/<workload>.yaml (each with the ConfigMaps it mounts) and prints
-// one line per file: "<file> <pod name in podman>".
+// one line per file: "<file> <pod name in podman>"; DIR/volumes.txt lists the
+// ConfigMap names, which kube play turns into podman volumes of those names.
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import yaml from "js-yaml";
 
@@ -60,7 +65,8 @@ function secretToConfigMap(s) {
     return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: s.metadata.name }, data };
 }
 
-function stripProbes(c) {
+function stripPodmanless(c) {
+    delete c.ports;
     delete c.startupProbe;
     delete c.readinessProbe;
     delete c.livenessProbe;
@@ -79,7 +85,7 @@ function podSpec(spec, o) {
     const sidecars = (s.initContainers ?? []).filter((c) => c.restartPolicy === "Always");
     for (const c of sidecars)
         delete c.restartPolicy;
-    s.containers = [...sidecars, ...s.containers].map(stripProbes);
+    s.containers = [...sidecars, ...s.containers].map(stripPodmanless);
     delete s.initContainers;
     for (const v of s.volumes ?? []) {
         if (v.hostPath)
@@ -113,6 +119,7 @@ function main() {
             configMaps.set(d.metadata.name, secretToConfigMap(d));
     }
     mkdirSync(o.out, { recursive: true });
+    writeFileSync(`${o.out}/volumes.txt`, [...configMaps.keys()].map((n) => n + "\n").join(""));
     for (const d of docs) {
         let workload, podName;
         const name = d.metadata.name;
@@ -125,7 +132,7 @@ function main() {
             workload = structuredClone(d);
             delete workload.metadata.namespace;
             workload.spec.template.spec = podSpec(d.spec.template.spec, o);
-            podName = `${name}-pod`; /* kube play's name for a Deployment's pod */
+            podName = `${name}-pod-0`; /* kube play 4.3's name for a Deployment's first pod */
         } else if (d.kind === "Pod") {
             workload = structuredClone(d);
             delete workload.metadata.namespace;

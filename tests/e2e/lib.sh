@@ -1,0 +1,55 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers shared by tests/e2e/test_*.sh and tests/integration/test_manifests.sh
+# (sourced; names start with e2e_). They find the project, its node tools and
+# kubectl, and render overlays from a throwaway copy of manifests/ with a CA
+# made per run, so a test never writes into the source tree.
+
+e2e_src=${DUET_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+e2e_tools=$e2e_src/tests/e2e/tools
+export CONTAINERS_CONF=$e2e_src/tests/e2e/containers.conf
+
+e2e_log() { echo "[$(date -u +%T)] $*" >&2; }
+e2e_fail() { e2e_log "FAIL: $*"; exit 1; }
+e2e_skip() { e2e_log "SKIP: $*"; exit 77; }
+
+# e2e_need_render_tools: kubectl with a kustomize that knows `labels:` and
+# the node tools of tests/e2e/tools (scripts/deps --e2e installs both).
+# Missing ones are a skip, never a pass.
+e2e_need_render_tools() {
+    command -v kubectl >/dev/null || e2e_skip "kubectl not installed (scripts/deps --e2e)"
+    command -v node >/dev/null || e2e_skip "node not installed (scripts/deps --e2e)"
+    [ -d "$e2e_tools/node_modules/kubernetes-models" ] ||
+        e2e_skip "tests/e2e/tools not installed (scripts/deps --e2e runs npm ci there)"
+}
+
+# e2e_agent_bin: a duet-agent binary for `ca init` (ctest passes DUET_AGENT).
+e2e_agent_bin() {
+    local a=${DUET_AGENT:-$e2e_src/build/agent/duet-agent}
+    [ -x "$a" ] || e2e_fail "no duet-agent binary at $a (build first)"
+    echo "$a"
+}
+
+# e2e_manifests_copy DIR: copies manifests/ to DIR/manifests with a fresh
+# EC CA in base/ca (EC: RSA-4096 keygen would cost seconds for nothing here).
+e2e_manifests_copy() {
+    cp -r "$e2e_src/manifests" "$1/manifests"
+    rm -f "$1/manifests/base/ca/"ca.* "$1/manifests/base/ca/passphrase"
+    DUET_AGENT=$(e2e_agent_bin) "$e2e_src/scripts/make-ca-secret" \
+        --manifests "$1/manifests" --key-type ec-p256 >/dev/null ||
+        e2e_fail "make-ca-secret failed"
+}
+
+# e2e_render MANIFESTS OVERLAY OUT: kubectl kustomize of one overlay.
+e2e_render() {
+    kubectl kustomize "$1/overlays/$2" >"$3" 2>"$3.err" ||
+        e2e_fail "kubectl kustomize overlays/$2: $(cat "$3.err")"
+}
+
+# e2e_validate FILE...: strict schema validation (tests/e2e/tools/k8s-validate.mjs).
+e2e_validate() { node "$e2e_tools/k8s-validate.mjs" "$@"; }
+
+# e2e_fp CERT: SHA-256 fingerprint of a PEM certificate, upper-case hex
+# without colons (the form duet's logs use).
+e2e_fp() {
+    openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr a-f A-F
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# End-to-end: the project's image and manifests, run by podman as a cluster
+# would run them (DESIGN.md "Kubernetes"), and checked from inside the pods.
+#  1. base images (cached) and `podman build` of the Dockerfile (both targets);
+#  2. a CA per run, the local overlay rendered and schema-validated, then
+#     converted for podman 4.3 (tests/e2e/tools/podmanize.mjs says what and why);
+#  3. on a podman network made here (internal: no route out), the agent pod,
+#     then the resource, then clients A, B and C;
+#  4. checks: the agent publishes every identity with the agreed ownership
+#     (uid 65532, tls.key 0640 group 65532); A and B get the resource's page
+#     through their sidecars; C is refused; every container runs as 65532;
+#     under a request loop, the agent rotates A's and the resource's
+#     certificates (local overlay: 5-minute validity), the sidecars load them,
+#     and no request fails;
+#  5. teardown of exactly the pods, volumes and network made here.
+# DUET_E2E_MUTATE=sidecar-mount|agent-output breaks the manifests copy on
+# purpose (tests/e2e/test_podman_mutants.sh expects this test to fail then).
+# DUET_E2E_KEEP=1 leaves everything in place for a look (then clean by hand).
+# Exit 77 (skipped) only when podman cannot run here.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+run_id=$$
+net=duet-e2e-$run_id
+image=localhost/duet:dev
+demo_image=localhost/duet-demo:dev
+played=()   # podmanized files given to kube play, for kube down
+tmp=""
+
+teardown() {
+    local v i
+    if [ "${DUET_E2E_KEEP:-0}" = 1 ]; then
+        e2e_log "DUET_E2E_KEEP=1: left pods, network $net and $tmp in place"
+        return
+    fi
+    # The busybox loops ignore SIGTERM as PID 1: remove the pods at once,
+    # then let kube down catch anything else a played file made.
+    for ((i = ${#played[@]} - 1; i >= 0; i--)); do
+        podman pod rm -f -t 0 "$(pod_of "${played[$i]}")" >/dev/null 2>&1
+        podman kube down "${played[$i]}" >/dev/null 2>&1
+    done
+    if [ -n "$tmp" ] && [ -f "$tmp/pm/volumes.txt" ]; then
+        while read -r v; do
+            podman volume rm -f "$v" >/dev/null 2>&1
+        done <"$tmp/pm/volumes.txt"
+    fi
+    podman network rm -f "$net" >/dev/null 2>&1
+    [ -n "$tmp" ] && rm -rf "$tmp"
+}
+trap teardown EXIT
+
+# --- 1. podman, base images, image build --------------------------------
+t0=$(date +%s)
+"$e2e_src/scripts/podman-setup" || {
+    rc=$?
+    [ "$rc" -eq 77 ] && e2e_skip "podman cannot run here"
+    e2e_fail "scripts/podman-setup failed ($rc)"
+}
+e2e_need_render_tools
+t1=$(date +%s)
+e2e_log "base images ready in $((t1 - t0))s"
+
+tmp=$(mktemp -d /var/tmp/duet-e2e.XXXXXX)
+chmod 0755 "$tmp"
+podman build --pull=never -q -t "$image" "$e2e_src" >"$tmp/build.log" 2>&1 ||
+    { tail -40 "$tmp/build.log"; e2e_fail "podman build (runtime)"; }
+podman build --pull=never -q --target demo -t "$demo_image" "$e2e_src" >>"$tmp/build.log" 2>&1 ||
+    { tail -40 "$tmp/build.log"; e2e_fail "podman build (demo)"; }
+t2=$(date +%s)
+e2e_log "images built in $((t2 - t1))s: $image $(podman image inspect --format '{{.Size}}' "$image") bytes," \
+    "$demo_image $(podman image inspect --format '{{.Size}}' "$demo_image") bytes"
+
+# --- 2. render, validate, convert ---------------------------------------
+e2e_manifests_copy "$tmp"
+m=$tmp/manifests
+case "${DUET_E2E_MUTATE:-}" in
+"") ;;
+sidecar-mount) sed -i 's|/var/lib/duet/dev/productA|/var/lib/duet/dev/product-a|' "$m/examples/client-a.yaml" ;;
+agent-output) sed -i 's|"output_dir": "/var/lib/duet"|"output_dir": "/var/lib/duet/out"|' \
+    "$m/overlays/local/agent.json" ;;
+*) e2e_fail "unknown DUET_E2E_MUTATE=$DUET_E2E_MUTATE" ;;
+esac
+e2e_render "$m" local "$tmp/local.yaml"
+e2e_validate "$tmp/local.yaml" >"$tmp/validate.log" || { cat "$tmp/validate.log"; e2e_fail "schema validation"; }
+
+# The node's /var/lib/duet. Owned by 65532 as the own-hostpath init
+# container leaves it (podmanize drops that container: see its header).
+node=$tmp/node
+mkdir -m 0755 "$node"
+chown 65532:65532 "$node"
+
+# pod_of FILE: the podman pod name podmanize announced for a played file.
+pod_of() { awk -v f="$1" '$1 == f {print $2}' "$tmp/pm.list"; }
+
+podmanize() {
+    node "$e2e_tools/podmanize.mjs" --in "$tmp/local.yaml" --out "$tmp/pm" --node-root "$node" "$@" \
+        >"$tmp/pm.list" || e2e_fail "podmanize"
+}
+podmanize
+
+podman network create --internal "$net" >/dev/null || e2e_fail "podman network create $net"
+
+# play FILE: kube play on our network; remembered for teardown.
+play() {
+    played+=("$1")
+    podman kube play --network "$net" "$1" >"$tmp/play.log" 2>&1 ||
+        { cat "$tmp/play.log"; e2e_fail "kube play $(basename "$1")"; }
+}
+
+# --- 3a. agent ----------------------------------------------------------
+play "$tmp/pm/duet-agent.yaml"
+ids=(productA productB resource)
+for ((i = 0; i < 90; i++)); do
+    n=0
+    for id in "${ids[@]}"; do [ -f "$node/dev/$id/tls.crt" ] && n=$((n + 1)); done
+    [ "$n" -eq ${#ids[@]} ] && break
+    sleep 1
+done
+[ "$n" -eq ${#ids[@]} ] || {
+    podman logs duet-agent-agent 2>&1 | tail -20
+    ls -laR "$node" | head -30
+    e2e_fail "the agent did not publish dev/{${ids[*]}} under the node folder in 90s"
+}
+for id in "${ids[@]}"; do
+    own=$(stat -L -c '%u %g %a' "$node/dev/$id/tls.key")
+    [ "$own" = "65532 65532 640" ] || e2e_fail "dev/$id/tls.key is '$own', want '65532 65532 640'"
+done
+e2e_log "agent published ${ids[*]} (tls.key 65532:65532 0640)"
+
+# --- 3b. resource, then the clients with its Service name -----------------
+play "$tmp/pm/resource.yaml"
+infra=$(podman pod inspect "$(pod_of "$tmp/pm/resource.yaml")" --format '{{.InfraContainerID}}')
+rip=$(podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$infra")
+[ -n "$rip" ] || e2e_fail "resource pod has no address on $net"
+podmanize --host-alias "resource.duet-demo.svc=$rip"
+for c in client-a client-b client-c; do play "$tmp/pm/$c.yaml"; done
+# Containers are named <pod>-<container> by kube play.
+R=$(pod_of "$tmp/pm/resource.yaml")
+A=$(pod_of "$tmp/pm/client-a.yaml")
+B=$(pod_of "$tmp/pm/client-b.yaml")
+C=$(pod_of "$tmp/pm/client-c.yaml")
+
+# inpod POD-CONTAINER CMD...: run a command inside a container.
+inpod() { local c=$1; shift; timeout 20 podman exec "$c" "$@"; }
+
+# ready POD: the pod's sidecar answers /readyz (busybox in its app container).
+ready() {
+    local i
+    for ((i = 0; i < 60; i++)); do
+        inpod "$1" busybox timeout 3 busybox wget -q -O /dev/null http://127.0.0.1:15020/readyz 2>/dev/null && return 0
+        sleep 1
+    done
+    return 1
+}
+ready "$R-http" || { podman logs "$R-duet-sidecar" 2>&1 | tail; e2e_fail "resource sidecar not ready"; }
+for p in "$A" "$B"; do
+    ready "$p-app" || { podman logs "$p-duet-sidecar" 2>&1 | tail; e2e_fail "$p sidecar not ready"; }
+done
+
+# --- 4. checks ----------------------------------------------------------
+want="hello from the duet example resource"
+for p in "$A" "$B"; do
+    got=$(inpod "$p-app" busybox timeout 5 busybox wget -q -O - http://127.0.0.1:15001/ 2>&1)
+    [ "$got" = "$want" ] || {
+        podman logs "$p-duet-sidecar" 2>&1 | tail
+        podman logs "$R-duet-sidecar" 2>&1 | tail
+        e2e_fail "$p through its sidecar got '$got'"
+    }
+done
+e2e_log "A and B reach the resource through their sidecars"
+
+if got=$(inpod "$C-app" busybox timeout 5 busybox wget -q -O - http://resource.duet-demo.svc:8443/ 2>&1); then
+    e2e_fail "C (no identity) was served: '$got'"
+fi
+if got=$(inpod "$C-app" busybox timeout 5 busybox wget -q -O - "http://$rip:8080/" 2>&1); then
+    e2e_fail "C reached the resource's plaintext port: '$got'"
+fi
+# ...and it is the resource's sidecar that refused it, naming C as the peer.
+cinfra=$(podman pod inspect "$C" --format '{{.InfraContainerID}}')
+cip=$(podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cinfra")
+podman logs "$R-duet-sidecar" 2>&1 | grep -q "peer=$cip:" ||
+    { podman logs "$R-duet-sidecar" 2>&1 | tail -5; e2e_fail "no refusal of C ($cip) in the resource sidecar's log"; }
+e2e_log "C is refused by the resource's sidecar"
+
+for ctr in duet-agent-agent "$R-duet-sidecar" "$R-http" "$A-duet-sidecar" "$A-app" \
+    "$B-duet-sidecar" "$B-app" "$C-app"; do
+    ug=$(podman top "$ctr" huser hgroup | awk 'NR==2 {print $1":"$2}')
+    [ "$ug" = "65532:65532" ] || e2e_fail "$ctr runs as '$ug', want 65532:65532"
+done
+e2e_log "every container runs as 65532:65532"
+
+# Rotation under load: the agent logs when it renews (renew_at, Unix time);
+# load runs until a little after the later of A's and the resource's.
+renew_at() {
+    podman logs duet-agent-agent 2>&1 | grep "identity=dev/$1 " | grep -o 'renew_at=[0-9]*' |
+        tail -1 | cut -d= -f2
+}
+fpA=$(e2e_fp "$node/dev/productA/tls.crt")
+fpR=$(e2e_fp "$node/dev/resource/tls.crt")
+ra=$(renew_at productA)
+rr=$(renew_at resource)
+[ -n "$ra" ] && [ -n "$rr" ] || e2e_fail "no renew_at in the agent's log"
+until_t=$(( (ra > rr ? ra : rr) + 12 ))
+secs=$(( until_t - $(date +%s) ))
+[ "$secs" -le 240 ] || e2e_fail "next renewal in ${secs}s: longer than the local overlay allows"
+[ "$secs" -ge 5 ] || secs=5
+e2e_log "load for ${secs}s across the renewals of productA and resource"
+load='n=0; f=0; end=$(( $(date +%s) + '$secs' ));
+while [ "$(date +%s)" -lt "$end" ]; do
+  n=$((n + 1));
+  busybox timeout 5 busybox wget -q -O /dev/null http://127.0.0.1:15001/ || f=$((f + 1));
+  sleep 0.1;
+done; echo "requests=$n failed=$f"'
+for p in "$A" "$B"; do
+    timeout $((secs + 30)) podman exec "$p-app" busybox sh -c "$load" >"$tmp/load-$p" 2>&1 &
+done
+wait
+for p in "$A" "$B"; do
+    res=$(tail -1 "$tmp/load-$p")
+    e2e_log "$p: $res"
+    [[ "$res" =~ ^requests=([0-9]+)\ failed=0$ ]] || e2e_fail "$p: requests failed during rotation: $res"
+    [ "${BASH_REMATCH[1]}" -ge 20 ] || e2e_fail "$p: too few requests ($res)"
+done
+
+fpA2=$(e2e_fp "$node/dev/productA/tls.crt")
+fpR2=$(e2e_fp "$node/dev/resource/tls.crt")
+[ "$fpA2" != "$fpA" ] || e2e_fail "productA was not rotated (still $fpA)"
+[ "$fpR2" != "$fpR" ] || e2e_fail "resource was not rotated (still $fpR)"
+# loaded POD-CONTAINER FP: the sidecar logged loading the certificate FP.
+loaded() {
+    local i
+    for ((i = 0; i < 15; i++)); do
+        podman logs "$1" 2>&1 | grep -qi "sha256=$2" && return 0
+        sleep 1
+    done
+    return 1
+}
+loaded "$A-duet-sidecar" "$fpA2" || e2e_fail "client-a's sidecar did not load the rotated certificate"
+loaded "$R-duet-sidecar" "$fpR2" || e2e_fail "the resource's sidecar did not load its rotated certificate"
+e2e_log "rotation: productA $fpA -> $fpA2, resource $fpR -> $fpR2, loaded by the sidecars, no failed request"
+got=$(inpod "$A-app" busybox timeout 5 busybox wget -q -O - http://127.0.0.1:15001/ 2>&1)
+[ "$got" = "$want" ] || e2e_fail "after rotation, A got '$got'"
+
+e2e_log "PASS in $(($(date +%s) - t0))s (base images $((t1 - t0))s, image build $((t2 - t1))s)"
