@@ -128,9 +128,11 @@ python3 "$DUET_SRC/tests/integration/agent_fake_cfssl.py" "$T/fake.port" "$T/ser
 AGENT_PIDS+=("$!")
 agent_wait 10 test -s "$T/fake.port" || agent_fail "fake cfssl did not start"
 fport=$(cat "$T/fake.port")
+sport=$(agent_free_port)
 cat >"$T/fake.json" <<JSON
 {
   "env": "dev",
+  "status_listen": "127.0.0.1:$sport",
   "trust_domain": "example.org",
   "output_dir": "$T/fakeout",
   "subject": {"O": "Example, Inc."},
@@ -145,6 +147,11 @@ refused() { # MODE MESSAGE
     echo "$1" >"$T/mode"
     agent_start "fake-$1" "$T/fake.json"
     agent_wait 20 grep -q "$2" "$T/fake-$1.log" || agent_fail "$1 answer not refused with \"$2\""
+    # Not ready, and the failure is counted.
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sport/readyz")" = 503 ] ||
+        agent_fail "/readyz is not 503 without a valid set"
+    [ "$(agent_metric "$sport" duet_agent_failures_total 'identity="dev/productA"')" -ge 1 ] ||
+        agent_fail "failure not counted in /metrics"
     agent_stop "$AGENT_PID"
     [ -e "$T/fakeout/dev/productA/tls.crt" ] && agent_fail "something was published from a $1 answer"
     echo "refused: $1: $(grep -o "msg=\"[^\"]*$2[^\"]*\"" "$T/fake-$1.log" | head -1)"
