@@ -203,24 +203,41 @@ static int parse_crl(struct material *m, const struct sc_tls_files *f, struct du
     return 0;
 }
 
-/* Our certificate must chain to ca.crt for client use and be valid now. */
-static int check_chain(struct material *m, struct duet_errbuf *eb)
+/* verify_for: 1 if our chain verifies for `purpose` now, else 0 with *err set
+ * (-1 when no verification context could be made). */
+static int verify_for(struct material *m, int purpose, int *err)
 {
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    int ok, err;
+    int ok;
 
     if (!ctx || !X509_STORE_CTX_init(ctx, m->store, m->leaf, m->chain)) {
         X509_STORE_CTX_free(ctx);
-        return duet_errf(eb, DUET_ENOMEM, "verify: out of memory");
+        *err = -1;
+        return 0;
     }
-    X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+    X509_STORE_CTX_set_purpose(ctx, purpose);
     X509_STORE_CTX_set_time(ctx, 0, duet_clock_now());
     ok = X509_verify_cert(ctx);
-    err = X509_STORE_CTX_get_error(ctx);
+    *err = X509_STORE_CTX_get_error(ctx);
     X509_STORE_CTX_free(ctx);
     ERR_clear_error();
-    if (ok == 1)
+    return ok == 1;
+}
+
+/* Our certificate must chain to ca.crt and be valid now, for client use or,
+ * failing that, for server use: the agent gives a resource's inbound-only
+ * sidecar a serverAuth-only certificate (DESIGN.md "Identities and files"),
+ * and each peer checks the purpose of the role it sees anyway. */
+static int check_chain(struct material *m, struct duet_errbuf *eb)
+{
+    int err;
+
+    if (verify_for(m, X509_PURPOSE_SSL_CLIENT, &err))
         return 0;
+    if (err == X509_V_ERR_INVALID_PURPOSE && verify_for(m, X509_PURPOSE_SSL_SERVER, &err))
+        return 0;
+    if (err == -1)
+        return duet_errf(eb, DUET_ENOMEM, "verify: out of memory");
     if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID)
         return duet_errf(eb, DUET_E_EXPIRED, "tls.crt: %s",
                          X509_verify_cert_error_string(err));
