@@ -196,6 +196,12 @@ static int parse_envelope(const char *body, long status, const char *what, cJSON
 
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
+        /* A CFSSL whose signer failed to load (an unreadable CA key)
+         * still listens, without the signing endpoints: plain-text 404. */
+        if (status == 404)
+            return duet_errf(eb, DUET_E_ISSUER,
+                             "cfssl %s: HTTP 404, endpoint missing: CFSSL runs without a signer "
+                             "(unreadable CA key?) or the url is wrong", what);
         return duet_errf(eb, DUET_E_ISSUER, "cfssl %s: HTTP %ld, reply is not a CFSSL JSON envelope",
                          what, status);
     }

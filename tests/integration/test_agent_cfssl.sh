@@ -121,6 +121,22 @@ grep -q "identity=dev/productA issuer=cfssl serial=.*published" <(tail -n 20 "$T
 echo "cfssl outage: set kept, backoff respected, recovered"
 agent_stop "$pid"
 
+# ---- a CFSSL that could not load its CA key still listens (COMPAT.md 5):
+# the agent's readiness check says so at start.
+openssl pkey -in "$T/ca/plain.key" -aes256 -passout pass:unknown -out "$T/ca/enc.key"
+nport=$(agent_free_port)
+cfssl serve -address 127.0.0.1 -port "$nport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/enc.key" \
+    -config "$T/cfssl.json" >>"$T/cfssl-nosigner.log" 2>&1 &
+AGENT_PIDS+=("$!")
+agent_wait 20 curl -s -o /dev/null "http://127.0.0.1:$nport/" || agent_fail "signer-less cfssl did not listen"
+sed -e "s|https://127.0.0.1:$cport|http://127.0.0.1:$nport|" -e "s|\"output_dir\": \"$out\"|\"output_dir\": \"$T/nosigner\"|" \
+    "$T/agent.json" >"$T/nosigner.json"
+agent_start nosigner "$T/nosigner.json"
+agent_wait 20 grep -q "issuer=cfssl err=DUET_E_ISSUER .*CFSSL runs without a signer" "$T/nosigner.log" ||
+    agent_fail "signer-less cfssl not reported at start"
+agent_stop "$AGENT_PID"
+echo "signer-less cfssl reported: $(grep -o 'msg="cfssl info[^"]*"' "$T/nosigner.log" | head -1)"
+
 # ---- a fake CFSSL with bad answers
 echo malformed >"$T/mode"
 python3 "$DUET_SRC/tests/integration/agent_fake_cfssl.py" "$T/fake.port" "$T/server.crt" \
