@@ -111,7 +111,7 @@ play() {
 # --- 3a. agent ----------------------------------------------------------
 play "$tmp/pm/duet-agent.yaml"
 ids=(productA productB resource)
-for ((i = 0; i < 90; i++)); do
+for ((i = 0; i < 45; i++)); do
     n=0
     for id in "${ids[@]}"; do [ -f "$node/dev/$id/tls.crt" ] && n=$((n + 1)); done
     [ "$n" -eq ${#ids[@]} ] && break
@@ -120,7 +120,7 @@ done
 [ "$n" -eq ${#ids[@]} ] || {
     podman logs duet-agent-agent 2>&1 | tail -20
     ls -laR "$node" | head -30
-    e2e_fail "the agent did not publish dev/{${ids[*]}} under the node folder in 90s"
+    e2e_fail "the agent did not publish dev/{${ids[*]}} under the node folder in 45s"
 }
 for id in "${ids[@]}"; do
     own=$(stat -L -c '%u %g %a' "$node/dev/$id/tls.key")
