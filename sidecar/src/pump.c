@@ -58,6 +58,7 @@ long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst,
              struct sc_bufpool *pool, int rounds)
 {
     long moved = 0;
+    bool drained = false; /* src gave less than a buffer: probably empty now */
 
     while (rounds > 0) {
         int n;
@@ -74,6 +75,12 @@ long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst,
             if (p->off == p->len) {
                 sc_pipe_release(p, pool);
                 rounds--;
+                /* A short read almost always emptied the socket: skip the
+                 * read that would only say EAGAIN (one syscall per request
+                 * and direction); level-triggered epoll reports anything
+                 * that arrived meanwhile. */
+                if (drained && !src->ops->pending(src))
+                    return moved;
             }
             continue;
         }
@@ -95,6 +102,7 @@ long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst,
         if (n > 0) {
             p->off = 0;
             p->len = (uint32_t)n;
+            drained = n < SC_BUF_SIZE;
             continue;
         }
         sc_pipe_release(p, pool); /* nothing in flight: give the buffer back */

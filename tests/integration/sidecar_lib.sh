@@ -170,7 +170,7 @@ daemon off;
 worker_processes 1;
 pid $T/$name/nginx.pid;
 error_log $T/$name.log info;
-events { worker_connections 1024; }
+events { worker_connections 8192; }
 http {
     access_log off;
     client_body_temp_path $T/$name;

@@ -87,6 +87,8 @@ static void pump__passes_half_close_on(void **state)
     assert_int_equal(write(r.client, "bye", 3), 3);
     assert_int_equal(shutdown(r.client, SHUT_WR), 0);
     assert_int_equal(sc_pump(&r.d2u, &r.down, &r.up, &r.pool, 4), 3);
+    /* The short read skipped the read that would see EOF; epoll reports it. */
+    assert_int_equal(sc_pump(&r.d2u, &r.down, &r.up, &r.pool, 4), 0);
     assert_true(r.down.eof);
     assert_true(r.up.shut);
     assert_true(sc_pipe_done(&r.d2u, &r.down, &r.up));
