@@ -87,5 +87,33 @@ elif mode == "no-read":
     time.sleep(hold)
     print("sent %d" % sent)
     s.close()
+elif mode in ("closed-after", "tls-closed-after"):
+    # One request, then wait for the sidecar to close: prints the seconds.
+    limit = float(sys.argv[3])
+    s = socket.create_connection(addr)
+    if mode == "tls-closed-after":
+        certdir, name = sys.argv[4], sys.argv[5]
+        ctx = ssl.create_default_context(cafile=certdir + "/root.crt")
+        ctx.load_cert_chain(certdir + "/" + name + ".crt", certdir + "/" + name + ".key")
+        s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+    t0 = time.monotonic()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(5)
+    first = s.recv(65536)
+    if not first.startswith(b"HTTP/1."):
+        sys.exit("no answer: %r" % first[:40])
+    s.settimeout(0.2)
+    while time.monotonic() - t0 < limit:
+        try:
+            if s.recv(65536) == b"":
+                break
+        except socket.timeout:
+            continue
+        except (OSError, ssl.SSLError):
+            break
+    else:
+        print("open")
+        sys.exit(0)
+    print("closed %.1f" % (time.monotonic() - t0))
 else:
     sys.exit("unknown mode " + mode)
