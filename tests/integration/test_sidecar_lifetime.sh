@@ -12,9 +12,6 @@ sc_ca "$T" root
 sc_leaf "$T" root productA dev.productA.dev
 sc_leaf "$T" root server localhost
 sc_leaf "$T" root sidecar dev.resource.dev
-# Valid from a minute ago until 5 seconds from now.
-sc_leaf "$T" root short dev.productA.dev "" \
-    "$(date -u -d '-1 min' +%Y%m%d%H%M%SZ)" "$(date -u -d '+5 sec' +%Y%m%d%H%M%SZ)"
 mkdir "$T/certs" "$T/scerts"
 sc_publish "$T/certs" "$T/productA.key" "$T/productA.crt" "$T/root.crt"
 sc_publish "$T/scerts" "$T/sidecar.key" "$T/sidecar.crt" "$T/root.crt"
@@ -44,11 +41,15 @@ r=$(python3 "$here/sc_hostile.py" closed-after "$lp2" 5)
 case "$r" in closed\ 0.9 | closed\ 1.* | closed\ 2.*) ;; *) sc_fail "lifetime: $r" ;; esac
 sc_stop "$pid2" "$T/sc2.log"
 
-# Inbound: the connection ends when the client certificate expires.
+# Inbound: the connection ends when the client certificate expires (made
+# here, valid from a minute ago until 6 seconds from now).
+sc_leaf "$T" root short dev.productA.dev "" \
+    "$(date -u -d '-1 min' +%Y%m%d%H%M%SZ)" "$(date -u -d '+6 sec' +%Y%m%d%H%M%SZ)"
 sc_start sc3 --certs "$T/scerts" --inbound "127.0.0.1:$ip=127.0.0.1:$bp"
 pid3=$SC_PID
 sc_wait_port "$ip"
-r=$(python3 "$here/sc_hostile.py" tls-closed-after "$ip" 12 "$T" short)
+r=$(python3 "$here/sc_hostile.py" tls-closed-after "$ip" 15 "$T" short)
 case "$r" in closed\ *) ;; *) sc_fail "expiring peer certificate: $r" ;; esac
+sc_wait_log "$T/sc3.log" "reason=expired" && sc_fail "short certificate refused before its expiry"
 sc_stop "$pid3" "$T/sc3.log"
 echo "sidecar_lifetime: ok"
