@@ -36,7 +36,7 @@ write_config() { # products...
   "env": "dev",
   "trust_domain": "example.org",
   "output_dir": "$out",
-  "subject": {"C": "LK", "ST": "WP", "O": "Example, Inc."},
+  "subject": {"C": "LK", "ST": "WP", "O": "${ORG:-Example, Inc.}"},
   "cn_template": "{env}.{product}.{env}",
   "key_type": "rsa2048",
   "validity": "365d",
@@ -166,6 +166,13 @@ agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/metrics | grep -q '^duet_
     agent_fail "invalid reload not counted"
 kill -0 "$pid" || agent_fail "agent died on an invalid reload"
 curl -fsS "http://127.0.0.1:$port/readyz" | grep -q ready || agent_fail "not ready after refused reload"
+# A new subject in the configuration makes the published sets unfit: reissued.
+ORG="Other Org" write_config productA productC
+kill -HUP "$pid"
+org_is() { openssl x509 -in "$1/tls.crt" -noout -subject | grep -q "O = $2"; }
+agent_wait 10 org_is "$A" "Other Org" || agent_fail "productA not reissued with the new subject"
+agent_wait 10 org_is "$C" "Other Org" || agent_fail "productC not reissued with the new subject"
+agent_set_ok "$A" || agent_fail "productA set after the subject change"
 echo "SIGHUP ok"
 
 # ---- SIGTERM, then a restart keeps valid sets
@@ -174,7 +181,7 @@ sc=$(agent_serial "$C/tls.crt")
 t0=$(date +%s%N)
 agent_stop "$pid"
 echo "SIGTERM exit after $((($(date +%s%N) - t0) / 1000000)) ms"
-write_config productA productC
+ORG="Other Org" write_config productA productC
 agent_start agent2 "$T/agent.json"
 pid=$AGENT_PID
 agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/readyz | grep -q ready" || agent_fail "restart not ready"

@@ -88,6 +88,8 @@ sys.exit(0 if ok else 1)
 PY
 
 for p in productA productB; do
+    # No key_group configured: the key is the owner's alone.
+    [ "$(stat -L -c %a "$out/dev/$p/tls.key")" = 600 ] || agent_fail "$p/tls.key is not 0600"
     n=$(find "$out/dev/$p" -maxdepth 1 -name '..2*' | wc -l)
     [ "$n" -eq 1 ] || agent_fail "$n version folders in $p"
 done
