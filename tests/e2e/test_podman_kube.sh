@@ -61,7 +61,7 @@ e2e_need_render_tools
 t1=$(date +%s)
 e2e_log "base images ready in $((t1 - t0))s"
 
-tmp=$(mktemp -d /var/tmp/duet-e2e.XXXXXX)
+tmp=$(mktemp -d --tmpdir=/var/tmp)
 chmod 0755 "$tmp"
 podman build --pull=never -q -t "$image" "$e2e_src" >"$tmp/build.log" 2>&1 ||
     { tail -40 "$tmp/build.log"; e2e_fail "podman build (runtime)"; }
