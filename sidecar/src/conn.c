@@ -535,8 +535,10 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
     c->l = l;
     c->down.fd = fd;
     c->down.ops = &sc_xprt_raw;
+    c->down.pool = &w->pool;
     c->up.fd = -1;
     c->up.ops = &sc_xprt_raw;
+    c->up.pool = &w->pool;
     memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(c->peer.in6) : sizeof(c->peer.in));
     duet_timer_init(&c->timer, on_timer, c);
     duet_defer_init(&c->free_defer, conn_free, c);

@@ -76,6 +76,12 @@ struct sc_side {
     bool eof;         /* recv returned DUET_EOF: no more reads */
     bool shut;        /* our end-of-stream was sent */
     uint32_t events;  /* epoll interest currently registered */
+    /* TLS read-ahead (xprt_tls.c): socket bytes BoringSSL has not asked for
+     * yet, in a pool buffer held only while non-empty. */
+    struct sc_bufpool *pool;
+    struct sc_buf *rabuf;
+    uint32_t ra_off;
+    uint32_t ra_len;
 };
 
 /* One direction: bytes read from src waiting to be written to dst. */
