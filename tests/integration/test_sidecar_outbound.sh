@@ -3,7 +3,8 @@
 # integration.sidecar_outbound: curl -> duet-sidecar outbound -> nginx that
 # demands a client certificate from the root. nginx answers 200 and logs the
 # productA serial; the same nginx refuses a client without a certificate;
-# sessions resume by default and never with resume=off; usage errors exit 2.
+# sessions resume by default and never with resume=off; half-close passes
+# through TLS; a dead upstream closes the client cleanly; usage errors exit 2.
 source "$(dirname "$0")/sidecar_lib.sh"
 sc_setup
 command -v nginx >/dev/null || { echo "skip: nginx missing"; exit 77; }
@@ -59,6 +60,19 @@ rc=0; curl -sS --max-time 5 "http://127.0.0.1:$lp3/" >/dev/null 2>"$T/curl.err" 
 [ "$rc" -eq 52 ] || [ "$rc" -eq 56 ] || sc_fail "dead upstream: curl exit $rc, want empty reply"
 sc_wait_log "$T/sc2.log" "reason=connect" || sc_fail "connect failure not logged"
 sc_stop "$pid2" "$T/sc2.log"
+
+# Half-close passed through: the client shuts its write side after 100 kB,
+# the upstream sees end of stream (close_notify), answers, and the answer
+# still reaches the client.
+hp=$(sc_free_port); lp4=$(sc_free_port)
+python3 "$(dirname "$0")/sc_halfclose.py" server "$T" "$hp" 2>"$T/halfclose.log" &
+SC_PIDS+=("$!")
+sc_start sc4 --certs "$T/certs" --outbound "127.0.0.1:$lp4=127.0.0.1:$hp"
+pid4=$SC_PID
+sc_wait_port "$lp4"
+out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" client "$lp4")
+[ "$out" = "got 100000 after eof" ] || sc_fail "half-close: '$out'"
+sc_stop "$pid4" "$T/sc4.log"
 
 [ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || sc_fail "not ready"
 sc_stop "$pid" "$T/sc.log"
