@@ -97,6 +97,22 @@ static int copy_str(char *dst, size_t size, const char *src, size_t len)
     return 0;
 }
 
+static bool key_is(const char *opt, size_t klen, const char *key)
+{
+    return strlen(key) == klen && memcmp(opt, key, klen) == 0;
+}
+
+static int add_allow(char list[SC_MAX_ALLOW][DUET_NET_HOST_MAX], unsigned *n, const char *val,
+                     const char *what, const char *flag, const char *spec,
+                     struct duet_errbuf *eb)
+{
+    if (*n == SC_MAX_ALLOW)
+        return duet_errf(eb, DUET_E_USAGE, "%s '%s': at most %d %s", flag, spec, SC_MAX_ALLOW,
+                         what);
+    snprintf(list[(*n)++], DUET_NET_HOST_MAX, "%s", val);
+    return 0;
+}
+
 /* key=value options after LISTEN=UPSTREAM, comma separated. */
 static int parse_option(struct sc_listen_cfg *l, const char *opt, size_t len, const char *flag,
                         const char *spec, struct duet_errbuf *eb)
@@ -110,29 +126,19 @@ static int parse_option(struct sc_listen_cfg *l, const char *opt, size_t len, co
     if (!eq || copy_str(val, sizeof(val), v, vlen) < 0)
         return duet_errf(eb, DUET_E_USAGE, "%s '%s': option '%.*s' needs a value", flag, spec,
                          (int)len, opt);
-    if (l->dir == SC_OUTBOUND && klen == 3 && memcmp(opt, "sni", 3) == 0) {
+    if (l->dir == SC_OUTBOUND && key_is(opt, klen, "sni")) {
         memcpy(l->sni, val, vlen + 1);
         return 0;
     }
-    if (l->dir == SC_OUTBOUND && klen == 6 && memcmp(opt, "resume", 6) == 0) {
+    if (l->dir == SC_OUTBOUND && key_is(opt, klen, "resume")) {
         if (!is_on(val, &l->resume))
             return duet_errf(eb, DUET_E_USAGE, "%s '%s': resume must be on or off", flag, spec);
         return 0;
     }
-    if (l->dir == SC_INBOUND && klen == 8 && memcmp(opt, "allow-cn", 8) == 0) {
-        if (l->n_cn == SC_MAX_ALLOW)
-            return duet_errf(eb, DUET_E_USAGE, "%s '%s': at most %d allow-cn", flag, spec,
-                             SC_MAX_ALLOW);
-        memcpy(l->allow_cn[l->n_cn++], val, vlen + 1);
-        return 0;
-    }
-    if (l->dir == SC_INBOUND && klen == 9 && memcmp(opt, "allow-san", 9) == 0) {
-        if (l->n_san == SC_MAX_ALLOW)
-            return duet_errf(eb, DUET_E_USAGE, "%s '%s': at most %d allow-san", flag, spec,
-                             SC_MAX_ALLOW);
-        memcpy(l->allow_san[l->n_san++], val, vlen + 1);
-        return 0;
-    }
+    if (l->dir == SC_INBOUND && key_is(opt, klen, "allow-cn"))
+        return add_allow(l->allow_cn, &l->n_cn, val, "allow-cn", flag, spec, eb);
+    if (l->dir == SC_INBOUND && key_is(opt, klen, "allow-san"))
+        return add_allow(l->allow_san, &l->n_san, val, "allow-san", flag, spec, eb);
     return duet_errf(eb, DUET_E_USAGE, "%s '%s': unknown option '%.*s'", flag, spec, (int)klen,
                      opt);
 }

@@ -243,3 +243,15 @@ sc_wait_log() {
     done
     return 1
 }
+
+# sc_wait_metric PORT REGEX MIN: until the metric matching REGEX is >= MIN
+# (5 s at most); returns 1 if it never gets there.
+sc_wait_metric() {
+    local i v
+    for i in $(seq 1 50); do
+        v=$(sc_metric "$1" "$2")
+        [ -n "$v" ] && [ "$v" -ge "$3" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}

@@ -64,10 +64,7 @@ grep "reason=not_allowed" "$log" | grep -q 'subject="/CN=dev.productB.dev"' ||
 sc_revoke "$T" root productA
 cp "$T/root.crl" "$T/new.crl"
 mv "$T/new.crl" "$T/current.crl"
-for i in $(seq 1 50); do
-    [ "$(sc_metric "$sp" 'reloads_total\{result="ok"\}')" -ge 2 ] && break
-    sleep 0.1
-done
+sc_wait_metric "$sp" 'reloads_total\{result="ok"\}' 2 || sc_fail "CRL change not reloaded"
 refused "$ip" productA
 sc_wait_log "$log" "reason=revoked" || sc_fail "revocation not logged"
 [ "$(get "$ip2" productB)" = "backend ok" ] || sc_fail "productB refused after the CRL"
@@ -75,11 +72,7 @@ sc_wait_log "$log" "reason=revoked" || sc_fail "revocation not logged"
 # A broken CRL is refused as a whole: the old set (with the CRL) stays.
 echo "garbage" >"$T/bad.crl"
 mv "$T/bad.crl" "$T/current.crl"
-for i in $(seq 1 50); do
-    [ "$(sc_metric "$sp" 'reloads_total\{result="failed"\}')" -ge 1 ] && break
-    sleep 0.1
-done
-[ "$(sc_metric "$sp" 'reloads_total\{result="failed"\}')" -ge 1 ] || sc_fail "bad CRL accepted"
+sc_wait_metric "$sp" 'reloads_total\{result="failed"\}' 1 || sc_fail "bad CRL accepted"
 refused "$ip" productA
 [ "$(get "$ip2" productB)" = "backend ok" ] || sc_fail "service lost after a bad CRL"
 

@@ -68,11 +68,7 @@ done
 # SIGHUP reloads (same set: a new generation, same serial).
 gen=$(sc_metric "$sp" '^duet_sidecar_cert_generation')
 kill -HUP "$pid"
-for i in $(seq 1 50); do
-    [ "$(sc_metric "$sp" '^duet_sidecar_cert_generation')" -gt "$gen" ] && break
-    sleep 0.1
-done
-[ "$(sc_metric "$sp" '^duet_sidecar_cert_generation')" -gt "$gen" ] || sc_fail "SIGHUP did not reload"
+sc_wait_metric "$sp" '^duet_sidecar_cert_generation' $((gen + 1)) || sc_fail "SIGHUP did not reload"
 
 # SIGTERM: no new connections, the open one is served, exit 0 once it closes.
 kill -TERM "$pid"

@@ -54,11 +54,7 @@ for i in $(seq 1 10); do
         # Mismatched key: refused, counted, the current set stays.
         cur=$(sc_serial "$T/a4.crt")
         sc_publish "$T/certs" "$T/a1.key" "$T/a5.crt" "$T/root.crt"
-        for k in $(seq 1 20); do
-            [ "$(sc_metric "$sp" 'reloads_total\{result="failed"\}')" -ge 1 ] && break
-            sleep 0.1
-        done
-        [ "$(sc_metric "$sp" 'reloads_total\{result="failed"\}')" -eq 1 ] || sc_fail "bad set not refused"
+        sc_wait_metric "$sp" 'reloads_total\{result="failed"\}' 1 || sc_fail "bad set not refused"
         sc_wait_log "$T/sc.log" 'refused new certificate set.*does not match' || sc_fail "refusal not logged"
         [ "$(probe /after-bad)" = "$cur" ] ||
             sc_fail "old set not kept after the bad one"
