@@ -111,7 +111,13 @@ static int run(void)
         DUET_TRY_GOTO(duet_status_http_new(app.loop, app.cfg.status, NULL, sc_metrics_handler,
                                            &app, &status, &eb),
                       rc, out);
-    DUET_TRY_GOTO(sc_resolve_init(), rc, out);
+    /* The resolver thread only exists when some upstream is a name. */
+    for (unsigned i = 0; i < app.cfg.n_listeners; i++) {
+        if (!app.cfg.listeners[i].literal) {
+            DUET_TRY_GOTO(sc_resolve_init(), rc, out);
+            break;
+        }
+    }
     for (; started < app.n_workers; started++)
         DUET_TRY_GOTO(sc_worker_start(app.workers[started]), rc, out);
     app.ready_listeners = true;
