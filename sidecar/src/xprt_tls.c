@@ -139,6 +139,18 @@ void sc_tls_listener_drop_session(struct sc_listener *l)
     l->session = NULL;
 }
 
+/* A session-id context per listener: "duet-in" + FNV-1a of its address. */
+static unsigned sid_ctx(const struct sc_listen_cfg *lc, uint8_t sid[32])
+{
+    uint64_t h = 1469598103934665603ULL;
+    int n;
+
+    for (const char *p = lc->listen; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    n = snprintf((char *)sid, 32, "duet-in:%016llx", (unsigned long long)h);
+    return (unsigned)n;
+}
+
 /* ---- the read-ahead BIO ---- */
 
 static BIO_METHOD *ra_method;
@@ -254,6 +266,13 @@ int sc_tls_side_new(struct sc_side *s, struct sc_tls_set *set, struct sc_conn *c
     SSL_set_bio(ssl, bio, bio); /* one reference, owned by ssl */
     SSL_set_app_data(ssl, l);
     if (server) {
+        uint8_t sid[32];
+
+        /* Sessions resume only on the listener that verified them: a
+         * resumption skips verification, so a session from a listener
+         * without allow lists must not open one that has them. */
+        if (!SSL_set_session_id_context(ssl, sid, sid_ctx(lc, sid)))
+            goto fail;
         SSL_set_accept_state(ssl);
         SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
     } else {

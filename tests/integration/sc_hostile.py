@@ -115,5 +115,33 @@ elif mode in ("closed-after", "tls-closed-after"):
         print("open")
         sys.exit(0)
     print("closed %.1f" % (time.monotonic() - t0))
+elif mode == "resume-across":
+    # A session from listener PORT resumed on listener PORT2.
+    port2, certdir, name = int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    ctx = ssl.create_default_context(cafile=certdir + "/root.crt")
+    ctx.load_cert_chain(certdir + "/" + name + ".crt", certdir + "/" + name + ".key")
+
+    def get(p, sess=None):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p), timeout=5),
+                            server_hostname="127.0.0.1", session=sess)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        out = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except (OSError, ssl.SSLError):
+            pass
+        return s, out
+
+    s1, out = get(port)
+    if not out.startswith(b"HTTP/1."):
+        sys.exit("first connection failed")
+    same, _ = get(port, s1.session)
+    s2, out2 = get(port2, s1.session)
+    print("same-listener-reused=%s other-listener-reused=%s other-answer=%s" % (
+        same.session_reused, s2.session_reused, "yes" if out2.startswith(b"HTTP/1.") else "no"))
 else:
     sys.exit("unknown mode " + mode)

@@ -50,6 +50,12 @@ refused "$ip" expired
 refused "$ip" productB
 refused "$ip2" productA
 
+# A session from the listener that accepts productB must not resume on the
+# one whose allow list refuses it (resumption skips verification).
+r=$(python3 "$(dirname "$0")/sc_hostile.py" resume-across "$ip2" "$ip" "$T" productB)
+[ "$r" = "same-listener-reused=True other-listener-reused=False other-answer=no" ] ||
+    sc_fail "session resumed across listeners: $r"
+
 log=$T/sc.log
 for reason in no_cert untrusted expired not_allowed; do
     sc_wait_log "$log" "refused listener=127.0.0.1:$ip peer=127.0.0.1:[0-9]+ reason=$reason" ||
