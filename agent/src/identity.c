@@ -115,6 +115,8 @@ void ag_ident_free(struct ag_ident *id)
 {
     if (!id)
         return;
+    duet_csr_free(id->pending_csr);
+    duet_key_free(id->pending_key);
     duet_subject_clear(&id->subject);
     duet_free(id->product);
     duet_free(id->name);
@@ -318,12 +320,23 @@ out:
     return rc;
 }
 
+/* The key and CSR for this attempt: the pending pair of a failed one, or new. */
+static int pending_pair(struct ag_ident *id, struct duet_errbuf *eb)
+{
+    if (id->pending_key && id->pending_csr)
+        return 0;
+    duet_csr_free(id->pending_csr);
+    duet_key_free(id->pending_key);
+    id->pending_csr = NULL;
+    id->pending_key = NULL;
+    DUET_TRY(duet_key_generate(id->key_type, &id->pending_key, eb));
+    return duet_csr_build(id->pending_key, &id->subject, &id->sans, &id->pending_csr, eb);
+}
+
 int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
                    struct duet_errbuf *eb)
 {
     struct ag_set_expect exp = expect_of(id, is);
-    struct duet_key *key = NULL;
-    struct duet_csr *csr = NULL;
     struct ag_issue_result res = {0};
     struct duet_cert_info *info = duet_malloc(sizeof(*info));
     int64_t t0 = duet_clock_mono_ms(), received;
@@ -331,10 +344,9 @@ int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_po
 
     if (!info)
         return duet_errf(eb, DUET_ENOMEM, "out of memory");
-    DUET_TRY_GOTO(duet_key_generate(id->key_type, &key, eb), rc, out);
-    DUET_TRY_GOTO(duet_csr_build(key, &id->subject, &id->sans, &csr, eb), rc, out);
+    DUET_TRY_GOTO(pending_pair(id, eb), rc, out);
     const struct ag_issue_req req = {
-        .csr = csr,
+        .csr = id->pending_csr,
         .subject = &id->subject,
         .sans = &id->sans,
         .validity_ms = id->validity_ms,
@@ -343,7 +355,7 @@ int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_po
     };
     DUET_TRY_GOTO(is->ops->sign(is, &req, &res, eb), rc, out);
     received = duet_clock_real_ms();
-    rc = ag_set_check(&exp, key, res.chain, res.bundle, received / 1000, info, eb);
+    rc = ag_set_check(&exp, id->pending_key, res.chain, res.bundle, received / 1000, info, eb);
     if (rc < 0) {
         /* Keep the check's reason, but say it was the issuer's answer. */
         struct duet_errbuf why = *eb;
@@ -351,7 +363,12 @@ int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_po
         duet_errf(eb, rc, "refused the certificate from %s: %s", is->ops->name, why.msg);
         goto out;
     }
-    DUET_TRY_GOTO(publish(id, key, &res, pol, eb), rc, out);
+    DUET_TRY_GOTO(publish(id, id->pending_key, &res, pol, eb), rc, out);
+    /* Published: the next renewal gets a fresh key. */
+    duet_csr_free(id->pending_csr);
+    duet_key_free(id->pending_key);
+    id->pending_csr = NULL;
+    id->pending_key = NULL;
     set_validity(id, info, received, pol);
     id->renewals++;
     id->attempt = 0;
@@ -362,8 +379,6 @@ int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_po
     log_issued(id, info, is->ops->name, duet_clock_mono_ms() - t0);
 out:
     ag_issue_result_clear(&res);
-    duet_csr_free(csr);
-    duet_key_free(key);
     duet_free(info);
     return rc;
 }

@@ -75,6 +75,11 @@ struct ag_ident {
     char serial[96];
     char sha256[96];
     unsigned attempt; /* consecutive failed issuances */
+    /* Key and CSR of an issuance that failed, reused by the retries so an
+     * issuer outage does not cost a key generation per attempt (RSA: about
+     * 0.1 s of CPU). Dropped once a set is published. Owned. */
+    struct duet_key *pending_key;
+    struct duet_csr *pending_csr;
 
     uint64_t renewals; /* successful issuances */
     uint64_t failures; /* failed issuances */

@@ -109,7 +109,7 @@ print(f"{len(ts)} failed attempts in {ts[-1] - ts[0]:.1f} s, gaps: " + " ".join(
 ok = 3 <= len(ts) <= 12
 for k, g in enumerate(gaps):
     # attempt k+1 waits uniform in [1 s, min(300 s, 2^k s)]
-    if not (0.95 <= g <= min(300, 2 ** k) + 1.0):
+    if not (0.95 <= g <= min(300, 2 ** k) + 2.0):
         ok = False
 sys.exit(0 if ok else 1)
 PY

@@ -234,7 +234,7 @@ static void ident_check_disk__refuses_old_ca_and_wrong_subject(void **state)
     assert_int_equal(check(f, NULL, 0), 0);
 }
 
-static void local_sign__wrong_passphrase_is_reported(void **state)
+static void local_sign__wrong_passphrase_keeps_pending_key(void **state)
 {
     struct fx *f = *state;
     struct duet_errbuf eb;
@@ -244,6 +244,15 @@ static void local_sign__wrong_passphrase_is_reported(void **state)
     assert_int_equal(ag_ident_issue(f->id, f->is, &f->pol, &eb), DUET_E_PASSPHRASE);
     assert_false(f->id->rot.have);
     assert_int_equal(f->id->renewals, 0);
+    /* The retry reuses the key made for the failed attempt, then drops it. */
+    const struct duet_key *k = f->id->pending_key;
+    assert_non_null(k);
+    assert_int_equal(ag_ident_issue(f->id, f->is, &f->pol, &eb), DUET_E_PASSPHRASE);
+    assert_ptr_equal(f->id->pending_key, k);
+    tl_write_file(f->ca_pass, "s3cret pass\n", 12, 0600);
+    issue_ok(f);
+    assert_null(f->id->pending_key);
+    assert_null(f->id->pending_csr);
 }
 
 int main(void)
@@ -256,7 +265,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_foreign_key, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_old_ca_and_wrong_subject, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_keeps_pending_key, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
