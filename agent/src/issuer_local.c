@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/mem.h>
+
 #include "issuer.h"
 
 #include "duet/alloc.h"
@@ -101,9 +103,7 @@ static int load_ca_key(struct local_issuer *li, const struct duet_key **out,
         rc = read_passphrase(li->pass_file, pass, sizeof(pass), eb);
     if (rc == 0)
         rc = duet_key_load(li->ca_key, li->pass_file ? pass : NULL, &li->key, eb);
-    memset(pass, 0, sizeof(pass));
-    /* memset of a dying buffer may be elided; the barrier keeps it. */
-    __asm__ __volatile__("" : : "r"(pass) : "memory");
+    OPENSSL_cleanse(pass, sizeof(pass));
     if (rc < 0)
         return rc;
     memcpy(li->key_sig, sig, sizeof(sig));
