@@ -172,19 +172,21 @@ static void conn_close(struct sc_conn *c)
 /* A connection refused or failed before OPEN: count, log, close. */
 static void conn_fail(struct sc_conn *c, enum sc_fail f, const char *why, const char *subject)
 {
-    char peer[64];
+    char peer[64], qsubj[300], qwhy[600];
 
     SC_STAT_ADD(c->l->stats.hs_fail[f], 1);
-    if (is_out(c) && f != SC_FAIL_TIMEOUT && f != SC_FAIL_NO_CERTS_LOADED) {
+    /* The subject is the peer's to choose: quoted and escaped for the log. */
+    duet_log_quote(qsubj, sizeof(qsubj), subject ? subject : "-");
+    duet_log_quote(qwhy, sizeof(qwhy), why);
+    peer_str(c, peer, sizeof(peer));
+    if (is_out(c) && f != SC_FAIL_TIMEOUT && f != SC_FAIL_NO_CERTS_LOADED)
         duet_log(DUET_LOG_INFO, "conn",
-                 "listener=%s upstream=%s:%u peer=%s reason=%s subject=\"%s\" msg=\"%s\"",
-                 c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer_str(c, peer, 64),
-                 sc_fail_names[f], subject ? subject : "-", why);
-    } else {
-        sc_worker_log_refusal(c->w, "listener=%s peer=%s reason=%s subject=\"%s\" msg=\"%s\"",
-                              c->l->cfg->listen, peer_str(c, peer, sizeof(peer)),
-                              sc_fail_names[f], subject ? subject : "-", why);
-    }
+                 "listener=%s upstream=%s:%u peer=%s reason=%s subject=%s msg=%s",
+                 c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer, sc_fail_names[f],
+                 qsubj, qwhy);
+    else
+        sc_worker_log_refusal(c->w, "listener=%s peer=%s reason=%s subject=%s msg=%s",
+                              c->l->cfg->listen, peer, sc_fail_names[f], qsubj, qwhy);
     conn_close(c);
 }
 
