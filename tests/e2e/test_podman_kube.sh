@@ -187,8 +187,22 @@ for ctr in duet-agent-agent "$R-duet-sidecar" "$R-http" "$A-duet-sidecar" "$A-ap
     "$B-duet-sidecar" "$B-app" "$C-app"; do
     ug=$(podman top "$ctr" huser hgroup | awk 'NR==2 {print $1":"$2}')
     [ "$ug" = "65532:65532" ] || e2e_fail "$ctr runs as '$ug', want 65532:65532"
+    ro=$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$ctr")
+    [ "$ro" = true ] || e2e_fail "$ctr has a writable root file system"
+    capeff=$(podman top "$ctr" capeff | awk 'NR==2 {print $1}')
+    [ "$capeff" = none ] || e2e_fail "$ctr has effective capabilities: $capeff"
 done
-e2e_log "every container runs as 65532:65532"
+e2e_log "every container runs as 65532:65532, read-only root, no capabilities"
+
+# The agent's status port, as its Service and probes use it (bash's
+# /dev/tcp: the runtime image has no HTTP client).
+status=$(timeout 10 podman exec duet-agent-agent bash -c \
+    'exec 3<>/dev/tcp/127.0.0.1/9090; printf "GET /readyz HTTP/1.0\r\n\r\n" >&3; head -1 <&3')
+[[ "$status" == "HTTP/1."?" 200"* ]] || e2e_fail "agent /readyz answered '$status'"
+metrics=$(timeout 10 podman exec duet-agent-agent bash -c \
+    'exec 3<>/dev/tcp/127.0.0.1/9090; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3')
+grep -q 'productA' <<<"$metrics" || e2e_fail "agent /metrics does not mention productA"
+e2e_log "agent status port answers /readyz and /metrics"
 
 # Rotation under load: the agent logs when it renews (renew_at, Unix time);
 # load runs until a little after the later of A's and the resource's.
