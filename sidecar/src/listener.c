@@ -15,13 +15,41 @@
 #include "sc.h"
 
 #define ACCEPT_BATCH 32
+/* Out of descriptors: how long a listener rests before trying again. */
+#define FD_STARVED_MS 250
 
 void sc_listener_pause(struct sc_listener *l, bool pause)
 {
-    if (l->fd < 0 || l->paused == pause || l->w->draining)
+    if (l->fd < 0 || l->paused == pause || l->w->draining || (!pause && l->fd_starved))
         return;
     if (duet_loop_mod_fd(l->w->loop, l->fd, pause ? 0 : DUET_EV_READ) == 0)
         l->paused = pause;
+}
+
+static void on_fd_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    struct sc_listener *l = arg;
+
+    (void)loop;
+    (void)t;
+    l->fd_starved = false;
+    if (l->w->nconns < l->w->max_conns)
+        sc_listener_pause(l, false);
+}
+
+/* EMFILE and friends leave the connection in the backlog and the listener
+ * readable: with level-triggered epoll that would spin. Rest a while. */
+static void fd_starved(struct sc_listener *l, int err)
+{
+    if (!l->starve_logged)
+        duet_log(DUET_LOG_WARN, "listener", "listener=%s err=%s msg=\"cannot accept, pausing\"",
+                 l->cfg->listen, duet_err_name(-err));
+    l->starve_logged = true;
+    l->fd_starved = true;
+    sc_listener_pause(l, true);
+    if (!duet_timer_active(&l->fd_timer))
+        duet_timer_init(&l->fd_timer, on_fd_timer, l);
+    duet_timer_start(l->w->loop, &l->fd_timer, FD_STARVED_MS);
 }
 
 void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
@@ -39,11 +67,11 @@ void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *a
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN)
-                duet_log(DUET_LOG_WARN, "listener", "listener=%s err=%s msg=\"accept failed\"",
-                         l->cfg->listen, duet_err_name(-errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                fd_starved(l, errno);
             return;
         }
+        l->starve_logged = false;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         sc_conn_start(l, fd, (struct sockaddr *)&ss);
     }

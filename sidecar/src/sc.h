@@ -173,6 +173,9 @@ struct sc_listener {
     const struct sc_listen_cfg *cfg;
     int fd;
     bool paused;
+    bool fd_starved;         /* paused by EMFILE/ENFILE, resumed by fd_timer */
+    bool starve_logged;      /* one log line per episode, until an accept works */
+    struct duet_timer fd_timer;
     struct sc_lstats stats;
     /* Outbound resumption: the last session the upstream gave, and the TLS
      * generation it was made with (another certificate must not resume it). */

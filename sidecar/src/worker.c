@@ -64,6 +64,7 @@ static void stop_listeners(struct sc_worker *w)
     for (unsigned i = 0; i < w->n_listeners; i++) {
         struct sc_listener *l = &w->listeners[i];
 
+        duet_timer_stop(w->loop, &l->fd_timer);
         if (l->fd < 0)
             continue;
         duet_loop_del_fd(w->loop, l->fd);

@@ -60,6 +60,26 @@ done
 wait "$holder" || true
 good max-conns
 
+# Out of file descriptors: the listener rests instead of spinning, and
+# accepts again once descriptors are free.
+if command -v prlimit >/dev/null; then
+    soft=$(awk '/Max open files/ {print $4}' "/proc/$pid/limits")
+    prlimit --pid "$pid" --nofile=48:
+    python3 "$here/sc_hostile.py" hold "$ip" 80 2 >"$T/hold2.out" &
+    holder=$!
+    SC_PIDS+=("$holder")
+    sleep 0.5
+    c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    sleep 1
+    c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    [ $((c1 - c0)) -lt 40 ] || sc_fail "spinning without descriptors: $((c1 - c0)) ticks in 1s"
+    wait "$holder" || true
+    prlimit --pid "$pid" --nofile="$soft":
+    sc_wait_log "$T/sc.log" "cannot accept, pausing" || sc_fail "EMFILE not logged"
+    sleep 1.2 # the handshake timeout closes what the holder left
+    good emfile
+fi
+
 # A client that never reads: the sidecar stops reading the backend.
 python3 "$here/sc_hostile.py" no-read "$ip" "$T" 3 >"$T/noread.out" &
 nr=$!
