@@ -43,6 +43,7 @@ struct duet_status_http {
     struct duet_loop *loop;
     int lfd;
     bool paused; /* listener quiet because max_conns are open */
+    struct duet_timer rest; /* resumes the listener after EMFILE */
     unsigned port;
     unsigned nclients;
     struct duet_status_http_opts opts;
@@ -278,8 +279,17 @@ static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct client *c;
 
+        if (fd == -1 && (errno == EMFILE || errno == ENFILE)) {
+            /* Out of descriptors: the connection stays queued and the
+             * listener readable; rest instead of spinning. */
+            if (duet_loop_mod_fd(loop, lfd, 0) == 0) {
+                s->paused = true;
+                duet_timer_start(loop, &s->rest, 250);
+            }
+            return;
+        }
         if (fd == -1)
-            return; /* EAGAIN, or a transient error (ECONNABORTED, EMFILE) */
+            return; /* EAGAIN, or a transient error (ECONNABORTED) */
         c = duet_calloc(1, sizeof(*c));
         if (!c || duet_loop_add_fd(loop, fd, DUET_EV_READ, on_client, c) < 0) {
             duet_free(c);
@@ -300,6 +310,16 @@ static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
         s->paused = true;
 }
 
+static void on_rest(struct duet_loop *loop, struct duet_timer *t, void *arg)
+{
+    struct duet_status_http *s = arg;
+
+    (void)t;
+    if (s->paused && s->nclients < s->opts.max_conns &&
+        duet_loop_mod_fd(loop, s->lfd, DUET_EV_READ) == 0)
+        s->paused = false;
+}
+
 int duet_status_http_new(struct duet_loop *loop, const char *listen,
                          const struct duet_status_http_opts *opts, duet_status_handler *h,
                          void *arg, struct duet_status_http **out, struct duet_errbuf *eb)
@@ -312,6 +332,7 @@ int duet_status_http_new(struct duet_loop *loop, const char *listen,
     if (!s)
         return DUET_ENOMEM;
     s->loop = loop;
+    duet_timer_init(&s->rest, on_rest, s);
     s->handler = h;
     s->arg = arg;
     if (opts)
@@ -345,6 +366,7 @@ void duet_status_http_free(struct duet_status_http *s)
         return;
     while (s->clients)
         client_free(s->clients);
+    duet_timer_stop(s->loop, &s->rest);
     duet_loop_del_fd(s->loop, s->lfd);
     close(s->lfd);
     duet_free(s);
