@@ -34,10 +34,13 @@ teardown() {
         e2e_log "DUET_E2E_KEEP=1: left pods, network $net and $tmp in place"
         return
     fi
-    # The busybox loops ignore SIGTERM as PID 1: remove the pods at once,
-    # then let kube down catch anything else a played file made.
+    # The busybox loops ignore SIGTERM as PID 1: remove the pods at once
+    # (one call: podman takes seconds per call), then let kube down catch
+    # anything else a played file made.
+    local pods=()
+    for ((i = ${#played[@]} - 1; i >= 0; i--)); do pods+=("$(pod_of "${played[$i]}")"); done
+    [ ${#pods[@]} -eq 0 ] || podman pod rm -f -t 0 "${pods[@]}" >/dev/null 2>&1
     for ((i = ${#played[@]} - 1; i >= 0; i--)); do
-        podman pod rm -f -t 0 "$(pod_of "${played[$i]}")" >/dev/null 2>&1
         podman kube down "${played[$i]}" >/dev/null 2>&1
     done
     if [ -n "$tmp" ] && [ -f "$tmp/pm/volumes.txt" ]; then
@@ -49,6 +52,11 @@ teardown() {
     [ -n "$tmp" ] && rm -rf "$tmp"
 }
 trap teardown EXIT
+
+# Pod names come from the manifests, so two runs on one machine (two
+# developers' scripts/test) would collide: take turns.
+exec 9>/var/tmp/duet-e2e.lock
+flock -w 900 9 || e2e_fail "another e2e run held /var/tmp/duet-e2e.lock for 15 minutes"
 
 # --- 1. podman, base images, image build --------------------------------
 t0=$(date +%s)
