@@ -453,6 +453,8 @@ void sc_conn_resolved(struct sc_conn *c, struct sc_resolve_req *r)
     int err = 0;
 
     c->rreq_owned = true;
+    if (c->st != SC_ST_RESOLVING)
+        return; /* closing (timeout, abort) while the name was resolving */
     c->ai_next = sc_resolve_result(r, &err);
     if (!c->ai_next) {
         char why[512];
