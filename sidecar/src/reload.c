@@ -114,6 +114,16 @@ static void signature(char *out, size_t size)
     }
 }
 
+/* A server identity (serverAuth only) is fine for an inbound-only sidecar. */
+static unsigned uses(const struct sc_cfg *cfg)
+{
+    unsigned u = 0;
+
+    for (unsigned i = 0; i < cfg->n_listeners; i++)
+        u |= cfg->listeners[i].dir == SC_OUTBOUND ? SC_USE_CLIENT : SC_USE_SERVER;
+    return u;
+}
+
 static void publish(struct sc_tls_set *set, const char *why)
 {
     struct sc_tls_set *old = sc_tls_acquire();
@@ -161,7 +171,7 @@ static void attempt(const char *why)
                                   vs.blobs[1].len,  vs.blobs[2].data, vs.blobs[2].len,
                                   crl,              crl_len};
 
-        set = sc_tls_set_build(&tf, vs.version, rl.generation + 1, &eb);
+        set = sc_tls_set_build(&tf, vs.version, rl.generation + 1, uses(cfg), &eb);
     }
     duet_free(crl);
     if (!set) {

@@ -111,13 +111,20 @@ struct sc_tls_files {
     size_t crl_len;
 };
 
+/* What our certificate must be good for: outbound listeners present it as
+ * a client, inbound ones as a server. */
+#define SC_USE_CLIENT 0x1u
+#define SC_USE_SERVER 0x2u
+
 /*
  * Build and check a set from PEM text: key matches the certificate, the
- * certificate chains to ca for client use and is valid now, the CRL (if
- * any) parses. Returns the set with one reference, or NULL with eb saying why.
+ * certificate chains to ca and is valid now for every use in `uses`
+ * (SC_USE_*), the CRL (if any) parses. Returns the set with one reference,
+ * or NULL with eb saying why.
  */
 struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *version,
-                                    uint64_t generation, struct duet_errbuf *eb);
+                                    uint64_t generation, unsigned uses,
+                                    struct duet_errbuf *eb);
 void sc_tls_set_ref(struct sc_tls_set *s);
 void sc_tls_set_unref(struct sc_tls_set *s);
 const struct sc_tls_info *sc_tls_set_info(const struct sc_tls_set *s);

@@ -224,25 +224,35 @@ static int verify_for(struct material *m, int purpose, int *err)
     return ok == 1;
 }
 
-/* Our certificate must chain to ca.crt and be valid now, for client use or,
- * failing that, for server use: the agent gives a resource's inbound-only
- * sidecar a serverAuth-only certificate (DESIGN.md "Identities and files"),
- * and each peer checks the purpose of the role it sees anyway. */
-static int check_chain(struct material *m, struct duet_errbuf *eb)
+/* Our certificate must chain to ca.crt and be valid now for every use the
+ * listeners make of it: client for outbound, server for inbound. The agent
+ * gives a resource's inbound-only sidecar a serverAuth-only certificate
+ * (DESIGN.md "Identities and files"), which is right there and wrong for an
+ * outbound listener, where the upstream would refuse it anyway: refusing it
+ * at load says why in one log line. */
+static int check_chain(struct material *m, unsigned uses, struct duet_errbuf *eb)
 {
+    static const struct {
+        unsigned use;
+        int purpose;
+        const char *name;
+    } checks[] = {{SC_USE_CLIENT, X509_PURPOSE_SSL_CLIENT, "client"},
+                  {SC_USE_SERVER, X509_PURPOSE_SSL_SERVER, "server"}};
     int err;
 
-    if (verify_for(m, X509_PURPOSE_SSL_CLIENT, &err))
-        return 0;
-    if (err == X509_V_ERR_INVALID_PURPOSE && verify_for(m, X509_PURPOSE_SSL_SERVER, &err))
-        return 0;
-    if (err == -1)
-        return duet_errf(eb, DUET_ENOMEM, "verify: out of memory");
-    if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID)
-        return duet_errf(eb, DUET_E_EXPIRED, "tls.crt: %s",
-                         X509_verify_cert_error_string(err));
-    return duet_errf(eb, DUET_E_VERIFY, "tls.crt does not chain to ca.crt: %s",
-                     X509_verify_cert_error_string(err));
+    for (size_t i = 0; i < DUET_ARRAY_SIZE(checks); i++) {
+        if (!(uses & checks[i].use) || verify_for(m, checks[i].purpose, &err))
+            continue;
+        if (err == -1)
+            return duet_errf(eb, DUET_ENOMEM, "verify: out of memory");
+        if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID)
+            return duet_errf(eb, DUET_E_EXPIRED, "tls.crt: %s",
+                             X509_verify_cert_error_string(err));
+        return duet_errf(eb, DUET_E_VERIFY,
+                         "tls.crt does not verify against ca.crt for %s use: %s",
+                         checks[i].name, X509_verify_cert_error_string(err));
+    }
+    return 0;
 }
 
 /* ---- SSL_CTX ---- */
@@ -320,7 +330,8 @@ static void fill_info(struct sc_tls_info *info, struct material *m)
 }
 
 struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *version,
-                                    uint64_t generation, struct duet_errbuf *eb)
+                                    uint64_t generation, unsigned uses,
+                                    struct duet_errbuf *eb)
 {
     struct material m = {0};
     struct sc_tls_set *s = NULL;
@@ -330,7 +341,7 @@ struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *ve
     DUET_TRY_GOTO(parse_key(&m, f, eb), rc, out);
     DUET_TRY_GOTO(parse_ca(&m, f, eb), rc, out);
     DUET_TRY_GOTO(parse_crl(&m, f, eb), rc, out);
-    DUET_TRY_GOTO(check_chain(&m, eb), rc, out);
+    DUET_TRY_GOTO(check_chain(&m, uses, eb), rc, out);
     s = duet_calloc(1, sizeof(*s));
     if (!s) {
         duet_errf(eb, DUET_ENOMEM, "out of memory");

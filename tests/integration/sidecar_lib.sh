@@ -89,6 +89,10 @@ commonName = supplied
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = clientAuth,serverAuth
+[ srv ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
 CNF
     openssl rand -hex 16 >"$d/$n.db/serial"
 }
@@ -96,6 +100,7 @@ CNF
 # sc_leaf DIR CA NAME CN [SAN] [START END]: key DIR/NAME.key and certificate
 # DIR/NAME.crt signed by CA, for client and server use. START/END
 # (YYYYMMDDHHMMSSZ) make a certificate valid in another period (`openssl ca`).
+# SC_EXT=srv makes a serverAuth-only certificate (the agent's --server kind).
 sc_leaf() {
     local d=$1 ca=$2 n=$3 cn=$4 san=${5:-} start=${6:-} end=${7:-}
     openssl ecparam -name prime256v1 -genkey -noout -out "$d/$n.key" 2>/dev/null
@@ -103,10 +108,10 @@ sc_leaf() {
     openssl req -new -key "$d/$n.key" -subj "/O=duet test/CN=$cn" -addext "subjectAltName=$san" \
         -out "$d/$n.csr" 2>/dev/null
     if [ -n "$start" ]; then
-        openssl ca -batch -config "$d/$ca.cnf" -extensions ext -startdate "$start" -enddate "$end" \
+        openssl ca -batch -config "$d/$ca.cnf" -extensions "${SC_EXT:-ext}" -startdate "$start" -enddate "$end" \
             -in "$d/$n.csr" -out "$d/$n.crt" -notext 2>/dev/null || sc_fail "openssl ca $n"
     else
-        openssl ca -batch -config "$d/$ca.cnf" -extensions ext -days 30 \
+        openssl ca -batch -config "$d/$ca.cnf" -extensions "${SC_EXT:-ext}" -days 30 \
             -in "$d/$n.csr" -out "$d/$n.crt" -notext 2>/dev/null || sc_fail "openssl ca $n"
     fi
 }

@@ -12,7 +12,9 @@ sc_ca "$T" root
 sc_ca "$T" other
 sc_leaf "$T" root productA dev.productA.dev
 sc_leaf "$T" root productB dev.productB.dev
-sc_leaf "$T" root sidecar dev.resource.dev
+# The inbound sidecar's own identity is a server certificate (serverAuth
+# only), as the agent issues for "server": true identities.
+SC_EXT=srv sc_leaf "$T" root sidecar dev.resource.dev
 sc_leaf "$T" other productC dev.productC.dev
 sc_leaf "$T" root expired dev.productA.dev "" 20200101000000Z 20200201000000Z
 sc_crl "$T" root

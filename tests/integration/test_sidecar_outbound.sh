@@ -61,6 +61,19 @@ rc=0; curl -sS --max-time 5 "http://127.0.0.1:$lp3/" >/dev/null 2>"$T/curl.err" 
 sc_wait_log "$T/sc2.log" "reason=connect" || sc_fail "connect failure not logged"
 sc_stop "$pid2" "$T/sc2.log"
 
+# A serverAuth-only certificate cannot be an outbound client identity:
+# refused at load, the sidecar stays not ready.
+SC_EXT=srv sc_leaf "$T" root srvonly dev.resource.dev
+mkdir "$T/srvcerts"
+sc_publish "$T/srvcerts" "$T/srvonly.key" "$T/srvonly.crt" "$T/root.crt"
+lp5=$(sc_free_port); sp5=$(sc_free_port)
+sc_start sc5 --certs "$T/srvcerts" --status "127.0.0.1:$sp5" --outbound "127.0.0.1:$lp5=127.0.0.1:$np"
+pid5=$SC_PID
+sc_wait_port "$sp5"
+sc_wait_log "$T/sc5.log" "refused new certificate set.*for client use" || sc_fail "server cert accepted for outbound"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp5/readyz")" = 503 ] || sc_fail "ready with a server cert"
+sc_stop "$pid5" "$T/sc5.log"
+
 # Half-close passed through: the client shuts its write side after 100 kB,
 # the upstream sees end of stream (close_notify), answers, and the answer
 # still reaches the client.
