@@ -12,14 +12,18 @@ e2e_log() { echo "[$(date -u +%T)] $*" >&2; }
 e2e_fail() { e2e_log "FAIL: $*"; exit 1; }
 e2e_skip() { e2e_log "SKIP: $*"; exit 77; }
 
-# e2e_need_render_tools: kubectl with a kustomize that knows `labels:` and
-# the node tools of tests/e2e/tools (scripts/deps --e2e installs both).
-# Missing ones are a skip, never a pass.
+# e2e_need_render_tools skip|fail: kubectl (kustomize) and the node tools of
+# tests/e2e/tools, which scripts/deps --e2e installs. Without them, the
+# integration test skips (deps ran without --e2e, DUET_TEST_NO_E2E=1) and
+# the e2e test fails (deps --e2e should have installed them).
 e2e_need_render_tools() {
-    command -v kubectl >/dev/null || e2e_skip "kubectl not installed (scripts/deps --e2e)"
-    command -v node >/dev/null || e2e_skip "node not installed (scripts/deps --e2e)"
-    [ -d "$e2e_tools/node_modules/kubernetes-models" ] ||
-        e2e_skip "tests/e2e/tools not installed (scripts/deps --e2e runs npm ci there)"
+    local missing=""
+    command -v kubectl >/dev/null || missing=" kubectl"
+    command -v node >/dev/null || missing="$missing node"
+    [ -d "$e2e_tools/node_modules/kubernetes-models" ] || missing="$missing tests/e2e/tools/node_modules"
+    [ -z "$missing" ] && return 0
+    [ "$1" = skip ] && e2e_skip "missing$missing (scripts/deps --e2e installs them)"
+    e2e_fail "missing$missing (scripts/deps --e2e installs them)"
 }
 
 # e2e_agent_bin: a duet-agent binary for `ca init` (ctest passes DUET_AGENT).

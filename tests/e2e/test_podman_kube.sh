@@ -65,7 +65,7 @@ t0=$(date +%s)
     [ "$rc" -eq 77 ] && e2e_skip "podman cannot run here"
     e2e_fail "scripts/podman-setup failed ($rc)"
 }
-e2e_need_render_tools
+e2e_need_render_tools fail
 t1=$(date +%s)
 e2e_log "base images ready in $((t1 - t0))s"
 
