@@ -48,6 +48,13 @@ struct ag_issuer_ops {
                 struct ag_issue_result *out, struct duet_errbuf *eb);
     /* The current trust bundle (re-read from its file); owned by the caller. */
     int (*bundle)(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb);
+    /*
+     * Check, without the network, that every file the configuration names
+     * is there and usable (certificates parse, the CA key decrypts and
+     * matches its certificate, the auth key is hex). DUET_E_ISSUER_FILES
+     * (class CONFIG) with eb naming the field, e.g. "issuer.ca_key: ...".
+     */
+    int (*validate)(struct ag_issuer *is, struct duet_errbuf *eb);
     /* Check the issuer can sign at all (CFSSL: POST /info). May be NULL. */
     int (*ready)(struct ag_issuer *is, struct duet_errbuf *eb);
     void (*free)(struct ag_issuer *is);

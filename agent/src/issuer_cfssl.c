@@ -20,6 +20,7 @@
  * Checking the certificate against our key, the bundle and the identity is
  * the caller's (the same check for every issuer).
  */
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 
@@ -473,6 +474,52 @@ out:
     return rc;
 }
 
+static int field_err(struct duet_errbuf *eb, const char *field)
+{
+    struct duet_errbuf why = *eb;
+
+    duet_errbuf_clear(eb);
+    return duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.%s: %s", field, why.msg);
+}
+
+/* Files libcurl will read itself: present and readable now. */
+static int readable(const char *path, const char *field, struct duet_errbuf *eb)
+{
+    FILE *f = path ? fopen(path, "re") : NULL;
+
+    if (!path)
+        return 0;
+    if (!f)
+        return duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.%s: %s: %s", field, path, strerror(errno));
+    fclose(f);
+    return 0;
+}
+
+static int cfssl_validate(struct ag_issuer *is, struct duet_errbuf *eb)
+{
+    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    struct duet_chain *c = NULL;
+    uint8_t key[AUTH_KEY_MAX];
+    size_t key_len;
+    int rc = 0;
+
+    if (duet_chain_load(ci->ca_bundle, &c, eb) < 0)
+        rc = field_err(eb, "ca_bundle");
+    duet_chain_free(c);
+    c = NULL;
+    if (rc == 0 && duet_chain_load(ci->server_ca, &c, eb) < 0)
+        rc = field_err(eb, "server_ca");
+    duet_chain_free(c);
+    if (rc == 0 && ci->auth_key_file && read_auth_key(ci->auth_key_file, key, &key_len, eb) < 0)
+        rc = field_err(eb, "auth_key_file");
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc == 0)
+        rc = readable(ci->client_cert, "client_cert", eb);
+    if (rc == 0)
+        rc = readable(ci->client_key, "client_key", eb);
+    return rc;
+}
+
 /* CFSSL starts listening even when its signer failed: ask /info. */
 static int cfssl_ready(struct ag_issuer *is, struct duet_errbuf *eb)
 {
@@ -504,6 +551,7 @@ static const struct ag_issuer_ops cfssl_ops = {
     .name = "cfssl",
     .sign = cfssl_sign,
     .bundle = cfssl_bundle,
+    .validate = cfssl_validate,
     .ready = cfssl_ready,
     .free = cfssl_free,
 };

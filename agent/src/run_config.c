@@ -100,6 +100,15 @@ int ag_gen_load(const char *path, struct ag_gen **out, struct duet_errbuf *eb)
         return duet_errf(eb, DUET_ENOMEM, "out of memory");
     DUET_TRY_GOTO(ag_config_load(path, &gp->cfg, eb), rc, fail);
     DUET_TRY_GOTO(make_issuer(&gp->cfg->issuer, &g->issuer, eb), rc, fail);
+    /* Validated completely at start (and on SIGHUP): the files the
+     * configuration names are part of it. */
+    rc = g->issuer->ops->validate(g->issuer, eb);
+    if (rc < 0) {
+        struct duet_errbuf why = *eb;
+        duet_errbuf_clear(eb);
+        duet_errf(eb, rc, "%s: %s", path, why.msg);
+        goto fail;
+    }
     DUET_TRY_GOTO(make_idents(gp->cfg, g, eb), rc, fail);
     g->pol.renew_before_ms = gp->cfg->renew_before;
     g->pol.key_group = gp->cfg->key_group < 0 ? (gid_t)-1 : (gid_t)gp->cfg->key_group;

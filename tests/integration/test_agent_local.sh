@@ -64,6 +64,18 @@ set -e
 grep -q . "$T/bad.err" || agent_fail "bad config: no message"
 echo "bad config refused: $(head -1 "$T/bad.err")"
 
+# ---- issuer files are part of the configuration: checked at start
+write_config productA productB
+sed "s|$T/ca/ca.pass|$T/ca/wrong.pass|" "$T/agent.json" >"$T/badpass.json"
+echo "not the passphrase" >"$T/ca/wrong.pass"
+set +e
+"$DUET_AGENT" run --config "$T/badpass.json" 2>"$T/badpass.err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || agent_fail "wrong CA passphrase: exit $rc, want 2"
+grep -q "issuer.ca_key_passphrase_file" "$T/badpass.err" || agent_fail "wrong passphrase: field not named: $(cat "$T/badpass.err")"
+echo "bad issuer files refused: $(head -1 "$T/badpass.err")"
+
 # ---- first publish
 write_config productA productB
 t0=$(date +%s%N)

@@ -74,6 +74,7 @@ enum duet_err_class {
     /* sidecar: add new codes above this line */                                        \
     /* agent and issuers -45xx */                                                       \
     X(DUET_E_ISSUER, -4501, IO, "issuer refused or failed")                             \
+    X(DUET_E_ISSUER_FILES, -4502, CONFIG, "issuer files missing or unusable")           \
     /* agent: add new codes above this line */
 
 enum duet_err {
