@@ -187,7 +187,10 @@ fi
 # ...and it is the resource's sidecar that refused it, naming C as the peer.
 cinfra=$(podman pod inspect "$C" --format '{{.InfraContainerID}}')
 cip=$(podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$cinfra")
-podman logs "$R-duet-sidecar" 2>&1 | grep -q "peer=$cip:" ||
+# (Logs go to a variable first: with pipefail, grep -q exiting at the first
+# match makes podman logs die of SIGPIPE and the pipeline "fail".)
+rlog=$(podman logs "$R-duet-sidecar" 2>&1)
+grep -q "peer=$cip:" <<<"$rlog" ||
     { podman logs "$R-duet-sidecar" 2>&1 | tail -5; e2e_fail "no refusal of C ($cip) in the resource sidecar's log"; }
 e2e_log "C is refused by the resource's sidecar"
 
@@ -253,7 +256,7 @@ fpR2=$(e2e_fp "$node/dev/resource/tls.crt")
 loaded() {
     local i
     for ((i = 0; i < 15; i++)); do
-        podman logs "$1" 2>&1 | grep -qi "sha256=$2" && return 0
+        grep -qi "sha256=$2" <<<"$(podman logs "$1" 2>&1)" && return 0
         sleep 1
     done
     return 1
