@@ -37,8 +37,15 @@ enum sc_state {
     SC_ST_CLOSING,
 };
 
-/* Margin before our certificate's notAfter at which outbound connections close. */
+/*
+ * Outbound connections close this long before our certificate's notAfter, or
+ * a tenth of its lifetime if that is shorter: a 60-second certificate (a
+ * rotation demo, a test) must not leave every connection already past its
+ * deadline at birth.
+ */
 #define SC_EXPIRY_MARGIN_MS 60000
+/* A connection past its deadline with bytes in flight is looked at again this often. */
+#define SC_LIFE_RECHECK_MS 100
 #define SC_PUMP_ROUNDS 4
 
 struct sc_conn {
@@ -58,7 +65,8 @@ struct sc_conn {
     struct duet_defer free_defer;
     struct duet_defer drain_defer;
     int64_t hs_deadline;
-    int64_t life_deadline; /* 0: none */
+    int64_t life_deadline; /* 0: none; close once no bytes are in flight */
+    int64_t life_hard;     /* close at this time even mid-transfer */
     int64_t last_active;
     union {
         struct sockaddr sa;
@@ -217,6 +225,11 @@ static void arm_timer(struct sc_conn *c, int64_t now)
     duet_timer_start(c->w->loop, &c->timer, at - now);
 }
 
+static bool in_flight(const struct sc_conn *c)
+{
+    return c->d2u.buf || c->u2d.buf;
+}
+
 static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
 {
     struct sc_conn *c = arg;
@@ -230,6 +243,10 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
             return;
         }
     } else if (c->life_deadline && now >= c->life_deadline) {
+        if (in_flight(c) && now < c->life_hard) {
+            duet_timer_start(loop, &c->timer, SC_LIFE_RECHECK_MS);
+            return;
+        }
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"lifetime or certificate deadline\"",
                  c->l->cfg->listen);
         conn_close(c);
@@ -242,20 +259,36 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
     arm_timer(c, now);
 }
 
-static void set_life_deadline(struct sc_conn *c, int64_t now, time_t not_after, int64_t margin)
+/*
+ * Deadlines from --max-conn-lifetime and a certificate's notAfter (ours for
+ * outbound, the peer's for inbound). The soft deadline sits `margin` before
+ * notAfter so that the close is graceful; the hard one is notAfter itself.
+ * A certificate already inside its margin gets no margin, so a connection
+ * opened on it lives until the certificate really expires.
+ */
+static void set_life_deadline(struct sc_conn *c, int64_t now, time_t not_before,
+                              time_t not_after, int64_t margin)
 {
-    int64_t d = 0;
+    int64_t soft = 0, hard = 0;
 
     if (c->w->app->cfg.lifetime_ms > 0)
-        d = now + c->w->app->cfg.lifetime_ms;
+        soft = hard = now + c->w->app->cfg.lifetime_ms;
     if (not_after > 0) {
-        int64_t until = ((int64_t)not_after * 1000 - duet_clock_real_ms()) - margin;
-        int64_t e = now + (until > 0 ? until : 0);
+        int64_t left = (int64_t)not_after * 1000 - duet_clock_real_ms();
+        int64_t tenth = ((int64_t)not_after - (int64_t)not_before) * 100;
 
-        if (d == 0 || e < d)
-            d = e;
+        if (not_before > 0 && tenth < margin)
+            margin = tenth > 0 ? tenth : 0;
+        if (left - margin <= 0)
+            margin = 0;
+        left = left > 0 ? left : 0;
+        if (soft == 0 || now + left - margin < soft)
+            soft = now + left - margin;
+        if (hard == 0 || now + left < hard)
+            hard = now + left;
     }
-    c->life_deadline = d;
+    c->life_deadline = soft;
+    c->life_hard = hard;
 }
 
 /* ---- OPEN: pumping ---- */
@@ -362,7 +395,7 @@ static void handshake_step(struct sc_conn *c)
         go_open(c);
         return;
     }
-    set_life_deadline(c, duet_clock_mono_ms(), sc_tls_peer_not_after(s), 0);
+    set_life_deadline(c, duet_clock_mono_ms(), 0, sc_tls_peer_not_after(s), 0);
     set_events(c, s, 0); /* quiet until the backend answers */
     connect_start(c);
 }
@@ -566,7 +599,8 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
         return;
     }
     if (is_out(c)) {
-        set_life_deadline(c, now, sc_tls_set_info(c->set)->not_after, SC_EXPIRY_MARGIN_MS);
+        set_life_deadline(c, now, sc_tls_set_info(c->set)->not_before,
+                          sc_tls_set_info(c->set)->not_after, SC_EXPIRY_MARGIN_MS);
         connect_start(c);
         return;
     }

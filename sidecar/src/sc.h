@@ -94,7 +94,8 @@ struct sc_tls_set; /* opaque: SSL_CTXs + metadata, reference counted */
 
 struct sc_tls_info {
     uint64_t generation;
-    time_t not_after; /* of our certificate */
+    time_t not_before; /* of our certificate */
+    time_t not_after;
     char fingerprint[65]; /* SHA-256 of our leaf, hex */
     char serial[64];      /* hex */
     char version[256];    /* the ..data folder it came from */

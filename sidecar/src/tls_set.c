@@ -327,6 +327,8 @@ static void fill_info(struct sc_tls_info *info, struct material *m)
     /* NULL "from" means now; time of day is good enough for the seconds. */
     if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(m->leaf)))
         info->not_after = (time_t)(time(NULL) + (time_t)days * 86400 + secs);
+    if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notBefore(m->leaf)))
+        info->not_before = (time_t)(time(NULL) + (time_t)days * 86400 + secs);
 }
 
 struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *version,
