@@ -358,9 +358,9 @@ int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_po
     rc = ag_set_check(&exp, id->pending_key, res.chain, res.bundle, received / 1000, info, eb);
     if (rc < 0) {
         /* Keep the check's reason, but say it was the issuer's answer. */
-        struct duet_errbuf why = *eb;
-        duet_errbuf_clear(eb);
-        duet_errf(eb, rc, "refused the certificate from %s: %s", is->ops->name, why.msg);
+        char what[64];
+        snprintf(what, sizeof(what), "refused the certificate from %s", is->ops->name);
+        ag_err_prefix(eb, rc, what);
         goto out;
     }
     DUET_TRY_GOTO(publish(id, id->pending_key, &res, pol, eb), rc, out);

@@ -6,7 +6,9 @@
  * client authentication at the current time, and the subject and URI SAN
  * are the ones configured. Subject fields are compared as UTF-8 strings so
  * that CFSSL's re-encoding as PrintableString does not count as a change.
+ * Also the small error-message helpers the issuers share.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
@@ -18,6 +20,25 @@
 #include "identity.h"
 
 #include "duet/pki_bssl.h"
+
+int ag_err_prefix(struct duet_errbuf *eb, int code, const char *prefix)
+{
+    struct duet_errbuf why;
+
+    if (!eb)
+        return code;
+    why = *eb;
+    duet_errbuf_clear(eb);
+    return duet_errf(eb, code, "%s: %s", prefix, why.msg);
+}
+
+int ag_issuer_field_err(struct duet_errbuf *eb, const char *field)
+{
+    char prefix[64];
+
+    snprintf(prefix, sizeof(prefix), "issuer.%s", field);
+    return ag_err_prefix(eb, DUET_E_ISSUER_FILES, prefix);
+}
 
 /* 0 when the certificate's subject holds exactly `want` for nid (NULL: absent). */
 static int field_is(X509_NAME *name, int nid, const char *want)

@@ -74,6 +74,14 @@ static inline void ag_issuer_free(struct ag_issuer *is)
         is->ops->free(is);
 }
 
+/*
+ * Rewrite eb's message as "<prefix>: <message>" and return code, for a
+ * layer that adds where the failure belongs (a field, a file, an issuer).
+ */
+int ag_err_prefix(struct duet_errbuf *eb, int code, const char *prefix);
+/* eb's message under "issuer.<field>", as DUET_E_ISSUER_FILES (for validate). */
+int ag_issuer_field_err(struct duet_errbuf *eb, const char *field);
+
 /* Paths are copied. */
 struct ag_local_opts {
     const char *ca_cert;

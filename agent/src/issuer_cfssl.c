@@ -474,14 +474,6 @@ out:
     return rc;
 }
 
-static int field_err(struct duet_errbuf *eb, const char *field)
-{
-    struct duet_errbuf why = *eb;
-
-    duet_errbuf_clear(eb);
-    return duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.%s: %s", field, why.msg);
-}
-
 /* Files libcurl will read itself: present and readable now. */
 static int readable(const char *path, const char *field, struct duet_errbuf *eb)
 {
@@ -504,14 +496,14 @@ static int cfssl_validate(struct ag_issuer *is, struct duet_errbuf *eb)
     int rc = 0;
 
     if (duet_chain_load(ci->ca_bundle, &c, eb) < 0)
-        rc = field_err(eb, "ca_bundle");
+        rc = ag_issuer_field_err(eb, "ca_bundle");
     duet_chain_free(c);
     c = NULL;
     if (rc == 0 && duet_chain_load(ci->server_ca, &c, eb) < 0)
-        rc = field_err(eb, "server_ca");
+        rc = ag_issuer_field_err(eb, "server_ca");
     duet_chain_free(c);
     if (rc == 0 && ci->auth_key_file && read_auth_key(ci->auth_key_file, key, &key_len, eb) < 0)
-        rc = field_err(eb, "auth_key_file");
+        rc = ag_issuer_field_err(eb, "auth_key_file");
     OPENSSL_cleanse(key, sizeof(key));
     if (rc == 0)
         rc = readable(ci->client_cert, "client_cert", eb);

@@ -154,15 +154,6 @@ out:
     return rc;
 }
 
-/* Prefix eb's message with the field and turn the failure into a CONFIG one. */
-static int field_err(struct duet_errbuf *eb, const char *field)
-{
-    struct duet_errbuf why = *eb;
-
-    duet_errbuf_clear(eb);
-    return duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.%s: %s", field, why.msg);
-}
-
 static int local_validate(struct ag_issuer *is, struct duet_errbuf *eb)
 {
     struct local_issuer *li = (struct local_issuer *)is;
@@ -171,11 +162,11 @@ static int local_validate(struct ag_issuer *is, struct duet_errbuf *eb)
     int rc = 0;
 
     if (duet_chain_load(li->ca_cert, &ca, eb) < 0)
-        rc = field_err(eb, "ca_cert");
+        rc = ag_issuer_field_err(eb, "ca_cert");
     else if (duet_chain_load(li->ca_bundle, &bundle, eb) < 0)
-        rc = field_err(eb, "ca_bundle");
+        rc = ag_issuer_field_err(eb, "ca_bundle");
     else if ((rc = load_ca_key(li, &key, eb)) < 0)
-        rc = field_err(eb, rc == DUET_E_PASSPHRASE && li->pass_file ? "ca_key_passphrase_file"
+        rc = ag_issuer_field_err(eb, rc == DUET_E_PASSPHRASE && li->pass_file ? "ca_key_passphrase_file"
                                                                      : "ca_key");
     else if (duet_key_matches_cert(key, duet_chain_at(ca, 0)) < 0)
         rc = duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.ca_key: %s does not match issuer.ca_cert %s",

@@ -104,9 +104,7 @@ int ag_gen_load(const char *path, struct ag_gen **out, struct duet_errbuf *eb)
      * configuration names are part of it. */
     rc = g->issuer->ops->validate(g->issuer, eb);
     if (rc < 0) {
-        struct duet_errbuf why = *eb;
-        duet_errbuf_clear(eb);
-        duet_errf(eb, rc, "%s: %s", path, why.msg);
+        ag_err_prefix(eb, rc, path);
         goto fail;
     }
     DUET_TRY_GOTO(make_idents(gp->cfg, g, eb), rc, fail);

@@ -55,26 +55,22 @@ B=$out/dev/productB
 C=$out/dev/productC
 
 # ---- configuration errors: exit 2, one line naming the field
+# refused_at_start CONFIG FIELD: exit 2 and one line naming FIELD.
+refused_at_start() {
+    local rc=0
+    "$DUET_AGENT" run --config "$1" 2>"$1.err" || rc=$?
+    [ "$rc" -eq 2 ] || agent_fail "$1: exit $rc, want 2"
+    grep -q "$2" "$1.err" || agent_fail "$1: field $2 not named: $(cat "$1.err")"
+    echo "refused at start: $(head -1 "$1.err")"
+}
 echo '{"env": "dev"}' >"$T/bad.json"
-set +e
-"$DUET_AGENT" run --config "$T/bad.json" 2>"$T/bad.err"
-rc=$?
-set -e
-[ "$rc" -eq 2 ] || agent_fail "bad config: exit $rc, want 2"
-grep -q . "$T/bad.err" || agent_fail "bad config: no message"
-echo "bad config refused: $(head -1 "$T/bad.err")"
+refused_at_start "$T/bad.json" trust_domain
 
 # ---- issuer files are part of the configuration: checked at start
 write_config productA productB
 sed "s|$T/ca/ca.pass|$T/ca/wrong.pass|" "$T/agent.json" >"$T/badpass.json"
 echo "not the passphrase" >"$T/ca/wrong.pass"
-set +e
-"$DUET_AGENT" run --config "$T/badpass.json" 2>"$T/badpass.err"
-rc=$?
-set -e
-[ "$rc" -eq 2 ] || agent_fail "wrong CA passphrase: exit $rc, want 2"
-grep -q "issuer.ca_key_passphrase_file" "$T/badpass.err" || agent_fail "wrong passphrase: field not named: $(cat "$T/badpass.err")"
-echo "bad issuer files refused: $(head -1 "$T/badpass.err")"
+refused_at_start "$T/badpass.json" issuer.ca_key_passphrase_file
 
 # ---- first publish
 write_config productA productB
