@@ -118,6 +118,28 @@ static int local_bundle(struct ag_issuer *is, struct duet_chain **out, struct du
     return duet_chain_load(li->ca_bundle, out, eb);
 }
 
+/*
+ * tls.crt holds the leaf then any intermediates (DESIGN.md): when ca_cert
+ * is an intermediate CA, it and every other certificate of that file that
+ * is not self-issued follow the leaf, so peers that trust only the root
+ * (ca_bundle) can build the path.
+ */
+static int push_intermediates(struct duet_chain *chain, const struct duet_chain *ca)
+{
+    struct duet_cert_info *info = duet_malloc(sizeof(*info));
+    int rc = 0;
+
+    if (!info)
+        return DUET_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < duet_chain_len(ca); i++) {
+        rc = duet_cert_info(duet_chain_at(ca, i), info);
+        if (rc == 0 && strcmp(info->subject, info->issuer) != 0)
+            rc = duet_chain_push(chain, duet_chain_at(ca, i));
+    }
+    duet_free(info);
+    return rc;
+}
+
 static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
                       struct ag_issue_result *out, struct duet_errbuf *eb)
 {
@@ -144,6 +166,7 @@ static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
     DUET_TRY_GOTO(duet_cert_sign(&sr, &leaf, eb), rc, out);
     DUET_TRY_GOTO(duet_chain_new(&res.chain), rc, out);
     DUET_TRY_GOTO(duet_chain_push(res.chain, leaf), rc, out);
+    DUET_TRY_GOTO(push_intermediates(res.chain, ca), rc, out);
     *out = res;
     res.chain = NULL;
     res.bundle = NULL;

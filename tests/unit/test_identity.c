@@ -255,6 +255,50 @@ static void local_sign__wrong_passphrase_keeps_pending_key(void **state)
     assert_null(f->id->pending_csr);
 }
 
+static void local_sign__intermediate_follows_leaf(void **state)
+{
+    struct fx *f = *state;
+    struct ag_issuer *is = NULL;
+    char out[4096], path[400];
+    char *crt;
+    size_t len;
+    int n = 0;
+
+    /* A root and an intermediate CA from the openssl CLI; the agent signs
+     * with the intermediate and trusts only the root. */
+    assert_int_equal(
+        tl_sh(out, sizeof(out),
+              "cd %s && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out root.key &&"
+              " openssl req -x509 -new -key root.key -subj /CN=Root -days 30 -out root.crt"
+              " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&"
+              " openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out int.key &&"
+              " openssl req -new -key int.key -subj /CN=Intermediate -out int.csr &&"
+              " printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n' >int.ext &&"
+              " openssl x509 -req -in int.csr -CA root.crt -CAkey root.key -CAcreateserial -days 20"
+              " -extfile int.ext -out int.crt",
+              f->dir),
+        0);
+    char c[300], k[300], b[300];
+    const struct ag_local_opts lo = {tl_path(c, sizeof(c), "%s/int.crt", f->dir),
+                                     tl_path(k, sizeof(k), "%s/int.key", f->dir), NULL,
+                                     tl_path(b, sizeof(b), "%s/root.crt", f->dir)};
+    assert_int_equal(ag_issuer_local_new(&lo, &is, NULL), 0);
+    ag_issuer_free(f->is);
+    f->is = is;
+    f->id->validity_ms = 86400 * 1000;
+    issue_ok(f);
+    crt = tl_read_file(tl_path(path, sizeof(path), "%s/tls.crt", f->id->dir), &len);
+    for (const char *p = crt; (p = strstr(p, "BEGIN CERTIFICATE")) != NULL; p++)
+        n++;
+    free(crt);
+    assert_int_equal(n, 2);
+    assert_int_equal(check(f, NULL, 0), 0);
+    assert_int_equal(tl_sh(out, sizeof(out),
+                           "openssl verify -CAfile %s/root.crt -untrusted %s/tls.crt -purpose sslclient %s/tls.crt",
+                           f->dir, f->id->dir, f->id->dir),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_old_ca_and_wrong_subject, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_keeps_pending_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(local_sign__intermediate_follows_leaf, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
