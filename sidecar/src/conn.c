@@ -293,13 +293,42 @@ static void set_life_deadline(struct sc_conn *c, int64_t now, time_t not_before,
 
 /* ---- OPEN: pumping ---- */
 
-static void on_drain(struct duet_loop *loop, void *arg);
+/* Which pipes an event may move: pumping the other one would only cost a
+ * read(2) bound to say EAGAIN. */
+#define SC_PUMP_D2U 1u
+#define SC_PUMP_U2D 2u
+#define SC_PUMP_BOTH (SC_PUMP_D2U | SC_PUMP_U2D)
 
-static void pump_all(struct sc_conn *c)
+/*
+ * Readable side s feeds the pipe that starts at s; writable s drains the pipe
+ * that ends at s. TLS crosses over (a write that waits for the socket to be
+ * readable, a read that waits for it to be writable), and a hang-up may
+ * concern either pipe, so those pump both.
+ */
+static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
+{
+    const struct sc_side *s = fd == c->down.fd ? &c->down : &c->up;
+    unsigned from_s = s == &c->down ? SC_PUMP_D2U : SC_PUMP_U2D;
+    unsigned to_s = from_s ^ SC_PUMP_BOTH;
+    unsigned m = 0;
+
+    if (ev & DUET_EV_HUP)
+        return SC_PUMP_BOTH;
+    if (ev & DUET_EV_READ)
+        m |= s->wr_want_rd ? SC_PUMP_BOTH : from_s;
+    if (ev & DUET_EV_WRITE)
+        m |= s->rd_want_wr ? SC_PUMP_BOTH : to_s;
+    return m;
+}
+
+static void pump_pipes(struct sc_conn *c, unsigned which)
 {
     struct sc_worker *w = c->w;
-    long a = sc_pump(&c->d2u, &c->down, &c->up, &w->pool, SC_PUMP_ROUNDS);
-    long b = a < 0 ? 0 : sc_pump(&c->u2d, &c->up, &c->down, &w->pool, SC_PUMP_ROUNDS);
+    long a = which & SC_PUMP_D2U ? sc_pump(&c->d2u, &c->down, &c->up, &w->pool, SC_PUMP_ROUNDS)
+                                 : 0;
+    long b = a < 0 || !(which & SC_PUMP_U2D)
+                 ? 0
+                 : sc_pump(&c->u2d, &c->up, &c->down, &w->pool, SC_PUMP_ROUNDS);
 
     if (a < 0 || b < 0) {
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s err=%s msg=\"connection ended\"",
@@ -329,6 +358,11 @@ static void pump_all(struct sc_conn *c)
         c->drain_next = w->drain_head;
         w->drain_head = c;
     }
+}
+
+static void pump_all(struct sc_conn *c)
+{
+    pump_pipes(c, SC_PUMP_BOTH);
 }
 
 static void on_drain(struct duet_loop *loop, void *arg)
@@ -550,7 +584,7 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
             conn_close(c);
             return;
         }
-        pump_all(c);
+        pump_pipes(c, pipes_for(c, fd, ev));
         return;
     default:
         return;
