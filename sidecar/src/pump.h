@@ -5,7 +5,7 @@
  * moves bytes from one side to the other through one bounded buffer per
  * direction. The pump sees only bytes, DUET_EAGAIN and DUET_EOF.
  *
- * Buffers exist only while data is in flight: a direction takes a 16 KiB
+ * Buffers exist only while data is in flight: a direction takes a 64 KiB
  * buffer when a read returns data and gives it back when the write side has
  * taken all of it, so an idle connection holds none. A direction never reads
  * while its buffer holds unsent bytes: that is the back-pressure (a slow
@@ -20,7 +20,16 @@
 
 #include "duet/compiler.h"
 
-#define SC_BUF_SIZE 16384
+/*
+ * 64 KiB: four full TLS records per read and one plaintext write for them
+ * (bulk transfer pays per syscall and wake-up, not per byte, beyond the
+ * copies). An idle connection holds no buffer, so the size only bounds what
+ * a busy one has in flight: at most one per direction plus one read-ahead
+ * per TLS side.
+ */
+#define SC_BUF_SIZE 65536
+/* What a worker's pool keeps cached when the buffers come back. */
+#define SC_POOL_CACHE_BYTES (512u * 1024u)
 
 struct sc_buf {
     struct sc_buf *next; /* in the pool's free list */
@@ -31,7 +40,7 @@ struct sc_buf {
  * A per-worker cache of free buffers. Rule zero (STYLE.md 5, "no custom
  * pools until a profile asks"): the performance budget asks. Every request
  * through a keep-alive connection takes and returns a buffer per direction;
- * the cache makes that a pointer swap instead of a 16 KiB malloc/free, and
+ * the cache makes that a pointer swap instead of a 64 KiB malloc/free, and
  * is capped so an idle worker gives memory back.
  */
 struct sc_bufpool {

@@ -114,7 +114,7 @@ int sc_worker_new(struct sc_app *app, unsigned id, int *listen_fds, struct sc_wo
     w->ctl_fd = -1;
     for (unsigned i = 0; i < SC_MAX_LISTENERS; i++)
         w->listeners[i].fd = -1;
-    w->pool.max_free = 32;
+    w->pool.max_free = SC_POOL_CACHE_BYTES / SC_BUF_SIZE;
     w->max_conns = (app->cfg.max_conns + app->n_workers - 1) / app->n_workers;
     pthread_mutex_init(&w->done_mu, NULL);
     DUET_TRY_GOTO(duet_loop_new(&w->loop), rc, fail);

@@ -341,8 +341,11 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
     }
     s->rd_want_wr = false;
     got = (size_t)r;
-    /* Drain what BoringSSL already decrypted without another syscall. */
-    while (got < len && SSL_pending(ssl) > 0) {
+    /* Decrypt every whole record already read (BoringSSL's pending bytes and
+     * our read-ahead) into this one buffer: several records per wake become
+     * one plaintext write. A partial record left in the read-ahead costs at
+     * most one read(2), which usually brings the rest. */
+    while (got < len && (s->ra_len > 0 || SSL_pending(ssl) > 0)) {
         r = SSL_read(ssl, (char *)buf + got, (int)(len - got));
         if (r <= 0)
             break;
