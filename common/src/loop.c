@@ -51,6 +51,7 @@ struct duet_loop {
     bool stopped;
     bool in_timers;
     int64_t timer_now;
+    int64_t now; /* see duet_loop_now_ms */
     uint32_t next_gen;
 
     struct fd_reg *fds;
@@ -87,6 +88,7 @@ int duet_loop_new(struct duet_loop **out)
     loop->sigfd = -1;
     sigemptyset(&loop->sigmask);
     loop->next_gen = 1;
+    loop->now = duet_clock_mono_ms();
     *out = loop;
     return 0;
 }
@@ -311,6 +313,7 @@ void duet_timer_start(struct duet_loop *loop, struct duet_timer *t, int64_t dela
 static void run_timers(struct duet_loop *loop)
 {
     loop->timer_now = duet_clock_mono_ms();
+    loop->now = loop->timer_now;
     loop->in_timers = true;
     while (loop->heap_len > 0 && loop->heap[0]->deadline <= loop->timer_now) {
         struct duet_timer *t = loop->heap[0];
@@ -494,6 +497,7 @@ int duet_loop_run_once(struct duet_loop *loop, int max_wait_ms)
             return -errno;
         n = 0; /* a signal not routed through the signalfd: just go round */
     }
+    loop->now = duet_clock_mono_ms();
     dispatch(loop, n);
     run_timers(loop);
     run_deferred(loop);
@@ -511,4 +515,9 @@ int duet_loop_run(struct duet_loop *loop)
 void duet_loop_stop(struct duet_loop *loop)
 {
     loop->stopped = true;
+}
+
+int64_t duet_loop_now_ms(const struct duet_loop *loop)
+{
+    return loop->now;
 }

@@ -337,7 +337,7 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
         return;
     }
     if (a > 0 || b > 0) {
-        c->last_active = duet_clock_mono_ms();
+        c->last_active = duet_loop_now_ms(w->loop); /* ms resolution: no clock read per event */
         SC_STAT_ADD(c->l->stats.bytes_in, (uint64_t)a);
         SC_STAT_ADD(c->l->stats.bytes_out, (uint64_t)b);
     }

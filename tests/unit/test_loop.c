@@ -392,6 +392,24 @@ static void loop_run_once__timeout_bounded_by_timer(void **state)
     duet_loop_free(loop);
 }
 
+static void loop_now_ms__cached_per_iteration(void **state)
+{
+    struct duet_loop *loop = new_loop();
+    int64_t t0;
+
+    (void)state;
+    duet_clock_fake(1700000000000);
+    assert_int_equal(duet_loop_run_once(loop, 0), 0);
+    t0 = duet_loop_now_ms(loop);
+    assert_int_equal(t0, duet_clock_mono_ms());
+    duet_clock_advance(5);
+    assert_int_equal(duet_loop_now_ms(loop), t0); /* no new iteration yet */
+    assert_int_equal(duet_loop_run_once(loop, 0), 0);
+    assert_int_equal(duet_loop_now_ms(loop), t0 + 5);
+    duet_clock_unfake();
+    duet_loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +422,7 @@ int main(void)
         cmocka_unit_test(loop_run__before_sleep_then_stop),
         cmocka_unit_test(loop_add_signal__delivers_through_loop),
         cmocka_unit_test(loop_run_once__timeout_bounded_by_timer),
+        cmocka_unit_test(loop_now_ms__cached_per_iteration),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

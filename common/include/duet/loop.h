@@ -97,5 +97,11 @@ int duet_loop_run(struct duet_loop *loop) DUET_MUST_CHECK;
 int duet_loop_run_once(struct duet_loop *loop, int max_wait_ms) DUET_MUST_CHECK;
 /* Ask duet_loop_run to return after the current iteration. */
 void duet_loop_stop(struct duet_loop *loop);
+/*
+ * duet_clock_mono_ms() as read when this iteration's epoll_wait returned
+ * (refreshed again before the timers run): callbacks that only stamp
+ * activity use it instead of reading the clock once per event.
+ */
+int64_t duet_loop_now_ms(const struct duet_loop *loop);
 
 #endif
