@@ -96,15 +96,16 @@ agent_start() {
     AGENT_PIDS+=("$AGENT_PID")
 }
 
-# agent_stop PID: SIGTERM, and the exit status must be 0 within 5 s.
+# agent_stop PID: SIGTERM, and the exit status must be 0 within 10 s (a
+# loaded machine, LeakSanitizer at exit); tests time what they promise.
 agent_stop() {
     local pid=$1 i
     kill -TERM "$pid"
-    for i in $(seq 1 100); do
+    for i in $(seq 1 200); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
-    kill -0 "$pid" 2>/dev/null && agent_fail "agent $pid still running 5 s after SIGTERM"
+    kill -0 "$pid" 2>/dev/null && agent_fail "agent $pid still running 10 s after SIGTERM"
     wait "$pid" || agent_fail "agent $pid exited with status $? after SIGTERM"
 }
 

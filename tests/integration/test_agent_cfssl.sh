@@ -182,7 +182,7 @@ echo "bad answers refused"
 
 # ---- SIGTERM while a request hangs (a CFSSL that accepts and never
 # answers): the agent abandons the request and exits 0 well before the
-# 20 s request timeout.
+# 20 s request timeout (under 5 s even on a loaded machine under ASan).
 echo hang >"$T/mode"
 sed 's/"timeout": "5s"/"timeout": "20s"/' "$T/fake.json" >"$T/hang.json"
 agent_start hang "$T/hang.json"
@@ -191,5 +191,5 @@ t0=$(date +%s%N)
 agent_stop "$AGENT_PID"
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "SIGTERM during a hanging request: exit after ${ms} ms"
-[ "$ms" -lt 3000 ] || agent_fail "SIGTERM took ${ms} ms during a hanging request"
+[ "$ms" -lt 5000 ] || agent_fail "SIGTERM took ${ms} ms during a hanging request"
 echo PASS

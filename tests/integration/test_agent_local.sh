@@ -188,7 +188,9 @@ sa=$(agent_serial "$A/tls.crt")
 sc=$(agent_serial "$C/tls.crt")
 t0=$(date +%s%N)
 agent_stop "$pid"
-echo "SIGTERM exit after $((($(date +%s%N) - t0) / 1000000)) ms"
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "SIGTERM exit after ${ms} ms"
+[ "$ms" -lt 3000 ] || agent_fail "SIGTERM took ${ms} ms"
 ORG="Other Org" write_config productA productC
 agent_start agent2 "$T/agent.json"
 pid=$AGENT_PID
