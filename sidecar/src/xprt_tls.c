@@ -347,8 +347,13 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
      * most one read(2), which usually brings the rest. */
     while (got < len && (s->ra_len > 0 || SSL_pending(ssl) > 0)) {
         r = SSL_read(ssl, (char *)buf + got, (int)(len - got));
-        if (r <= 0)
+        if (r <= 0) {
+            /* What we have goes out first; an EOF or error comes back on the
+             * next call. A reply BoringSSL could not send (KeyUpdate) must
+             * still ask for writability. */
+            s->rd_want_wr = SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE;
             break;
+        }
         got += (size_t)r;
     }
     ERR_clear_error();
