@@ -352,11 +352,11 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
              * next call. A reply BoringSSL could not send (KeyUpdate) must
              * still ask for writability. */
             s->rd_want_wr = SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE;
+            ERR_clear_error(); /* only this path can leave errors queued */
             break;
         }
         got += (size_t)r;
     }
-    ERR_clear_error();
     return (int)got;
 }
 
