@@ -94,13 +94,17 @@ lp2=$(sc_free_port)
 sc_start sc2 --certs "$T/c2" --drain-timeout 1s --outbound "127.0.0.1:$lp2=127.0.0.1:$np"
 pid2=$SC_PID
 sc_wait_port "$lp2"
+# The holder says when its request has been answered: on a loaded machine a
+# fixed sleep can send SIGTERM before it has even connected.
 python3 -c "
 import socket,time
 s=socket.create_connection(('127.0.0.1',$lp2)); s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n'); s.recv(100)
+open('$T/held','w').close()
 time.sleep(30)" &
 hold=$!
 SC_PIDS+=("$hold")
-sleep 0.5
+for _ in $(seq 1 100); do [ -e "$T/held" ] && break; sleep 0.1; done
+[ -e "$T/held" ] || sc_fail "the holding connection got no answer"
 start=$(date +%s%N)
 sc_stop "$pid2" "$T/sc2.log" 5
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
