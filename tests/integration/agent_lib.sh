@@ -3,43 +3,11 @@
 # prefixed agent_; every wait is bounded; only PIDs recorded in AGENT_PIDS
 # are ever killed.
 
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 agent_setup() {
-    set -euo pipefail
     : "${DUET_AGENT:?}" "${DUET_BUILD:?}" "${DUET_SRC:?}"
-    T=$(mktemp -d "${TMPDIR:-/tmp}/duet-agent-test.XXXXXX")
-    AGENT_PIDS=()
-    trap agent_cleanup EXIT
-}
-
-agent_cleanup() {
-    local rc=$?
-    local p
-    for p in "${AGENT_PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${AGENT_PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${T:-}" ]; then
-        echo "---- logs (${T}) ----" >&2
-        for f in "$T"/*.log; do
-            [ -f "$f" ] || continue
-            echo "== $f" >&2
-            tail -n 60 "$f" >&2
-        done
-    fi
-    [ -n "${T:-}" ] && rm -rf "$T"
-    exit "$rc"
-}
-
-agent_fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-# A free TCP port on 127.0.0.1 (the kernel's pick; a small race is accepted).
-agent_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    t_setup agent AGENT_PIDS
 }
 
 # agent_make_ca DIR: an EC P-256 root with a passphrase-encrypted PKCS#8 key,
@@ -105,8 +73,8 @@ agent_stop() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.05
     done
-    kill -0 "$pid" 2>/dev/null && agent_fail "agent $pid still running 10 s after SIGTERM"
-    wait "$pid" || agent_fail "agent $pid exited with status $? after SIGTERM"
+    kill -0 "$pid" 2>/dev/null && t_fail "agent $pid still running 10 s after SIGTERM"
+    wait "$pid" || t_fail "agent $pid exited with status $? after SIGTERM"
 }
 
 # agent_metric PORT NAME LABELSUBSTR: the value of one metric line.

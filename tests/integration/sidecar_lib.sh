@@ -4,45 +4,14 @@
 # killed. Certificates come from the openssl CLI (a throwaway EC CA per run),
 # published by hand in the Secret-volume layout the agent uses.
 
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 sc_setup() {
-    set -euo pipefail
     : "${DUET_SIDECAR:?}"
     for tool in openssl curl python3; do
         command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }
     done
-    T=$(mktemp -d "${TMPDIR:-/tmp}/duet-sc-test.XXXXXX")
-    SC_PIDS=()
-    trap sc_cleanup EXIT
-}
-
-sc_cleanup() {
-    local rc=$?
-    local p
-    for p in "${SC_PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${SC_PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${T:-}" ]; then
-        echo "---- logs (${T}) ----" >&2
-        for f in "$T"/*.log; do
-            [ -f "$f" ] || continue
-            echo "== $f" >&2
-            tail -n 40 "$f" >&2
-        done
-    fi
-    [ -n "${T:-}" ] && rm -rf "$T"
-    exit "$rc"
-}
-
-sc_fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-sc_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    t_setup sc SC_PIDS
 }
 
 # sc_wait_port PORT: until something listens on 127.0.0.1:PORT (10 s at most).
@@ -54,7 +23,7 @@ sc_wait_port() {
         fi
         sleep 0.1
     done
-    sc_fail "nothing listens on port $1"
+    t_fail "nothing listens on port $1"
 }
 
 # sc_ca DIR NAME: an EC P-256 root CA (DIR/NAME.key, DIR/NAME.crt) plus a
@@ -109,10 +78,10 @@ sc_leaf() {
         -out "$d/$n.csr" 2>/dev/null
     if [ -n "$start" ]; then
         openssl ca -batch -config "$d/$ca.cnf" -extensions "${SC_EXT:-ext}" -startdate "$start" -enddate "$end" \
-            -in "$d/$n.csr" -out "$d/$n.crt" -notext 2>/dev/null || sc_fail "openssl ca $n"
+            -in "$d/$n.csr" -out "$d/$n.crt" -notext 2>/dev/null || t_fail "openssl ca $n"
     else
         openssl ca -batch -config "$d/$ca.cnf" -extensions "${SC_EXT:-ext}" -days 30 \
-            -in "$d/$n.csr" -out "$d/$n.crt" -notext 2>/dev/null || sc_fail "openssl ca $n"
+            -in "$d/$n.csr" -out "$d/$n.crt" -notext 2>/dev/null || t_fail "openssl ca $n"
     fi
 }
 
@@ -124,13 +93,13 @@ sc_serial() {
 # sc_revoke DIR CA NAME: revoke NAME and write DIR/CA.crl.
 sc_revoke() {
     local d=$1 ca=$2 n=$3
-    openssl ca -batch -config "$d/$ca.cnf" -revoke "$d/$n.crt" 2>/dev/null || sc_fail "revoke $n"
-    openssl ca -batch -config "$d/$ca.cnf" -gencrl -out "$d/$ca.crl" 2>/dev/null || sc_fail "gencrl"
+    openssl ca -batch -config "$d/$ca.cnf" -revoke "$d/$n.crt" 2>/dev/null || t_fail "revoke $n"
+    openssl ca -batch -config "$d/$ca.cnf" -gencrl -out "$d/$ca.crl" 2>/dev/null || t_fail "gencrl"
 }
 
 # sc_crl DIR CA: an empty CRL DIR/CA.crl.
 sc_crl() {
-    openssl ca -batch -config "$1/$2.cnf" -gencrl -out "$1/$2.crl" 2>/dev/null || sc_fail "gencrl"
+    openssl ca -batch -config "$1/$2.cnf" -gencrl -out "$1/$2.crl" 2>/dev/null || t_fail "gencrl"
 }
 
 # sc_publish OUT KEY CRT CA: publish a set into OUT like the agent (and
@@ -225,11 +194,11 @@ sc_stop() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -0 "$pid" 2>/dev/null && sc_fail "sidecar $pid still running ${secs}s after SIGTERM"
+    kill -0 "$pid" 2>/dev/null && t_fail "sidecar $pid still running ${secs}s after SIGTERM"
     wait "$pid" || rc=$?
-    [ "$rc" -eq 0 ] || sc_fail "sidecar exited $rc after SIGTERM"
+    [ "$rc" -eq 0 ] || t_fail "sidecar exited $rc after SIGTERM"
     if grep -q "Sanitizer" "$log"; then
-        sc_fail "sanitizer report in $log"
+        t_fail "sanitizer report in $log"
     fi
 }
 

@@ -47,7 +47,7 @@ cat >"$T/cfssl.json" <<JSON
                   "auth_key": "primary" } } },
   "auth_keys": { "primary": { "type": "standard", "key": "$authkey" } } }
 JSON
-cport=$(agent_free_port)
+cport=$(t_free_port)
 start_cfssl() {
     cfssl serve -address 127.0.0.1 -port "$cport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/plain.key" \
         -config "$T/cfssl.json" -tls-cert "$T/server.crt" -tls-key "$T/server.key" \
@@ -57,7 +57,7 @@ start_cfssl() {
     # Readiness: CFSSL listens even without a signer; /info must say success.
     agent_wait 20 bash -c "curl -fsS --cacert '$T/ca/ca.crt' --cert '$T/client.crt' --key '$T/client.key' \
         -d '{\"profile\":\"client\"}' https://127.0.0.1:$cport/api/v1/cfssl/info | grep -q '\"success\":true'" ||
-        agent_fail "cfssl did not become ready"
+        t_fail "cfssl did not become ready"
 }
 start_cfssl
 
@@ -80,10 +80,10 @@ A=$out/dev/productA
 B=$out/dev/productB
 agent_start agent "$T/agent.json"
 pid=$AGENT_PID
-agent_wait 15 agent_set_ok "$A" || agent_fail "productA not published through cfssl"
-agent_wait 15 agent_set_ok "$B" || agent_fail "productB not published through cfssl"
-grep -q 'issuer=cfssl msg="issuer ready"' "$T/agent.log" || agent_fail "readiness not checked"
-openssl x509 -in "$A/tls.crt" -noout -subject | grep -q "CN = dev.productA.dev" || agent_fail "CN"
+agent_wait 15 agent_set_ok "$A" || t_fail "productA not published through cfssl"
+agent_wait 15 agent_set_ok "$B" || t_fail "productB not published through cfssl"
+grep -q 'issuer=cfssl msg="issuer ready"' "$T/agent.log" || t_fail "readiness not checked"
+openssl x509 -in "$A/tls.crt" -noout -subject | grep -q "CN = dev.productA.dev" || t_fail "CN"
 echo "published through cfssl (authsign, mutual TLS)"
 
 # ---- CFSSL goes away: the set stays, retries back off, recovery follows
@@ -93,11 +93,11 @@ kill -TERM "$CFSSL_PID"
 wait "$CFSSL_PID" 2>/dev/null || true
 failed() { grep -q 'identity=dev/productA err=.*attempt=1 ' "$T/agent.log"; }
 # renew_before 105s on an 8m profile (about 2-3 usable minutes): renewal is due soon.
-agent_wait 150 failed || agent_fail "no renewal attempt while cfssl was down"
+agent_wait 150 failed || t_fail "no renewal attempt while cfssl was down"
 sleep 25
-[ "$(sha256sum "$A/tls.crt" "$A/tls.key" "$A/ca.crt")" = "$ha" ] || agent_fail "published set changed while cfssl was down"
-agent_set_ok "$A" || agent_fail "published set damaged while cfssl was down"
-python3 - "$T/agent.log" <<'PY' || agent_fail "retries do not follow the backoff"
+[ "$(sha256sum "$A/tls.crt" "$A/tls.key" "$A/ca.crt")" = "$ha" ] || t_fail "published set changed while cfssl was down"
+agent_set_ok "$A" || t_fail "published set damaged while cfssl was down"
+python3 - "$T/agent.log" <<'PY' || t_fail "retries do not follow the backoff"
 import re, sys, datetime
 ts = []
 for line in open(sys.argv[1]):
@@ -113,29 +113,29 @@ for k, g in enumerate(gaps):
         ok = False
 sys.exit(0 if ok else 1)
 PY
-[ "$(agent_serial "$A/tls.crt")" = "$sa" ] || agent_fail "serial changed while cfssl was down"
+[ "$(agent_serial "$A/tls.crt")" = "$sa" ] || t_fail "serial changed while cfssl was down"
 start_cfssl
 # The retry already scheduled may be up to 2^attempt s away (about 2 min after
 # half a minute of failures): recovery comes then, not before.
-agent_wait 150 agent_set_ok_new "$A" "$sa" || agent_fail "no recovery after cfssl came back"
+agent_wait 150 agent_set_ok_new "$A" "$sa" || t_fail "no recovery after cfssl came back"
 grep -q "identity=dev/productA issuer=cfssl serial=.*published" <(tail -n 20 "$T/agent.log") ||
-    agent_fail "recovery not logged"
+    t_fail "recovery not logged"
 echo "cfssl outage: set kept, backoff respected, recovered"
 agent_stop "$pid"
 
 # ---- a CFSSL that could not load its CA key still listens (COMPAT.md 5):
 # the agent's readiness check says so at start.
 openssl pkey -in "$T/ca/plain.key" -aes256 -passout pass:unknown -out "$T/ca/enc.key"
-nport=$(agent_free_port)
+nport=$(t_free_port)
 cfssl serve -address 127.0.0.1 -port "$nport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/enc.key" \
     -config "$T/cfssl.json" >>"$T/cfssl-nosigner.log" 2>&1 &
 AGENT_PIDS+=("$!")
-agent_wait 20 curl -s -o /dev/null "http://127.0.0.1:$nport/" || agent_fail "signer-less cfssl did not listen"
+agent_wait 20 curl -s -o /dev/null "http://127.0.0.1:$nport/" || t_fail "signer-less cfssl did not listen"
 sed -e "s|https://127.0.0.1:$cport|http://127.0.0.1:$nport|" -e "s|\"output_dir\": \"$out\"|\"output_dir\": \"$T/nosigner\"|" \
     "$T/agent.json" >"$T/nosigner.json"
 agent_start nosigner "$T/nosigner.json"
 agent_wait 20 grep -q "issuer=cfssl err=DUET_E_ISSUER .*CFSSL runs without a signer" "$T/nosigner.log" ||
-    agent_fail "signer-less cfssl not reported at start"
+    t_fail "signer-less cfssl not reported at start"
 agent_stop "$AGENT_PID"
 echo "signer-less cfssl reported: $(grep -o 'msg="cfssl info[^"]*"' "$T/nosigner.log" | head -1)"
 
@@ -144,9 +144,9 @@ echo malformed >"$T/mode"
 python3 "$DUET_SRC/tests/integration/agent_fake_cfssl.py" "$T/fake.port" "$T/server.crt" \
     "$T/server.key" "$T/mode" "$T/other.crt" 2>>"$T/fakesrv.log" &
 AGENT_PIDS+=("$!")
-agent_wait 10 test -s "$T/fake.port" || agent_fail "fake cfssl did not start"
+agent_wait 10 test -s "$T/fake.port" || t_fail "fake cfssl did not start"
 fport=$(cat "$T/fake.port")
-sport=$(agent_free_port)
+sport=$(t_free_port)
 cat >"$T/fake.json" <<JSON
 {
   "env": "dev",
@@ -164,14 +164,14 @@ JSON
 refused() { # MODE MESSAGE
     echo "$1" >"$T/mode"
     agent_start "fake-$1" "$T/fake.json"
-    agent_wait 20 grep -q "$2" "$T/fake-$1.log" || agent_fail "$1 answer not refused with \"$2\""
+    agent_wait 20 grep -q "$2" "$T/fake-$1.log" || t_fail "$1 answer not refused with \"$2\""
     # Not ready, and the failure is counted.
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sport/readyz")" = 503 ] ||
-        agent_fail "/readyz is not 503 without a valid set"
+        t_fail "/readyz is not 503 without a valid set"
     [ "$(agent_metric "$sport" duet_agent_failures_total 'identity="dev/productA"')" -ge 1 ] ||
-        agent_fail "failure not counted in /metrics"
+        t_fail "failure not counted in /metrics"
     agent_stop "$AGENT_PID"
-    [ -e "$T/fakeout/dev/productA/tls.crt" ] && agent_fail "something was published from a $1 answer"
+    [ -e "$T/fakeout/dev/productA/tls.crt" ] && t_fail "something was published from a $1 answer"
     echo "refused: $1: $(grep -o "msg=\"[^\"]*$2[^\"]*\"" "$T/fake-$1.log" | head -1)"
 }
 refused malformed "cfssl sign: HTTP 200, reply is not a CFSSL JSON envelope"
@@ -191,5 +191,5 @@ t0=$(date +%s%N)
 agent_stop "$AGENT_PID"
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "SIGTERM during a hanging request: exit after ${ms} ms"
-[ "$ms" -lt 5000 ] || agent_fail "SIGTERM took ${ms} ms during a hanging request"
+[ "$ms" -lt 5000 ] || t_fail "SIGTERM took ${ms} ms during a hanging request"
 echo PASS

@@ -16,7 +16,7 @@ agent_setup
 
 agent_make_ca "$T/ca"
 out=$T/out
-port=$(agent_free_port)
+port=$(t_free_port)
 # A group this user belongs to, preferably not the primary one, so that the
 # chown is visible.
 group=$(id -g)
@@ -59,8 +59,8 @@ C=$out/dev/productC
 refused_at_start() {
     local rc=0
     "$DUET_AGENT" run --config "$1" 2>"$1.err" || rc=$?
-    [ "$rc" -eq 2 ] || agent_fail "$1: exit $rc, want 2"
-    grep -q "$2" "$1.err" || agent_fail "$1: field $2 not named: $(cat "$1.err")"
+    [ "$rc" -eq 2 ] || t_fail "$1: exit $rc, want 2"
+    grep -q "$2" "$1.err" || t_fail "$1: field $2 not named: $(cat "$1.err")"
     echo "refused at start: $(head -1 "$1.err")"
 }
 echo '{"env": "dev"}' >"$T/bad.json"
@@ -77,8 +77,8 @@ write_config productA productB
 t0=$(date +%s%N)
 agent_start agent "$T/agent.json"
 pid=$AGENT_PID
-agent_wait 10 agent_set_ok "$A" || agent_fail "productA not published"
-agent_wait 10 agent_set_ok "$B" || agent_fail "productB not published"
+agent_wait 10 agent_set_ok "$A" || t_fail "productA not published"
+agent_wait 10 agent_set_ok "$B" || t_fail "productB not published"
 t1=$(date +%s%N)
 first_ms=$(((t1 - t0) / 1000000))
 echo "time to first publish of both identities: ${first_ms} ms"
@@ -91,58 +91,58 @@ if python3 -c "import os,sys; sys.exit(0 if $load > 2 * os.cpu_count() else 1)";
     echo "note: load average $load on $(nproc) cores: limit relaxed to 4x"
     limit_ms=$((limit_ms * 4))
 fi
-[ "$first_ms" -le "$limit_ms" ] || agent_fail "first publish took ${first_ms} ms (> ${limit_ms})"
+[ "$first_ms" -le "$limit_ms" ] || t_fail "first publish took ${first_ms} ms (> ${limit_ms})"
 
 for d in "$A" "$B"; do
     openssl verify -CAfile "$d/ca.crt" -purpose sslclient "$d/tls.crt" >/dev/null ||
-        agent_fail "openssl verify refused $d/tls.crt"
-    [ "$(stat -L -c %a "$d/tls.key")" = 640 ] || agent_fail "$d/tls.key mode $(stat -L -c %a "$d/tls.key")"
+        t_fail "openssl verify refused $d/tls.crt"
+    [ "$(stat -L -c %a "$d/tls.key")" = 640 ] || t_fail "$d/tls.key mode $(stat -L -c %a "$d/tls.key")"
     for f in tls.key tls.crt ca.crt; do
-        [ "$(stat -L -c %g "$d/$f")" = "$group" ] || agent_fail "$d/$f group $(stat -L -c %g "$d/$f") != $group"
+        [ "$(stat -L -c %g "$d/$f")" = "$group" ] || t_fail "$d/$f group $(stat -L -c %g "$d/$f") != $group"
     done
 done
-openssl x509 -in "$A/tls.crt" -noout -text | grep -q "Public-Key: (2048 bit)" || agent_fail "productA is not RSA 2048"
-openssl x509 -in "$B/tls.crt" -noout -text | grep -q "ASN1 OID: prime256v1" || agent_fail "productB is not P-256"
-openssl x509 -in "$A/tls.crt" -noout -subject | grep -q "CN = dev.productA.dev" || agent_fail "productA CN"
+openssl x509 -in "$A/tls.crt" -noout -text | grep -q "Public-Key: (2048 bit)" || t_fail "productA is not RSA 2048"
+openssl x509 -in "$B/tls.crt" -noout -text | grep -q "ASN1 OID: prime256v1" || t_fail "productB is not P-256"
+openssl x509 -in "$A/tls.crt" -noout -subject | grep -q "CN = dev.productA.dev" || t_fail "productA CN"
 openssl x509 -in "$A/tls.crt" -noout -ext subjectAltName | grep -q "URI:spiffe://example.org/dev/productA" ||
-    agent_fail "productA SAN"
-grep -q "identity=dev/productA .*serial=.*not_after=.*sha256=" "$T/agent.log" || agent_fail "issuance not logged"
-if grep -qE "BEGIN|PRIVATE" "$T/agent.log"; then agent_fail "key material in the log"; fi
+    t_fail "productA SAN"
+grep -q "identity=dev/productA .*serial=.*not_after=.*sha256=" "$T/agent.log" || t_fail "issuance not logged"
+if grep -qE "BEGIN|PRIVATE" "$T/agent.log"; then t_fail "key material in the log"; fi
 
 # ---- status endpoints
-curl -fsS "http://127.0.0.1:$port/healthz" | grep -q ok || agent_fail "/healthz"
-curl -fsS "http://127.0.0.1:$port/readyz" | grep -q ready || agent_fail "/readyz"
+curl -fsS "http://127.0.0.1:$port/healthz" | grep -q ok || t_fail "/healthz"
+curl -fsS "http://127.0.0.1:$port/readyz" | grep -q ready || t_fail "/readyz"
 na=$(date -d "$(openssl x509 -in "$A/tls.crt" -noout -enddate | cut -d= -f2)" +%s)
 got=$(agent_metric "$port" duet_agent_cert_not_after_seconds 'identity="dev/productA"')
-[ "$got" = "$na" ] || agent_fail "metrics notAfter $got != $na"
-[ "$(agent_metric "$port" duet_agent_renewals_total 'identity="dev/productB"')" = 1 ] || agent_fail "renewals_total"
-[ "$(agent_metric "$port" duet_agent_failures_total 'identity="dev/productB"')" = 0 ] || agent_fail "failures_total"
+[ "$got" = "$na" ] || t_fail "metrics notAfter $got != $na"
+[ "$(agent_metric "$port" duet_agent_renewals_total 'identity="dev/productB"')" = 1 ] || t_fail "renewals_total"
+[ "$(agent_metric "$port" duet_agent_failures_total 'identity="dev/productB"')" = 0 ] || t_fail "failures_total"
 rin=$(agent_metric "$port" duet_agent_renewal_in_seconds 'identity="dev/productA"')
-python3 - "$rin" <<'PY' || agent_fail "renewal_in_seconds $rin outside 70-90% of 365 days"
+python3 - "$rin" <<'PY' || t_fail "renewal_in_seconds $rin outside 70-90% of 365 days"
 import sys
 v = float(sys.argv[1]); d = 365 * 86400
 sys.exit(0 if 0.69 * d <= v <= 0.9 * d else 1)
 PY
 st=$(agent_metric "$port" duet_agent_start_time_seconds "")
-[ -n "$st" ] && [ "$st" -le "$(date +%s)" ] || agent_fail "start time"
+[ -n "$st" ] && [ "$st" -le "$(date +%s)" ] || t_fail "start time"
 echo "status endpoints ok"
 
 # ---- repair: deleted certificate
 s=$(agent_serial "$A/tls.crt")
 rm -f "$A/tls.crt"
-agent_wait 10 agent_set_ok_new "$A" "$s" || agent_fail "deleted tls.crt not repaired"
+agent_wait 10 agent_set_ok_new "$A" "$s" || t_fail "deleted tls.crt not repaired"
 echo "repaired: deleted tls.crt"
 
 # ---- repair: corrupted certificate (in place, inside the version folder)
 s=$(agent_serial "$A/tls.crt")
 printf 'garbage\n' >"$A/..data/tls.crt"
-agent_wait 10 agent_set_ok_new "$A" "$s" || agent_fail "corrupted tls.crt not repaired"
+agent_wait 10 agent_set_ok_new "$A" "$s" || t_fail "corrupted tls.crt not repaired"
 echo "repaired: corrupted tls.crt"
 
 # ---- repair: another identity's key
 s=$(agent_serial "$A/tls.crt")
 cat "$B/tls.key" >"$A/..data/tls.key"
-agent_wait 10 agent_set_ok_new "$A" "$s" || agent_fail "foreign key not repaired"
+agent_wait 10 agent_set_ok_new "$A" "$s" || t_fail "foreign key not repaired"
 echo "repaired: swapped key"
 
 # ---- repair: a new CA (certificate and key replaced, as a Secret update does)
@@ -155,32 +155,32 @@ mv "$T/ca/ca.pass.new" "$T/ca/ca.pass"
 mv "$T/ca/ca.key.new" "$T/ca/ca.key"
 mv "$T/ca/ca.crt.new" "$T/ca/ca.crt"
 new_ca_ok() { agent_set_ok_new "$1" "$2" && cmp -s "$1/ca.crt" "$T/ca2/ca.crt"; }
-agent_wait 10 new_ca_ok "$A" "$sa" || agent_fail "productA not reissued by the new CA"
-agent_wait 10 new_ca_ok "$B" "$sb" || agent_fail "productB not reissued by the new CA"
-openssl verify -CAfile "$T/ca2/ca.crt" -purpose sslclient "$A/tls.crt" >/dev/null || agent_fail "new CA verify"
+agent_wait 10 new_ca_ok "$A" "$sa" || t_fail "productA not reissued by the new CA"
+agent_wait 10 new_ca_ok "$B" "$sb" || t_fail "productB not reissued by the new CA"
+openssl verify -CAfile "$T/ca2/ca.crt" -purpose sslclient "$A/tls.crt" >/dev/null || t_fail "new CA verify"
 echo "repaired: CA rotation"
 
 # ---- SIGHUP: add productC, drop productB
 write_config productA productC
 kill -HUP "$pid"
-agent_wait 10 agent_set_ok "$C" || agent_fail "productC not published after SIGHUP"
+agent_wait 10 agent_set_ok "$C" || t_fail "productC not published after SIGHUP"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
-grep -q 'identity="dev/productB"' <<<"$metrics" && agent_fail "productB still renewed after SIGHUP"
-grep -q '^duet_agent_reloads_total 1' <<<"$metrics" || agent_fail "reloads_total"
+grep -q 'identity="dev/productB"' <<<"$metrics" && t_fail "productB still renewed after SIGHUP"
+grep -q '^duet_agent_reloads_total 1' <<<"$metrics" || t_fail "reloads_total"
 # An invalid configuration is refused; the old one stays.
 echo '{"env": ' >"$T/agent.json"
 kill -HUP "$pid"
 agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/metrics | grep -q '^duet_agent_reload_failures_total 1'" ||
-    agent_fail "invalid reload not counted"
-kill -0 "$pid" || agent_fail "agent died on an invalid reload"
-curl -fsS "http://127.0.0.1:$port/readyz" | grep -q ready || agent_fail "not ready after refused reload"
+    t_fail "invalid reload not counted"
+kill -0 "$pid" || t_fail "agent died on an invalid reload"
+curl -fsS "http://127.0.0.1:$port/readyz" | grep -q ready || t_fail "not ready after refused reload"
 # A new subject in the configuration makes the published sets unfit: reissued.
 ORG="Other Org" write_config productA productC
 kill -HUP "$pid"
 org_is() { openssl x509 -in "$1/tls.crt" -noout -subject | grep -q "O = $2"; }
-agent_wait 10 org_is "$A" "Other Org" || agent_fail "productA not reissued with the new subject"
-agent_wait 10 org_is "$C" "Other Org" || agent_fail "productC not reissued with the new subject"
-agent_set_ok "$A" || agent_fail "productA set after the subject change"
+agent_wait 10 org_is "$A" "Other Org" || t_fail "productA not reissued with the new subject"
+agent_wait 10 org_is "$C" "Other Org" || t_fail "productC not reissued with the new subject"
+agent_set_ok "$A" || t_fail "productA set after the subject change"
 echo "SIGHUP ok"
 
 # ---- SIGTERM, then a restart keeps valid sets
@@ -190,17 +190,17 @@ t0=$(date +%s%N)
 agent_stop "$pid"
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "SIGTERM exit after ${ms} ms"
-[ "$ms" -lt 3000 ] || agent_fail "SIGTERM took ${ms} ms"
+[ "$ms" -lt 3000 ] || t_fail "SIGTERM took ${ms} ms"
 ORG="Other Org" write_config productA productC
 agent_start agent2 "$T/agent.json"
 pid=$AGENT_PID
-agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/readyz | grep -q ready" || agent_fail "restart not ready"
-[ "$(agent_serial "$A/tls.crt")" = "$sa" ] || agent_fail "restart reissued productA"
-[ "$(agent_serial "$C/tls.crt")" = "$sc" ] || agent_fail "restart reissued productC"
-grep -q "kept the published set" "$T/agent2.log" || agent_fail "restart did not say it kept the sets"
+agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/readyz | grep -q ready" || t_fail "restart not ready"
+[ "$(agent_serial "$A/tls.crt")" = "$sa" ] || t_fail "restart reissued productA"
+[ "$(agent_serial "$C/tls.crt")" = "$sc" ] || t_fail "restart reissued productC"
+grep -q "kept the published set" "$T/agent2.log" || t_fail "restart did not say it kept the sets"
 # Old version folders are gone.
 n=$(find "$A" -maxdepth 1 -name '..2*' | wc -l)
-[ "$n" -eq 1 ] || agent_fail "$n version folders in $A"
+[ "$n" -eq 1 ] || t_fail "$n version folders in $A"
 agent_stop "$pid"
 echo "restart ok"
 
@@ -209,8 +209,8 @@ echo "restart ok"
 LD_BIND_NOW=1 LD_DEBUG=bindings "$DUET_AGENT" --version 2>"$T/bindings.txt" >/dev/null
 own="binding file $DUET_AGENT \\[0\\] to"
 grep -qE "$own [^ ]*android/libcrypto\\.so\\.0" "$T/bindings.txt" ||
-    agent_fail "no binding from duet-agent to BoringSSL seen: the check would be blind"
+    t_fail "no binding from duet-agent to BoringSSL seen: the check would be blind"
 b=$(grep -cE "$own [^ ]*libcrypto\\.so\\.3" "$T/bindings.txt" || true)
-[ "$b" -eq 0 ] || agent_fail "$b bindings from duet-agent to libcrypto.so.3"
+[ "$b" -eq 0 ] || t_fail "$b bindings from duet-agent to libcrypto.so.3"
 echo "no binding from duet-agent to libcrypto.so.3"
 echo PASS

@@ -10,7 +10,7 @@ source "$(dirname "$0")/agent_lib.sh"
 agent_setup
 
 reader=$DUET_BUILD/tests/integration/vol_reader
-[ -x "$reader" ] || agent_fail "vol_reader not built ($reader)"
+[ -x "$reader" ] || t_fail "vol_reader not built ($reader)"
 agent_make_ca "$T/ca"
 out=$T/out
 rotations=${AGENT_ROTATIONS:-5}
@@ -32,8 +32,8 @@ cat >"$T/agent.json" <<JSON
 JSON
 
 agent_start agent "$T/agent.json"
-agent_wait 10 agent_set_ok "$out/dev/productA" || agent_fail "productA not published"
-agent_wait 10 agent_set_ok "$out/dev/productB" || agent_fail "productB not published"
+agent_wait 10 agent_set_ok "$out/dev/productA" || t_fail "productA not published"
+agent_wait 10 agent_set_ok "$out/dev/productB" || t_fail "productB not published"
 
 "$reader" "$out/dev/productA" "$watch_s" >"$T/readerA.out" 2>"$T/readerA.log" &
 ra=$!
@@ -41,8 +41,8 @@ ra=$!
 rb=$!
 AGENT_PIDS+=("$ra" "$rb")
 echo "watching for ${watch_s} s"
-wait "$ra" || agent_fail "reader A saw a bad set: $(cat "$T/readerA.log")"
-wait "$rb" || agent_fail "reader B saw a bad set: $(cat "$T/readerB.log")"
+wait "$ra" || t_fail "reader A saw a bad set: $(cat "$T/readerA.log")"
+wait "$rb" || t_fail "reader B saw a bad set: $(cat "$T/readerB.log")"
 echo "reader A: $(cat "$T/readerA.out")"
 echo "reader B: $(cat "$T/readerB.out")"
 
@@ -51,7 +51,7 @@ echo "reader B: $(cat "$T/readerB.out")"
 # was published, and the next issuance must start at that time (not before;
 # after by at most a few seconds of a loaded machine). renew_at is logged in
 # whole seconds, hence the 1 s allowances.
-python3 - "$T/agent.log" "$rotations" <<'PY' || agent_fail "renewal times outside 70-90% of the lifetime"
+python3 - "$T/agent.log" "$rotations" <<'PY' || t_fail "renewal times outside 70-90% of the lifetime"
 import re, sys, datetime
 log, rotations = sys.argv[1], int(sys.argv[2])
 def ts(s):
@@ -89,10 +89,10 @@ PY
 
 for p in productA productB; do
     # No key_group configured: the key is the owner's alone.
-    [ "$(stat -L -c %a "$out/dev/$p/tls.key")" = 600 ] || agent_fail "$p/tls.key is not 0600"
+    [ "$(stat -L -c %a "$out/dev/$p/tls.key")" = 600 ] || t_fail "$p/tls.key is not 0600"
     n=$(find "$out/dev/$p" -maxdepth 1 -name '..2*' | wc -l)
-    [ "$n" -eq 1 ] || agent_fail "$n version folders in $p"
+    [ "$n" -eq 1 ] || t_fail "$n version folders in $p"
 done
-grep -q "level=warn" "$T/agent.log" && agent_fail "warnings during rotation: $(grep level=warn "$T/agent.log" | head -3)"
+grep -q "level=warn" "$T/agent.log" && t_fail "warnings during rotation: $(grep level=warn "$T/agent.log" | head -3)"
 agent_stop "$AGENT_PID"
 echo PASS

@@ -14,7 +14,7 @@ sc_leaf "$T" root productA dev.productA.dev
 sc_leaf "$T" root sidecar dev.resource.dev
 mkdir "$T/certs"
 sc_publish "$T/certs" "$T/sidecar.key" "$T/sidecar.crt" "$T/root.crt"
-bp=$(sc_free_port); ip=$(sc_free_port); sp=$(sc_free_port)
+bp=$(t_free_port); ip=$(t_free_port); sp=$(t_free_port)
 sc_backend "$bp"
 head -c 4000000 /dev/urandom >"$T/www/big"
 sc_start sc --certs "$T/certs" --status "127.0.0.1:$sp" --handshake-timeout 1s \
@@ -25,24 +25,24 @@ sc_wait_port "$ip"
 good() {
     [ "$(curl -sS --max-time 5 --cacert "$T/root.crt" --cert "$T/productA.crt" \
         --key "$T/productA.key" "https://127.0.0.1:$ip/")" = "backend ok" ] ||
-        sc_fail "good client not served after $1"
+        t_fail "good client not served after $1"
 }
 good start
 rss0=$(sc_rss "$pid")
 
-[ "$(python3 "$here/sc_hostile.py" garbage "$ip")" = closed ] || sc_fail "garbage left open"
+[ "$(python3 "$here/sc_hostile.py" garbage "$ip")" = closed ] || t_fail "garbage left open"
 good garbage
 
 r=$(python3 "$here/sc_hostile.py" half-handshake "$ip")
 case "$r" in
 closed\ 0.* | closed\ 1.* | closed\ 2.*) ;;
-*) sc_fail "half-finished handshake: $r (want closed after ~1s)" ;;
+*) t_fail "half-finished handshake: $r (want closed after ~1s)" ;;
 esac
 good half-handshake
 
 r=$(timeout 180 python3 "$here/sc_hostile.py" resets "$ip" 10000)
-[ "$r" = "resets 10000" ] || sc_fail "connect-and-reset loop: $r"
-kill -0 "$pid" || sc_fail "sidecar died under resets"
+[ "$r" = "resets 10000" ] || t_fail "connect-and-reset loop: $r"
+kill -0 "$pid" || t_fail "sidecar died under resets"
 good resets
 
 # More idle connections than --max-conns: never more than 100 open at once.
@@ -55,8 +55,8 @@ for i in $(seq 1 25); do
     [ "$o" -gt "$max" ] && max=$o
     sleep 0.1
 done
-[ "$max" -le 100 ] || sc_fail "$max connections open with --max-conns 100"
-[ "$max" -ge 50 ] || sc_fail "only $max connections seen open"
+[ "$max" -le 100 ] || t_fail "$max connections open with --max-conns 100"
+[ "$max" -ge 50 ] || t_fail "only $max connections seen open"
 wait "$holder" || true
 good max-conns
 
@@ -72,10 +72,10 @@ if command -v prlimit >/dev/null; then
     c0=$(awk '{print $14+$15}' "/proc/$pid/stat")
     sleep 1
     c1=$(awk '{print $14+$15}' "/proc/$pid/stat")
-    [ $((c1 - c0)) -lt 40 ] || sc_fail "spinning without descriptors: $((c1 - c0)) ticks in 1s"
+    [ $((c1 - c0)) -lt 40 ] || t_fail "spinning without descriptors: $((c1 - c0)) ticks in 1s"
     wait "$holder" || true
     prlimit --pid "$pid" --nofile="$soft":
-    sc_wait_log "$T/sc.log" "cannot accept, pausing" || sc_fail "EMFILE not logged"
+    sc_wait_log "$T/sc.log" "cannot accept, pausing" || t_fail "EMFILE not logged"
     sleep 1.2 # the handshake timeout closes what the holder left
     good emfile
 fi
@@ -88,7 +88,7 @@ sleep 2
 good no-read
 rss1=$(sc_rss "$pid")
 wait "$nr" || true
-kill -0 "$pid" || sc_fail "sidecar died"
+kill -0 "$pid" || t_fail "sidecar died"
 
 # Everything is closed again (handshake and idle timeouts), memory bounded.
 for i in $(seq 1 80); do
@@ -96,13 +96,13 @@ for i in $(seq 1 80); do
     sleep 0.1
 done
 o=$(sc_metric "$sp" "connections_open\{listener=\"127.0.0.1:$ip\"")
-[ "$o" -eq 0 ] || sc_fail "$o connections still open"
+[ "$o" -eq 0 ] || t_fail "$o connections still open"
 rss2=$(sc_rss "$pid")
 echo "VmRSS KiB: start $rss0, with a non-reading client $rss1, after $rss2"
 # ASan keeps freed memory in quarantine (256 MB by default): a looser bound there.
 bound=32768
 grep -qa __asan_init "$DUET_SIDECAR" && bound=300000
-[ $((rss1 - rss0)) -lt "$bound" ] || sc_fail "RSS grew by $((rss1 - rss0)) KiB"
+[ $((rss1 - rss0)) -lt "$bound" ] || t_fail "RSS grew by $((rss1 - rss0)) KiB"
 good end
 sc_stop "$pid" "$T/sc.log"
 echo "sidecar_hostile: ok"

@@ -21,7 +21,7 @@ sc_crl "$T" root
 cp "$T/root.crl" "$T/current.crl"
 mkdir "$T/certs"
 sc_publish "$T/certs" "$T/sidecar.key" "$T/sidecar.crt" "$T/root.crt"
-bp=$(sc_free_port); ip=$(sc_free_port); ip2=$(sc_free_port); sp=$(sc_free_port)
+bp=$(t_free_port); ip=$(t_free_port); ip2=$(t_free_port); sp=$(t_free_port)
 sc_backend "$bp"
 sc_start sc --certs "$T/certs" --crl "$T/current.crl" --status "127.0.0.1:$sp" \
     --inbound "127.0.0.1:$ip=127.0.0.1:$bp,allow-cn=dev.productA.dev" \
@@ -39,13 +39,13 @@ get() {
 refused() {
     local out
     if out=$(get "$@"); then
-        sc_fail "port $1 accepted ${2:-no certificate}: '$out'"
+        t_fail "port $1 accepted ${2:-no certificate}: '$out'"
     fi
     return 0
 }
 
-[ "$(get "$ip" productA)" = "backend ok" ] || sc_fail "productA not proxied"
-[ "$(get "$ip2" productB)" = "backend ok" ] || sc_fail "productB not allowed by SAN URI"
+[ "$(get "$ip" productA)" = "backend ok" ] || t_fail "productA not proxied"
+[ "$(get "$ip2" productB)" = "backend ok" ] || t_fail "productB not allowed by SAN URI"
 refused "$ip"
 refused "$ip" productC
 refused "$ip" expired
@@ -56,33 +56,33 @@ refused "$ip2" productA
 # one whose allow list refuses it (resumption skips verification).
 r=$(python3 "$(dirname "$0")/sc_hostile.py" resume-across "$ip2" "$ip" "$T" productB)
 [ "$r" = "same-listener-reused=True other-listener-reused=False other-answer=no" ] ||
-    sc_fail "session resumed across listeners: $r"
+    t_fail "session resumed across listeners: $r"
 
 log=$T/sc.log
 for reason in no_cert untrusted expired not_allowed; do
     sc_wait_log "$log" "refused listener=127.0.0.1:$ip peer=127.0.0.1:[0-9]+ reason=$reason" ||
-        sc_fail "refusal '$reason' not logged"
+        t_fail "refusal '$reason' not logged"
     v=$(sc_metric "$sp" "failures_total\{listener=\"127.0.0.1:$ip\",reason=\"$reason\"\}")
-    [ "$v" -ge 1 ] || sc_fail "metric for $reason is $v"
+    [ "$v" -ge 1 ] || t_fail "metric for $reason is $v"
 done
 grep "reason=not_allowed" "$log" | grep -q 'subject="/CN=dev.productB.dev"' ||
-    sc_fail "refusal does not name the subject"
+    t_fail "refusal does not name the subject"
 
 # Revoke productA: the CRL is replaced atomically, the poll reloads it.
 sc_revoke "$T" root productA
 cp "$T/root.crl" "$T/new.crl"
 mv "$T/new.crl" "$T/current.crl"
-sc_wait_metric "$sp" 'reloads_total\{result="ok"\}' 2 || sc_fail "CRL change not reloaded"
+sc_wait_metric "$sp" 'reloads_total\{result="ok"\}' 2 || t_fail "CRL change not reloaded"
 refused "$ip" productA
-sc_wait_log "$log" "reason=revoked" || sc_fail "revocation not logged"
-[ "$(get "$ip2" productB)" = "backend ok" ] || sc_fail "productB refused after the CRL"
+sc_wait_log "$log" "reason=revoked" || t_fail "revocation not logged"
+[ "$(get "$ip2" productB)" = "backend ok" ] || t_fail "productB refused after the CRL"
 
 # A broken CRL is refused as a whole: the old set (with the CRL) stays.
 echo "garbage" >"$T/bad.crl"
 mv "$T/bad.crl" "$T/current.crl"
-sc_wait_metric "$sp" 'reloads_total\{result="failed"\}' 1 || sc_fail "bad CRL accepted"
+sc_wait_metric "$sp" 'reloads_total\{result="failed"\}' 1 || t_fail "bad CRL accepted"
 refused "$ip" productA
-[ "$(get "$ip2" productB)" = "backend ok" ] || sc_fail "service lost after a bad CRL"
+[ "$(get "$ip2" productB)" = "backend ok" ] || t_fail "service lost after a bad CRL"
 
 sc_stop "$pid" "$log"
 echo "sidecar_inbound: ok"

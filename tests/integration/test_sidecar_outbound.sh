@@ -14,15 +14,15 @@ sc_leaf "$T" root productA dev.productA.dev
 sc_leaf "$T" root server localhost
 mkdir "$T/certs"
 sc_publish "$T/certs" "$T/productA.key" "$T/productA.crt" "$T/root.crt"
-np=$(sc_free_port); lp=$(sc_free_port); lp2=$(sc_free_port); sp=$(sc_free_port)
+np=$(t_free_port); lp=$(t_free_port); lp2=$(t_free_port); sp=$(t_free_port)
 sc_nginx ngx "$np" "$T/server.crt" "$T/server.key" "$T/root.crt"
 
 # Usage errors: one line naming the flag, exit 2.
 rc=0; "$DUET_SIDECAR" --certs "$T/certs" >"$T/usage.out" 2>&1 || rc=$?
-[ "$rc" -eq 2 ] || sc_fail "no listener: exit $rc, want 2"
-grep -q -- "--outbound" "$T/usage.out" || sc_fail "usage line does not name the flag"
+[ "$rc" -eq 2 ] || t_fail "no listener: exit $rc, want 2"
+grep -q -- "--outbound" "$T/usage.out" || t_fail "usage line does not name the flag"
 rc=0; "$DUET_SIDECAR" --certs "$T/certs" --outbound "127.0.0.1:1=x" >"$T/usage.out" 2>&1 || rc=$?
-[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/usage.out")" -eq 1 ] || sc_fail "bad spec: exit $rc"
+[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/usage.out")" -eq 1 ] || t_fail "bad spec: exit $rc"
 
 sc_start sc --certs "$T/certs" --status "127.0.0.1:$sp" \
     --outbound "127.0.0.1:$lp=127.0.0.1:$np" \
@@ -33,12 +33,12 @@ sc_wait_port "$sp"
 
 # Through the sidecar: 200, and nginx saw productA's certificate.
 out=$(curl -sS --max-time 5 "http://127.0.0.1:$lp/")
-[ "$out" = "hello CN=dev.productA.dev" ] || sc_fail "unexpected body '$out'"
+[ "$out" = "hello CN=dev.productA.dev" ] || t_fail "unexpected body '$out'"
 serial=$(sc_serial "$T/productA.crt")
-grep -q "^$serial " "$T/ngx.access" || sc_fail "nginx did not log serial $serial"
+grep -q "^$serial " "$T/ngx.access" || t_fail "nginx did not log serial $serial"
 # Without a certificate nginx refuses (400, "No required SSL certificate was sent").
 code=$(curl -sS -k -o /dev/null -w '%{http_code}' --max-time 5 "https://127.0.0.1:$np/" || true)
-[ "$code" = 400 ] || sc_fail "nginx accepted a client without certificate ($code)"
+[ "$code" = 400 ] || t_fail "nginx accepted a client without certificate ($code)"
 
 # Resumption: on by default, off on the second listener (resolved by name).
 for i in 1 2 3 4; do
@@ -48,17 +48,17 @@ done
 res1=$(sc_metric "$sp" "handshakes_resumed_total\{listener=\"127.0.0.1:$lp\"")
 res2=$(sc_metric "$sp" "handshakes_resumed_total\{listener=\"127.0.0.1:$lp2\"")
 hs2=$(sc_metric "$sp" "^duet_sidecar_handshakes_total\{listener=\"127.0.0.1:$lp2\"")
-[ "$res1" -ge 3 ] || sc_fail "default listener resumed $res1 of 5"
-[ "$res2" -eq 0 ] && [ "$hs2" -eq 4 ] || sc_fail "resume=off listener: $res2 resumed of $hs2"
+[ "$res1" -ge 3 ] || t_fail "default listener resumed $res1 of 5"
+[ "$res2" -eq 0 ] && [ "$hs2" -eq 4 ] || t_fail "resume=off listener: $res2 resumed of $hs2"
 
 # An upstream that refuses connections: the client side is closed cleanly.
-dead=$(sc_free_port); lp3=$(sc_free_port)
+dead=$(t_free_port); lp3=$(t_free_port)
 sc_start sc2 --certs "$T/certs" --outbound "127.0.0.1:$lp3=127.0.0.1:$dead"
 pid2=$SC_PID
 sc_wait_port "$lp3"
 rc=0; curl -sS --max-time 5 "http://127.0.0.1:$lp3/" >/dev/null 2>"$T/curl.err" || rc=$?
-[ "$rc" -eq 52 ] || [ "$rc" -eq 56 ] || sc_fail "dead upstream: curl exit $rc, want empty reply"
-sc_wait_log "$T/sc2.log" "reason=connect" || sc_fail "connect failure not logged"
+[ "$rc" -eq 52 ] || [ "$rc" -eq 56 ] || t_fail "dead upstream: curl exit $rc, want empty reply"
+sc_wait_log "$T/sc2.log" "reason=connect" || t_fail "connect failure not logged"
 sc_stop "$pid2" "$T/sc2.log"
 
 # A serverAuth-only certificate cannot be an outbound client identity:
@@ -66,27 +66,27 @@ sc_stop "$pid2" "$T/sc2.log"
 SC_EXT=srv sc_leaf "$T" root srvonly dev.resource.dev
 mkdir "$T/srvcerts"
 sc_publish "$T/srvcerts" "$T/srvonly.key" "$T/srvonly.crt" "$T/root.crt"
-lp5=$(sc_free_port); sp5=$(sc_free_port)
+lp5=$(t_free_port); sp5=$(t_free_port)
 sc_start sc5 --certs "$T/srvcerts" --status "127.0.0.1:$sp5" --outbound "127.0.0.1:$lp5=127.0.0.1:$np"
 pid5=$SC_PID
 sc_wait_port "$sp5"
-sc_wait_log "$T/sc5.log" "refused new certificate set.*for client use" || sc_fail "server cert accepted for outbound"
-[ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp5/readyz")" = 503 ] || sc_fail "ready with a server cert"
+sc_wait_log "$T/sc5.log" "refused new certificate set.*for client use" || t_fail "server cert accepted for outbound"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp5/readyz")" = 503 ] || t_fail "ready with a server cert"
 sc_stop "$pid5" "$T/sc5.log"
 
 # Half-close passed through: the client shuts its write side after 100 kB,
 # the upstream sees end of stream (close_notify), answers, and the answer
 # still reaches the client.
-hp=$(sc_free_port); lp4=$(sc_free_port)
+hp=$(t_free_port); lp4=$(t_free_port)
 python3 "$(dirname "$0")/sc_halfclose.py" server "$T" "$hp" 2>"$T/halfclose.log" &
 SC_PIDS+=("$!")
 sc_start sc4 --certs "$T/certs" --outbound "127.0.0.1:$lp4=127.0.0.1:$hp"
 pid4=$SC_PID
 sc_wait_port "$lp4"
 out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" client "$lp4")
-[ "$out" = "got 100000 after eof" ] || sc_fail "half-close: '$out'"
+[ "$out" = "got 100000 after eof" ] || t_fail "half-close: '$out'"
 sc_stop "$pid4" "$T/sc4.log"
 
-[ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || sc_fail "not ready"
+[ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || t_fail "not ready"
 sc_stop "$pid" "$T/sc.log"
 echo "sidecar_outbound: ok"

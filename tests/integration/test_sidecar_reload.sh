@@ -14,7 +14,7 @@ sc_ca "$T" root
 sc_leaf "$T" root a1 dev.productA.dev
 sc_leaf "$T" root a2 dev.productA.dev
 sc_leaf "$T" root server localhost
-np=$(sc_free_port); lp=$(sc_free_port); sp=$(sc_free_port)
+np=$(t_free_port); lp=$(t_free_port); sp=$(t_free_port)
 sc_nginx ngx "$np" "$T/server.crt" "$T/server.key" "$T/root.crt"
 
 # Start on an empty folder: up, not ready.
@@ -24,15 +24,15 @@ sc_start sc --certs "$T/certs" --status "127.0.0.1:$sp" --drain-timeout 5s \
 pid=$SC_PID
 sc_wait_port "$sp"
 code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp/readyz")
-[ "$code" = 503 ] || sc_fail "ready without certificates ($code)"
-curl -sS --max-time 5 "http://127.0.0.1:$lp/" >/dev/null 2>&1 && sc_fail "proxied without certificates"
+[ "$code" = 503 ] || t_fail "ready without certificates ($code)"
+curl -sS --max-time 5 "http://127.0.0.1:$lp/" >/dev/null 2>&1 && t_fail "proxied without certificates"
 
 sc_publish "$T/certs" "$T/a1.key" "$T/a1.crt" "$T/root.crt"
 for i in $(seq 1 50); do
     [ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp/readyz")" = 200 ] && break
     sleep 0.1
 done
-[ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || sc_fail "not ready after publish"
+[ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || t_fail "not ready after publish"
 
 # A long-lived connection on the first certificate.
 mkfifo "$T/ka.in"
@@ -48,9 +48,9 @@ ka_get() {
         [ "$(wc -l <"$T/ka.out")" -gt "$n" ] && { tail -1 "$T/ka.out"; return 0; }
         sleep 0.1
     done
-    sc_fail "long-lived connection did not answer"
+    t_fail "long-lived connection did not answer"
 }
-[ "$(ka_get /one)" = "200 hello CN=dev.productA.dev" ] || sc_fail "first request"
+[ "$(ka_get /one)" = "200 hello CN=dev.productA.dev" ] || t_fail "first request"
 s1=$(sc_serial "$T/a1.crt")
 s2=$(sc_serial "$T/a2.crt")
 
@@ -61,36 +61,36 @@ for i in $(seq 1 10); do
     [ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s2" ] && break
     sleep 0.1
 done
-[ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s2" ] || sc_fail "new serial not presented"
-[ "$(ka_get /two)" = "200 hello CN=dev.productA.dev" ] || sc_fail "long-lived connection broken by reload"
-[ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s1" ] || sc_fail "long-lived connection changed cert"
+[ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s2" ] || t_fail "new serial not presented"
+[ "$(ka_get /two)" = "200 hello CN=dev.productA.dev" ] || t_fail "long-lived connection broken by reload"
+[ "$(tail -1 "$T/ngx.access" | cut -d' ' -f1)" = "$s1" ] || t_fail "long-lived connection changed cert"
 
 # SIGHUP reloads (same set: a new generation, same serial).
 gen=$(sc_metric "$sp" '^duet_sidecar_cert_generation')
 kill -HUP "$pid"
-sc_wait_metric "$sp" '^duet_sidecar_cert_generation' $((gen + 1)) || sc_fail "SIGHUP did not reload"
+sc_wait_metric "$sp" '^duet_sidecar_cert_generation' $((gen + 1)) || t_fail "SIGHUP did not reload"
 
 # SIGTERM: no new connections, the open one is served, exit 0 once it closes.
 kill -TERM "$pid"
 sleep 0.3
-curl -sS --max-time 2 "http://127.0.0.1:$lp/" >/dev/null 2>&1 && sc_fail "accepted during drain"
-[ "$(ka_get /three)" = "200 hello CN=dev.productA.dev" ] || sc_fail "open connection not drained"
-kill -0 "$pid" 2>/dev/null || sc_fail "exited with a connection still open"
+curl -sS --max-time 2 "http://127.0.0.1:$lp/" >/dev/null 2>&1 && t_fail "accepted during drain"
+[ "$(ka_get /three)" = "200 hello CN=dev.productA.dev" ] || t_fail "open connection not drained"
+kill -0 "$pid" 2>/dev/null || t_fail "exited with a connection still open"
 echo quit >&7
 exec 7>&-
 for i in $(seq 1 30); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
 done
-kill -0 "$pid" 2>/dev/null && sc_fail "still running after the last connection closed"
+kill -0 "$pid" 2>/dev/null && t_fail "still running after the last connection closed"
 rc=0; wait "$pid" || rc=$?
-[ "$rc" -eq 0 ] || sc_fail "exit status $rc after drain"
-grep -q Sanitizer "$T/sc.log" && sc_fail "sanitizer report"
+[ "$rc" -eq 0 ] || t_fail "exit status $rc after drain"
+grep -q Sanitizer "$T/sc.log" && t_fail "sanitizer report"
 
 # Drain timeout: a connection that never closes is cut after --drain-timeout.
 mkdir "$T/c2"
 sc_publish "$T/c2" "$T/a1.key" "$T/a1.crt" "$T/root.crt"
-lp2=$(sc_free_port)
+lp2=$(t_free_port)
 sc_start sc2 --certs "$T/c2" --drain-timeout 1s --outbound "127.0.0.1:$lp2=127.0.0.1:$np"
 pid2=$SC_PID
 sc_wait_port "$lp2"
@@ -104,9 +104,9 @@ time.sleep(30)" &
 hold=$!
 SC_PIDS+=("$hold")
 for _ in $(seq 1 100); do [ -e "$T/held" ] && break; sleep 0.1; done
-[ -e "$T/held" ] || sc_fail "the holding connection got no answer"
+[ -e "$T/held" ] || t_fail "the holding connection got no answer"
 start=$(date +%s%N)
 sc_stop "$pid2" "$T/sc2.log" 5
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-[ "$ms" -ge 900 ] && [ "$ms" -lt 4000 ] || sc_fail "drain took ${ms}ms with a 1s timeout"
+[ "$ms" -ge 900 ] && [ "$ms" -lt 4000 ] || t_fail "drain took ${ms}ms with a 1s timeout"
 echo "sidecar_reload: ok"

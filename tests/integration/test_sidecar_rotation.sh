@@ -17,7 +17,7 @@ for i in $(seq 0 10); do
     sc_leaf "$T" root "a$i" dev.productA.dev
 done
 sc_leaf "$T" root server localhost
-np=$(sc_free_port); lp=$(sc_free_port); sp=$(sc_free_port)
+np=$(t_free_port); lp=$(t_free_port); sp=$(t_free_port)
 sc_nginx ngx "$np" "$T/server.crt" "$T/server.key" "$T/root.crt"
 mkdir "$T/certs"
 sc_publish "$T/certs" "$T/a0.key" "$T/a0.crt" "$T/root.crt"
@@ -44,7 +44,7 @@ SC_PIDS+=("$loop")
 
 # probe PATH: request PATH on a new connection; print the serial nginx saw for it.
 probe() {
-    curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$lp$1" || sc_fail "probe $1 failed"
+    curl -sS --max-time 5 -o /dev/null "http://127.0.0.1:$lp$1" || t_fail "probe $1 failed"
     grep " $1\$" "$T/ngx.access" | tail -1 | cut -d' ' -f1
 }
 
@@ -54,10 +54,10 @@ for i in $(seq 1 10); do
         # Mismatched key: refused, counted, the current set stays.
         cur=$(sc_serial "$T/a4.crt")
         sc_publish "$T/certs" "$T/a1.key" "$T/a5.crt" "$T/root.crt"
-        sc_wait_metric "$sp" 'reloads_total\{result="failed"\}' 1 || sc_fail "bad set not refused"
-        sc_wait_log "$T/sc.log" 'refused new certificate set.*does not match' || sc_fail "refusal not logged"
+        sc_wait_metric "$sp" 'reloads_total\{result="failed"\}' 1 || t_fail "bad set not refused"
+        sc_wait_log "$T/sc.log" 'refused new certificate set.*does not match' || t_fail "refusal not logged"
         [ "$(probe /after-bad)" = "$cur" ] ||
-            sc_fail "old set not kept after the bad one"
+            t_fail "old set not kept after the bad one"
     fi
     want=$(sc_serial "$T/a$i.crt")
     sc_publish "$T/certs" "$T/a$i.key" "$T/a$i.crt" "$T/root.crt"
@@ -69,21 +69,21 @@ for i in $(seq 1 10); do
         if [ "$(probe "/probe-$i-$k")" = "$want" ]; then ok=1; break; fi
         sleep 0.05
     done
-    [ "$ok" = 1 ] || sc_fail "publication $i: serial $want not presented within 1s"
+    [ "$ok" = 1 ] || t_fail "publication $i: serial $want not presented within 1s"
     sleep 0.8
 done
 
 wait "$loop" || true
 wait "$wrkpid" || true
 read -r n fails <"$T/loop.result"
-[ "$fails" -eq 0 ] || sc_fail "$fails of $n new-connection requests failed"
-[ "$n" -ge 50 ] || sc_fail "only $n requests in the loop"
-grep -q "Requests/sec" "$T/wrk.out" || sc_fail "wrk did not run"
+[ "$fails" -eq 0 ] || t_fail "$fails of $n new-connection requests failed"
+[ "$n" -ge 50 ] || t_fail "only $n requests in the loop"
+grep -q "Requests/sec" "$T/wrk.out" || t_fail "wrk did not run"
 if grep -Eq "Non-2xx|Socket errors" "$T/wrk.out"; then
     cat "$T/wrk.out" >&2
-    sc_fail "wrk saw errors"
+    t_fail "wrk saw errors"
 fi
-[ "$(sc_metric "$sp" 'reloads_total\{result="ok"\}')" -eq 11 ] || sc_fail "reload count"
+[ "$(sc_metric "$sp" 'reloads_total\{result="ok"\}')" -eq 11 ] || t_fail "reload count"
 echo "loop: $n requests; wrk: $(grep Requests/sec "$T/wrk.out")"
 sc_stop "$pid" "$T/sc.log" 30
 echo "sidecar_rotation: ok"
