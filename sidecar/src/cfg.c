@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "duet/duration.h"
@@ -310,7 +311,10 @@ int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *
 {
     bool seen[DUET_ARRAY_SIZE(options)] = {false};
 
-    memset(cfg, 0, sizeof(*cfg));
+    /* Only the scalars: the listener table is large and lives in the bss,
+     * where untouched pages cost no memory; sc_cfg_parse_spec fills each
+     * entry it uses. */
+    memset(cfg, 0, offsetof(struct sc_cfg, listeners));
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *eq = strchr(arg, '=');
