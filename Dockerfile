@@ -21,6 +21,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev make cmake pkg-config binutils \
         android-libboringssl-dev libcurl4-gnutls-dev libcjson-dev libcmocka-dev \
+        libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler \
         openssl curl python3 procps \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -40,10 +41,11 @@ RUN cmake -S /src -B /build -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDeb
 
 FROM debian:${DEBIAN_RELEASE}-slim AS base
 # android-libboringssl: BoringSSL, found through the binaries' rpath;
-# libcurl3-gnutls: the agent's remote issuer; libcjson1: configuration.
+# libcurl3-gnutls: the agent's remote issuer; libcjson1: configuration;
+# libnghttp2-14 and libprotobuf-c1: the agent's CSI (gRPC) services.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        android-libboringssl libcurl3-gnutls libcjson1 \
+        android-libboringssl libcurl3-gnutls libcjson1 libnghttp2-14 libprotobuf-c1 \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
  && groupadd --gid 65532 duet \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

@@ -8,6 +8,9 @@
  * a bad ConfigMap fails the pod at start instead of at the first renewal.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -63,6 +66,9 @@ static int parse_issuer_type(const cJSON *v, void *field, const char *path,
                          path, shown(v->valuestring, b, sizeof(b)));
     return 0;
 }
+
+static int parse_csi(const cJSON *v, void *field, const char *path, struct duet_errbuf *eb);
+static void release_csi(void *field);
 
 /* ---- tables -------------------------------------------------------------------- */
 
@@ -129,10 +135,39 @@ static const struct duet_cfg_field identity_fields[] = {
 static const struct duet_cfg_table identity_table =
     DUET_CFG_TABLE(struct ag_identity_cfg, identity_fields);
 
+static const struct duet_cfg_field binding_fields[] = {
+    F_STR(struct ag_csi_binding, namespace, REQ, 1, 63, NULL),
+    F_STR(struct ag_csi_binding, service_account, REQ, 1, 253, NULL),
+    {.name = "products", .type = DUET_CFG_STRINGS,
+     .offset = offsetof(struct ag_csi_binding, products),
+     .count_offset = offsetof(struct ag_csi_binding, n_products), .flags = REQ, .min = 1,
+     .max = 64},
+};
+static const struct duet_cfg_table binding_table =
+    DUET_CFG_TABLE(struct ag_csi_binding, binding_fields);
+
+/* Socket paths: sockaddr_un holds 107 bytes and a NUL. */
+static const struct duet_cfg_field csi_fields[] = {
+    F_STR(struct ag_csi_cfg, driver, 0, 1, 63, "duet.example.org"),
+    F_STR(struct ag_csi_cfg, endpoint, 0, 1, 107, NULL),
+    F_STR(struct ag_csi_cfg, registration_dir, 0, 1, 80, "/var/lib/kubelet/plugins_registry"),
+    F_STR(struct ag_csi_cfg, state_dir, 0, 1, 1024, "/var/lib/duet/csi"),
+    F_STR(struct ag_csi_cfg, pods_dir, 0, 1, 1024, "/var/lib/kubelet/pods"),
+    F_STR(struct ag_csi_cfg, node_id, 0, 1, 253, NULL),
+    {.name = "max_volumes", .type = DUET_CFG_INT, .offset = offsetof(struct ag_csi_cfg, max_volumes),
+     .min = 1, .max = 100000, .def_int = 512},
+    {.name = "tmpfs_size_mb", .type = DUET_CFG_INT,
+     .offset = offsetof(struct ag_csi_cfg, tmpfs_size_mb), .min = 1, .max = 4096, .def_int = 64},
+    {.name = "bindings", .type = DUET_CFG_OBJECTS, .offset = offsetof(struct ag_csi_cfg, bindings),
+     .count_offset = offsetof(struct ag_csi_cfg, n_bindings), .max = 100000,
+     .sub = &binding_table},
+};
+static const struct duet_cfg_table csi_table = DUET_CFG_TABLE(struct ag_csi_cfg, csi_fields);
+
 static const struct duet_cfg_field config_fields[] = {
     F_STR(struct ag_config, env, REQ, 1, 63, NULL),
     F_STR(struct ag_config, trust_domain, REQ, 1, 255, NULL),
-    F_STR(struct ag_config, output_dir, REQ, 1, PATH_LEN, NULL),
+    F_STR(struct ag_config, output_dir, 0, 1, PATH_LEN, NULL),
     {.name = "subject", .type = DUET_CFG_OBJECT, .offset = offsetof(struct ag_config, subject),
      .sub = &subject_table},
     F_STR(struct ag_config, cn_template, 0, 1, 128, "{env}.{product}.{env}"),
@@ -150,8 +185,43 @@ static const struct duet_cfg_field config_fields[] = {
      .min = 0, .max = 2147483647, .def_int = -1},
     F_STR(struct ag_config, status_listen, 0, 1, 300, NULL),
     F_STR(struct ag_config, log_level, 0, 1, 16, NULL),
+    {.name = "csi", .type = DUET_CFG_CUSTOM, .offset = offsetof(struct ag_config, csi),
+     .parse = parse_csi, .release = release_csi},
 };
 static const struct duet_cfg_table config_table = DUET_CFG_TABLE(struct ag_config, config_fields);
+
+/* An optional object: NULL when absent, so its required keys bind only when it is there. */
+static int parse_csi(const cJSON *v, void *field, const char *path, struct duet_errbuf *eb)
+{
+    struct ag_csi_cfg **out = field;
+    struct ag_csi_cfg *c;
+    struct duet_errbuf inner;
+    int rc;
+
+    if (!cJSON_IsObject(v))
+        return duet_errf(eb, DUET_E_CFG_TYPE, "%s: expected an object", path);
+    c = duet_calloc(1, sizeof(*c));
+    if (!c)
+        return duet_errf(eb, DUET_ENOMEM, "%s: out of memory", path);
+    duet_errbuf_clear(&inner);
+    rc = duet_cfg_bind(v, &csi_table, c, &inner);
+    if (rc < 0) {
+        duet_free(c);
+        return duet_errf(eb, rc, "%s.%s", path, inner.msg);
+    }
+    *out = c;
+    return 0;
+}
+
+static void release_csi(void *field)
+{
+    struct ag_csi_cfg **c = field;
+
+    if (!*c)
+        return;
+    duet_cfg_deinit(&csi_table, *c);
+    DUET_FREE(*c);
+}
 
 /* ---- cross-field rules ------------------------------------------------------------ */
 
@@ -347,6 +417,75 @@ static int check_identity(struct ag_config *c, size_t i, struct duet_errbuf *eb)
     return check_sans(id, i, eb);
 }
 
+/* Kubernetes object names: lower-case alphanumerics, '-' (and '.' for subdomains). */
+static bool k8s_name_ok(const char *s, bool dots)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && only_chars(s, dots ? "-." : "-", false) && s[0] != '-' && s[0] != '.' &&
+           s[n - 1] != '-' && s[n - 1] != '.';
+}
+
+static bool has_product(const struct ag_config *c, const char *product)
+{
+    for (size_t i = 0; i < c->n_identities; i++)
+        if (strcmp(c->identities[i].product, product) == 0)
+            return true;
+    return false;
+}
+
+static int check_binding(const struct ag_config *c, size_t i, struct duet_errbuf *eb)
+{
+    const struct ag_csi_binding *b = &c->csi->bindings[i];
+    char v[64];
+
+    if (!k8s_name_ok(b->namespace, false))
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu].namespace: \"%s\" is not a "
+                         "namespace name", i, shown(b->namespace, v, sizeof(v)));
+    if (!k8s_name_ok(b->service_account, true))
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu].service_account: \"%s\" is "
+                         "not a ServiceAccount name", i, shown(b->service_account, v, sizeof(v)));
+    for (size_t j = 0; j < i; j++) {
+        const struct ag_csi_binding *o = &c->csi->bindings[j];
+        if (strcmp(o->namespace, b->namespace) == 0 &&
+            strcmp(o->service_account, b->service_account) == 0)
+            return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu]: %s/%s is already bound by "
+                             "csi.bindings[%zu]; list all its products there", i, b->namespace,
+                             b->service_account, j);
+    }
+    for (size_t j = 0; j < b->n_products; j++)
+        if (!has_product(c, b->products[j]))
+            return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu].products[%zu]: \"%s\" is "
+                             "not a product of identities", i, j,
+                             shown(b->products[j], v, sizeof(v)));
+    return 0;
+}
+
+static int check_csi(const struct ag_config *c, struct duet_errbuf *eb)
+{
+    const struct ag_csi_cfg *k = c->csi;
+    static const char reg_suffix[] = "-reg.sock";
+    char v[64];
+
+    if (!k8s_name_ok(k->driver, true))
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.driver: \"%s\" is not a DNS-like name",
+                         shown(k->driver, v, sizeof(v)));
+    if (k->endpoint && k->endpoint[0] != '/')
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.endpoint: must be an absolute path");
+    if (k->registration_dir[0] != '/')
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.registration_dir: must be an absolute path");
+    if (k->state_dir[0] != '/')
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.state_dir: must be an absolute path");
+    if (k->pods_dir[0] != '/')
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.pods_dir: must be an absolute path");
+    if (strlen(k->registration_dir) + 1 + strlen(k->driver) + sizeof(reg_suffix) > 108)
+        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.registration_dir: the registration socket "
+                         "path would exceed the 107 bytes of a Unix socket address");
+    for (size_t i = 0; i < k->n_bindings; i++)
+        DUET_TRY(check_binding(c, i, eb));
+    return 0;
+}
+
 static int validate(struct ag_config *c, struct duet_errbuf *eb)
 {
     enum duet_log_level lvl;
@@ -356,7 +495,10 @@ static int validate(struct ag_config *c, struct duet_errbuf *eb)
     if (!only_chars(c->trust_domain, "._-", false))
         return duet_errf(eb, DUET_E_CFG_RANGE,
                          "trust_domain: may hold only a-z, 0-9, '.', '_' and '-'");
-    if (c->output_dir[0] != '/')
+    if (!c->csi && !c->output_dir)
+        return duet_errf(eb, DUET_E_CFG_MISSING,
+                         "output_dir: missing required key (needed without \"csi\")");
+    if (c->output_dir && c->output_dir[0] != '/')
         return duet_errf(eb, DUET_E_CFG_RANGE, "output_dir: must be an absolute path");
     DUET_TRY(check_cn_template(c->cn_template, eb));
     if (c->renew_before && c->renew_before >= c->validity)
@@ -368,10 +510,40 @@ static int validate(struct ag_config *c, struct duet_errbuf *eb)
         DUET_TRY(check_identity(c, i, eb));
     if (c->status_listen)
         DUET_TRY(check_listen(c->status_listen, eb));
+    if (c->csi)
+        DUET_TRY(check_csi(c, eb));
     if (c->log_level && duet_log_parse_level(c->log_level, &lvl) < 0)
         return duet_errf(eb, DUET_E_CFG_RANGE,
                          "log_level: \"%s\" is not error, warn, info or debug",
                          shown(c->log_level, a, sizeof(a)));
+    return 0;
+}
+
+/* The CSI socket follows the driver name; the node id comes from the downward API. */
+static int csi_defaults(struct ag_csi_cfg *k, struct duet_errbuf *eb)
+{
+    char buf[256];
+
+    if (!k->endpoint) {
+        int n = snprintf(buf, sizeof(buf), "/var/lib/kubelet/plugins/%s/csi.sock", k->driver);
+
+        if (n < 0 || n > 107)
+            return duet_errf(eb, DUET_E_CFG_RANGE, "csi.driver: too long for the default "
+                             "endpoint; set csi.endpoint");
+        if (!(k->endpoint = duet_strdup(buf)))
+            return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    }
+    if (!k->node_id) {
+        const char *env = getenv("NODE_NAME");
+
+        if (env && *env && strlen(env) <= 253)
+            snprintf(buf, sizeof(buf), "%s", env);
+        else if (gethostname(buf, sizeof(buf)) == -1)
+            return duet_errf(eb, -errno, "csi.node_id: not set, and no NODE_NAME or host name");
+        buf[sizeof(buf) - 1] = '\0';
+        if (!(k->node_id = duet_strdup(buf)))
+            return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    }
     return 0;
 }
 
@@ -391,7 +563,7 @@ static int fill_defaults(struct ag_config *c, struct duet_errbuf *eb)
         if (!is->server_ca)
             return duet_errf(eb, DUET_ENOMEM, "out of memory");
     }
-    return 0;
+    return c->csi ? csi_defaults(c->csi, eb) : 0;
 }
 
 /* ---- entry points ---------------------------------------------------------------- */

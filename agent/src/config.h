@@ -59,10 +59,35 @@ struct ag_identity_cfg {
     size_t n_ip;
 };
 
+/* One (namespace, ServiceAccount) and the products its pods may hold. */
+struct ag_csi_binding {
+    char *namespace;       /* a Kubernetes namespace name (DNS label) */
+    char *service_account; /* a ServiceAccount name (DNS subdomain) */
+    char **products;       /* each one an identities[].product; at least one */
+    size_t n_products;
+};
+
+/*
+ * The "csi" section: present, the agent is a CSI node plugin and hands
+ * identities to pods (csi.c); absent, it publishes folders (output_dir).
+ */
+struct ag_csi_cfg {
+    char *driver;           /* CSI driver name, DNS-like; default "duet.example.org" */
+    char *endpoint;         /* CSI socket path; default /var/lib/kubelet/plugins/<driver>/csi.sock */
+    char *registration_dir; /* kubelet's plugin watcher; default /var/lib/kubelet/plugins_registry */
+    char *state_dir;        /* the agent's tmpfs of volumes; default /var/lib/duet/csi */
+    char *pods_dir;         /* kubelet's pods folder: every target lies below it */
+    char *node_id;          /* default: $NODE_NAME, else the host name */
+    int64_t max_volumes;    /* volumes on this node; default 512 */
+    int64_t tmpfs_size_mb;  /* size of the state tmpfs; default 64 */
+    struct ag_csi_binding *bindings; /* may be empty: then every pod is refused */
+    size_t n_bindings;
+};
+
 struct ag_config {
     char *env;          /* [A-Za-z0-9-] */
     char *trust_domain; /* SPIFFE trust domain: [a-z0-9._-] */
-    char *output_dir;   /* absolute */
+    char *output_dir;   /* absolute; required without csi, unused with it */
     struct duet_subject subject;
     char *cn_template; /* contains {product}; {env} optional; default "{env}.{product}.{env}" */
     enum duet_key_type key_type; /* default rsa2048 */
@@ -74,6 +99,7 @@ struct ag_config {
     int64_t key_group;   /* gid for tls.key (mode 0640); -1: not set (mode 0600) */
     char *status_listen; /* "host:port", "[v6]:port"; NULL: no status listener */
     char *log_level;     /* error|warn|info|debug, checked; NULL: not set */
+    struct ag_csi_cfg *csi; /* NULL: folder publishing */
 };
 
 /*

@@ -49,24 +49,6 @@ int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *b
     return 0;
 }
 
-static char *dup_printf(const char *fmt, ...) DUET_PRINTF(1, 2);
-static char *dup_printf(const char *fmt, ...)
-{
-    char *s = NULL;
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (s = duet_malloc((size_t)n + 1)) == NULL)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
                  struct duet_errbuf *eb)
 {
@@ -79,10 +61,14 @@ int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
     id->key_type = p->key_type;
     id->validity_ms = p->validity_ms;
     id->server = p->server;
+    id->has_group = p->has_group;
+    id->group = p->group;
     id->product = duet_strdup(p->product);
-    id->name = dup_printf("%s/%s", p->env, p->product);
-    id->dir = dup_printf("%s/%s/%s", p->output_dir, p->env, p->product);
-    id->uri = dup_printf("spiffe://%s/%s/%s", p->trust_domain, p->env, p->product);
+    id->name = p->name ? duet_strdup(p->name) : duet_strdupf("%s/%s", p->env, p->product);
+    id->dir = p->dir ? duet_strdup(p->dir)
+                     : duet_strdupf("%s/%s/%s", p->output_dir, p->env, p->product);
+    id->uri = p->uri ? duet_strdup(p->uri)
+                     : duet_strdupf("spiffe://%s/%s/%s", p->trust_domain, p->env, p->product);
     if (!id->product || !id->name || !id->dir || !id->uri)
         goto fail;
     id->uris[0] = id->uri;
@@ -123,6 +109,17 @@ void ag_ident_free(struct ag_ident *id)
     duet_free(id->dir);
     duet_free(id->uri);
     duet_free(id);
+}
+
+void ag_ident_carry(struct ag_ident *n, const struct ag_ident *o)
+{
+    n->rot = o->rot;
+    n->renewals = o->renewals;
+    n->failures = o->failures;
+    n->last_success = o->last_success;
+    n->attempt = o->attempt;
+    memcpy(n->serial, o->serial, sizeof(n->serial));
+    memcpy(n->sha256, o->sha256, sizeof(n->sha256));
 }
 
 static void disk_sig(const char *dir, struct ag_disk_sig *s)
@@ -299,7 +296,8 @@ static int publish(struct ag_ident *id, const struct duet_key *key, const struct
 {
     char *kp = NULL, *cp = NULL, *bp = NULL;
     size_t kl = 0, cl = 0, bl = 0;
-    bool group = pol->key_group != (gid_t)-1;
+    gid_t gid = id->has_group ? id->group : pol->key_group;
+    bool group = gid != (gid_t)-1;
     int rc;
 
     DUET_TRY_GOTO(duet_key_to_pem(key, NULL, &kp, &kl, eb), rc, out);
@@ -310,7 +308,7 @@ static int publish(struct ag_ident *id, const struct duet_key *key, const struct
         {DUET_VOL_CERT, cp, cl, 0644},
         {DUET_VOL_CA, bp, bl, 0644},
     };
-    const struct duet_vol_opts vo = {.gid = pol->key_group, .dir_mode = group ? 0750 : 0755};
+    const struct duet_vol_opts vo = {.gid = gid, .dir_mode = group ? 0750 : 0755};
     rc = duet_vol_publish(id->dir, files, 3, &vo, eb);
 out:
     if (kp)

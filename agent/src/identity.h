@@ -55,6 +55,14 @@ struct ag_ident_params {
     size_t n_dns;
     const char *const *ips; /* borrowed likewise */
     size_t n_ips;
+    /* A pod's volume (csi_vol.c) overrides the folder identity's derived
+     * values; NULL / false keep output_dir/env/product, the env/product
+     * SPIFFE path, "env/product" and the policy's key_group. */
+    const char *dir;
+    const char *uri;
+    const char *name;
+    bool has_group;
+    gid_t group;
 };
 
 struct ag_ident {
@@ -65,6 +73,8 @@ struct ag_ident {
     enum duet_key_type key_type;
     int64_t validity_ms;
     bool server;
+    bool has_group; /* group below instead of the policy's key_group */
+    gid_t group;
     const char *uris[1];   /* { uri } */
     struct duet_sans sans; /* uri, and DNS/IP for a server identity (borrowed) */
     struct duet_subject subject; /* with the CN from the template */
@@ -94,6 +104,14 @@ int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *b
 int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
                  struct duet_errbuf *eb) DUET_MUST_CHECK;
 void ag_ident_free(struct ag_ident *id);
+
+/*
+ * Carry rotation state, counters and the last certificate's serial and
+ * fingerprint from `o` to its successor `n` (a configuration reload), so a
+ * reload neither reissues valid sets nor resets the counters. The disk
+ * signature is not carried: the successor re-reads the set once.
+ */
+void ag_ident_carry(struct ag_ident *n, const struct ag_ident *o);
 
 /* Policy shared by every identity of one configuration. */
 struct ag_policy {

@@ -30,14 +30,29 @@
 
 #include <curl/curl.h>
 
+#include "config.h"
+#include "csi.h"
 #include "run.h"
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "duet/digest.h"
 #include "duet/log.h"
 #include "duet/watch.h"
 
 #define SCAN_MS 2000
+#define CONFIG_MAX (1024 * 1024)
+
+/* Folder identities, then the CSI volumes' (NULL for a volume no longer granted). */
+static size_t n_idents(const struct ag_run *r)
+{
+    return r->gen->n_ids + ag_csi_count(r->csi);
+}
+
+static struct ag_ident *ident_at(struct ag_run *r, size_t i)
+{
+    return i < r->gen->n_ids ? r->gen->ids[i] : ag_csi_ident(r->csi, i - r->gen->n_ids);
+}
 
 static void log_failure(const struct ag_ident *id, int rc, const struct duet_errbuf *eb,
                         int64_t delay_ms)
@@ -79,11 +94,14 @@ static void evaluate(struct ag_run *r)
 
     if (r->stopping)
         return; /* steps 4-5 of the iteration that saw SIGTERM still run */
-    for (size_t i = 0; i < g->n_ids; i++) {
-        struct ag_ident *id = g->ids[i];
+    for (size_t i = 0; i < n_idents(r); i++) {
+        struct ag_ident *id = ident_at(r, i);
         int64_t sleep_ms = 0;
-        enum ag_rotate_action a =
-            ag_rotate_decide(&id->rot, duet_clock_real_ms(), duet_clock_mono_ms(), &sleep_ms);
+        enum ag_rotate_action a;
+
+        if (!id)
+            continue;
+        a = ag_rotate_decide(&id->rot, duet_clock_real_ms(), duet_clock_mono_ms(), &sleep_ms);
 
         if (a != AG_ROTATE_WAIT) {
             renew(g, id, a);
@@ -138,8 +156,9 @@ static bool scan_one(struct ag_gen *g, struct ag_ident *id)
  * forget the file signatures so that each one is checked against it. An
  * unreadable bundle changes nothing here; issuance will report it.
  */
-static void scan_bundle(struct ag_gen *g)
+static void scan_bundle(struct ag_run *r)
 {
+    struct ag_gen *g = r->gen;
     struct duet_chain *b = NULL;
     struct duet_errbuf eb;
     char *pem = NULL;
@@ -159,17 +178,19 @@ static void scan_bundle(struct ag_gen *g)
     duet_free(g->bundle_pem);
     g->bundle_pem = pem;
     g->bundle_len = len;
-    for (size_t i = 0; i < g->n_ids; i++)
-        g->ids[i]->sig_valid = false;
+    for (size_t i = 0; i < n_idents(r); i++)
+        if (ident_at(r, i))
+            ident_at(r, i)->sig_valid = false;
 }
 
 static void scan_all(struct ag_run *r)
 {
     bool any = false;
 
-    scan_bundle(r->gen);
-    for (size_t i = 0; i < r->gen->n_ids; i++)
-        any |= scan_one(r->gen, r->gen->ids[i]);
+    scan_bundle(r);
+    for (size_t i = 0; i < n_idents(r); i++)
+        if (ident_at(r, i))
+            any |= scan_one(r->gen, ident_at(r, i));
     if (any)
         duet_loop_defer(r->loop, &r->eval);
 }
@@ -245,17 +266,37 @@ static void carry_over(const struct ag_gen *old, struct ag_gen *g)
             struct ag_ident *n = g->ids[i];
             const struct ag_ident *o = old->ids[j];
 
-            if (strcmp(n->name, o->name) != 0)
-                continue;
-            n->rot = o->rot;
-            n->renewals = o->renewals;
-            n->failures = o->failures;
-            n->last_success = o->last_success;
-            n->attempt = o->attempt;
-            memcpy(n->serial, o->serial, sizeof(n->serial));
-            memcpy(n->sha256, o->sha256, sizeof(n->sha256));
+            if (strcmp(n->name, o->name) == 0)
+                ag_ident_carry(n, o);
         }
     }
+}
+
+/* SHA-256 of the configuration file, "" when unreadable. */
+static void config_sig(const char *path, char out[DUET_SHA256_HEX_LEN + 1])
+{
+    FILE *f = fopen(path, "re");
+    char *buf = duet_malloc(CONFIG_MAX);
+    size_t n;
+
+    out[0] = '\0';
+    if (f && buf) {
+        n = fread(buf, 1, CONFIG_MAX, f);
+        if (!ferror(f))
+            duet_sha256_hex(buf, n, out);
+    }
+    if (f)
+        fclose(f);
+    duet_free(buf);
+}
+
+static void reload_refused(struct ag_run *r, int rc, const struct duet_errbuf *eb)
+{
+    char q[600];
+
+    r->reload_failures++;
+    duet_log(DUET_LOG_ERROR, "agent", "config=%s err=%s msg=%s action=\"kept the old configuration\"",
+             r->config_path, duet_err_name(rc), duet_log_quote(q, sizeof(q), eb->msg));
 }
 
 static void on_hup(struct duet_loop *loop, void *arg)
@@ -263,15 +304,25 @@ static void on_hup(struct duet_loop *loop, void *arg)
     struct ag_run *r = arg;
     struct ag_gen *g = NULL;
     struct duet_errbuf eb;
-    char q[600];
     int rc;
 
+    /* What this reload reads: the folder watch then skips the same content. */
+    config_sig(r->config_path, r->cfg_sig);
     duet_errbuf_clear(&eb);
     rc = ag_gen_load(r->config_path, &g, &eb);
     if (rc < 0) {
-        r->reload_failures++;
-        duet_log(DUET_LOG_ERROR, "agent", "config=%s err=%s msg=%s action=\"kept the old configuration\"",
-                 r->config_path, duet_err_name(rc), duet_log_quote(q, sizeof(q), eb.msg));
+        reload_refused(r, rc, &eb);
+        return;
+    }
+    if (!r->csi != !g->cfg->csi) {
+        rc = duet_errf(&eb, DUET_E_CFG_RANGE, "csi: %s it needs a restart",
+                       r->csi ? "removing" : "adding");
+    } else if (r->csi) {
+        rc = ag_csi_reload(r->csi, g, &eb);
+    }
+    if (rc < 0) {
+        reload_refused(r, rc, &eb);
+        ag_gen_free(g);
         return;
     }
     if ((g->status_listen == NULL) != (r->gen->status_listen == NULL) ||
@@ -297,6 +348,46 @@ static void on_term(struct duet_loop *loop, void *arg)
     r->stopping = true;
     duet_log(DUET_LOG_INFO, "agent", "msg=\"stopping\"");
     duet_loop_stop(loop);
+}
+
+/*
+ * A ConfigMap update swaps the mounted folder's ..data link, which kubelet
+ * does a minute or so after the change: reload then, as SIGHUP would, once
+ * per new content (an invalid file is reported once, not on every event).
+ */
+static void on_config_change(struct duet_watch *w, void *arg)
+{
+    struct ag_run *r = arg;
+    char sig[DUET_SHA256_HEX_LEN + 1];
+
+    config_sig(r->config_path, sig);
+    if (!sig[0] || strcmp(sig, r->cfg_sig) == 0)
+        return;
+    duet_log(DUET_LOG_INFO, "agent", "config=%s msg=\"configuration file changed: reloading\"",
+             r->config_path);
+    on_hup(r->loop, r);
+}
+
+static void watch_config(struct ag_run *r)
+{
+    const struct duet_watch_opts wo = {.settle_ms = 200, .poll_ms = 0, .no_inotify = false};
+    char dir[4096], q[600];
+    struct duet_errbuf eb;
+    char *slash;
+
+    config_sig(r->config_path, r->cfg_sig);
+    snprintf(dir, sizeof(dir), "%s", r->config_path);
+    slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    duet_errbuf_clear(&eb);
+    if (duet_watch_new(r->loop, dir, &wo, on_config_change, r, &r->cfg_watch, &eb) < 0)
+        duet_log(DUET_LOG_WARN, "agent", "config=%s msg=%s action=\"reload on SIGHUP only\"",
+                 r->config_path, duet_log_quote(q, sizeof(q), eb.msg));
 }
 
 static const char run_usage[] = "usage: duet-agent run --config FILE\n";
@@ -366,8 +457,11 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
         DUET_TRY(duet_status_http_new(r->loop, r->gen->status_listen, NULL, ag_status_handle, r,
                                       &r->status, eb));
     check_ready(r->gen);
+    if (r->gen->cfg->csi)
+        DUET_TRY(ag_csi_start(r->loop, r->gen, &r->eval, &r->csi, eb));
     adopt_disk_sets(r->gen);
     watch_folders(r, r->gen);
+    watch_config(r);
     duet_timer_start(r->loop, &r->scan, SCAN_MS);
     duet_loop_defer(r->loop, &r->eval);
     return 0;
@@ -376,6 +470,9 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
 /* Everything registered on the loop goes before the loop itself. */
 static void stop(struct ag_run *r)
 {
+    duet_watch_free(r->cfg_watch);
+    ag_csi_stop(r->csi);
+    r->csi = NULL;
     duet_status_http_free(r->status);
     if (r->loop) {
         duet_timer_stop(r->loop, &r->tick);

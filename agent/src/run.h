@@ -18,9 +18,12 @@
 #include "duet/status_http.h"
 
 struct duet_watch;
+struct ag_config;
+struct ag_csi;
 
 /* Everything built from one configuration file. */
 struct ag_gen {
+    const struct ag_config *cfg; /* the validated configuration; owned by the generation */
     struct ag_issuer *issuer;
     struct ag_policy pol;
     struct ag_ident **ids;
@@ -33,6 +36,11 @@ struct ag_gen {
 };
 
 void ag_gen_free(struct ag_gen *g);
+
+struct ag_identity_cfg;
+/* The identity parameters configuration c gives product ic (borrowing from both). */
+void ag_ident_params_init(struct ag_ident_params *p, const struct ag_config *c,
+                          const struct ag_identity_cfg *ic);
 
 /*
  * Read and validate `path` completely, then build a generation. On failure
@@ -49,6 +57,9 @@ struct ag_run {
     struct duet_timer scan; /* disk check of every published set */
     struct duet_defer eval; /* evaluate soon (after a repair is needed) */
     struct duet_status_http *status;
+    struct ag_csi *csi;            /* CSI node plugin; NULL in folder mode */
+    struct duet_watch *cfg_watch;  /* the configuration's folder (ConfigMap updates) */
+    char cfg_sig[65];              /* SHA-256 of the configuration file last loaded */
     int64_t start_time; /* wall seconds */
     uint64_t reloads, reload_failures;
     bool stopping; /* SIGTERM seen: no new issuance */

@@ -62,28 +62,35 @@ static int make_issuer(const struct ag_issuer_cfg *ic, struct ag_issuer **out,
     return ag_issuer_cfssl_new(&co, out, eb);
 }
 
+void ag_ident_params_init(struct ag_ident_params *p, const struct ag_config *c,
+                          const struct ag_identity_cfg *ic)
+{
+    *p = (struct ag_ident_params){
+        .env = c->env,
+        .product = ic->product,
+        .trust_domain = c->trust_domain,
+        .output_dir = c->output_dir,
+        .cn_template = c->cn_template,
+        .subject = &c->subject,
+        .key_type = ic->key_type,
+        .validity_ms = ic->validity,
+        .server = ic->server,
+        .dns = (const char *const *)ic->dns,
+        .n_dns = ic->n_dns,
+        .ips = (const char *const *)ic->ip,
+        .n_ips = ic->n_ip,
+    };
+}
+
 static int make_idents(const struct ag_config *c, struct ag_gen *g, struct duet_errbuf *eb)
 {
     g->ids = duet_calloc(c->n_identities, sizeof(*g->ids));
     if (!g->ids)
         return duet_errf(eb, DUET_ENOMEM, "out of memory");
     for (size_t i = 0; i < c->n_identities; i++) {
-        const struct ag_identity_cfg *ic = &c->identities[i];
-        const struct ag_ident_params p = {
-            .env = c->env,
-            .product = ic->product,
-            .trust_domain = c->trust_domain,
-            .output_dir = c->output_dir,
-            .cn_template = c->cn_template,
-            .subject = &c->subject,
-            .key_type = ic->key_type,
-            .validity_ms = ic->validity,
-            .server = ic->server,
-            .dns = (const char *const *)ic->dns,
-            .n_dns = ic->n_dns,
-            .ips = (const char *const *)ic->ip,
-            .n_ips = ic->n_ip,
-        };
+        struct ag_ident_params p;
+
+        ag_ident_params_init(&p, c, &c->identities[i]);
         DUET_TRY(ag_ident_new(&p, &g->ids[i], eb));
         g->n_ids++;
     }
@@ -107,7 +114,10 @@ int ag_gen_load(const char *path, struct ag_gen **out, struct duet_errbuf *eb)
         ag_err_prefix(eb, rc, path);
         goto fail;
     }
-    DUET_TRY_GOTO(make_idents(gp->cfg, g, eb), rc, fail);
+    g->cfg = gp->cfg;
+    /* With "csi", identities are the products pods may be granted, not folders. */
+    if (!gp->cfg->csi)
+        DUET_TRY_GOTO(make_idents(gp->cfg, g, eb), rc, fail);
     g->pol.renew_before_ms = gp->cfg->renew_before;
     g->pol.key_group = gp->cfg->key_group < 0 ? (gid_t)-1 : (gid_t)gp->cfg->key_group;
     g->status_listen = gp->cfg->status_listen;

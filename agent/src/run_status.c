@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "csi.h"
 #include "run.h"
 
 #include "duet/clock.h"
@@ -30,6 +31,8 @@ static void readyz(const struct ag_run *r, struct duet_status_reply *rep)
             duet_status_reply_printf(rep, "not ready: %s\n", id->name);
         }
     }
+    if (r->csi && !ag_csi_readyz(r->csi, rep))
+        ok = false;
     rep->status = ok ? 200 : 503;
     if (ok)
         duet_status_reply_printf(rep, "ready\n");
@@ -101,6 +104,8 @@ static void metrics(const struct ag_run *r, struct duet_status_reply *rep)
                              "duet_agent_reload_failures_total %llu\n",
                              (long long)r->start_time, r->gen->n_ids,
                              (unsigned long long)r->reloads, (unsigned long long)r->reload_failures);
+    if (r->csi)
+        ag_csi_metrics(r->csi, rep);
 }
 
 void ag_status_handle(const char *path, struct duet_status_reply *rep, void *arg)

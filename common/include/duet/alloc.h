@@ -16,6 +16,8 @@ void *duet_calloc(size_t nmemb, size_t size) DUET_MUST_CHECK;
 void *duet_realloc(void *p, size_t n) DUET_MUST_CHECK;
 char *duet_strdup(const char *s) DUET_MUST_CHECK;
 char *duet_strndup(const char *s, size_t n) DUET_MUST_CHECK;
+/* A new string formatted like printf; NULL when out of memory. */
+char *duet_strdupf(const char *fmt, ...) DUET_PRINTF(1, 2) DUET_MUST_CHECK;
 void duet_free(void *p);
 
 /* Free and reset the pointer, so no reachable pointer points at freed memory. */
