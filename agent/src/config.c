@@ -158,6 +158,8 @@ static const struct duet_cfg_field csi_fields[] = {
      .min = 1, .max = 100000, .def_int = 512},
     {.name = "tmpfs_size_mb", .type = DUET_CFG_INT,
      .offset = offsetof(struct ag_csi_cfg, tmpfs_size_mb), .min = 1, .max = 4096, .def_int = 64},
+    {.name = "key_pool", .type = DUET_CFG_INT, .offset = offsetof(struct ag_csi_cfg, key_pool),
+     .min = 0, .max = 4096, .def_int = 32},
     {.name = "bindings", .type = DUET_CFG_OBJECTS, .offset = offsetof(struct ag_csi_cfg, bindings),
      .count_offset = offsetof(struct ag_csi_cfg, n_bindings), .max = 100000,
      .sub = &binding_table},

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "identity.h"
+#include "keypool.h"
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
@@ -319,15 +320,16 @@ out:
 }
 
 /* The key and CSR for this attempt: the pending pair of a failed one, or new. */
-static int pending_pair(struct ag_ident *id, struct duet_errbuf *eb)
+static int pending_pair(struct ag_ident *id, const struct ag_policy *pol, struct duet_errbuf *eb)
 {
     if (id->pending_key && id->pending_csr)
         return 0;
     duet_csr_free(id->pending_csr);
     duet_key_free(id->pending_key);
     id->pending_csr = NULL;
-    id->pending_key = NULL;
-    DUET_TRY(duet_key_generate(id->key_type, &id->pending_key, eb));
+    id->pending_key = ag_keypool_take(pol->keys, id->key_type);
+    if (!id->pending_key)
+        DUET_TRY(duet_key_generate(id->key_type, &id->pending_key, eb));
     return duet_csr_build(id->pending_key, &id->subject, &id->sans, &id->pending_csr, eb);
 }
 
@@ -342,7 +344,7 @@ int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_po
 
     if (!info)
         return duet_errf(eb, DUET_ENOMEM, "out of memory");
-    DUET_TRY_GOTO(pending_pair(id, eb), rc, out);
+    DUET_TRY_GOTO(pending_pair(id, pol, eb), rc, out);
     const struct ag_issue_req req = {
         .csr = id->pending_csr,
         .subject = &id->subject,

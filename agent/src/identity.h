@@ -20,6 +20,8 @@
 #include "duet/err.h"
 #include "duet/pki.h"
 
+struct ag_keypool;
+
 /* What a certificate must carry to be published or kept. */
 struct ag_set_expect {
     const struct duet_subject *subject; /* every field, CN included */
@@ -117,6 +119,7 @@ void ag_ident_carry(struct ag_ident *n, const struct ag_ident *o);
 struct ag_policy {
     int64_t renew_before_ms; /* 0: the 70-90% rule */
     gid_t key_group;         /* (gid_t)-1: none */
+    struct ag_keypool *keys; /* borrowed; NULL: every key is generated when needed */
 };
 
 /*

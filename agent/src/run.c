@@ -27,11 +27,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "config.h"
 #include "csi.h"
+#include "keypool.h"
 #include "run.h"
 
 #include "duet/alloc.h"
@@ -328,6 +330,7 @@ static void on_hup(struct duet_loop *loop, void *arg)
     if ((g->status_listen == NULL) != (r->gen->status_listen == NULL) ||
         (g->status_listen && strcmp(g->status_listen, r->gen->status_listen) != 0))
         duet_log(DUET_LOG_WARN, "agent", "msg=\"status_listen changes need a restart\"");
+    g->pol.keys = r->keys;
     carry_over(r->gen, g);
     for (size_t i = 0; i < g->n_ids; i++)
         g->ids[i]->sig_valid = false; /* re-read everything once */
@@ -444,6 +447,28 @@ static void check_ready(struct ag_gen *g)
         duet_log(DUET_LOG_INFO, "agent", "issuer=%s msg=\"issuer ready\"", g->issuer->ops->name);
 }
 
+/*
+ * CSI volumes are made on demand, many at once when a node starts its pods:
+ * keep keys of every configured type ready (threads start after the loop
+ * blocked its signals, so they never take one).
+ */
+static int start_key_pool(struct ag_run *r, struct duet_errbuf *eb)
+{
+    const struct ag_config *c = r->gen->cfg;
+    enum duet_key_type types[16];
+    size_t n = 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (c->csi->key_pool == 0)
+        return 0;
+    for (size_t i = 0; i < c->n_identities && n < DUET_ARRAY_SIZE(types); i++)
+        types[n++] = c->identities[i].key_type;
+    DUET_TRY(ag_keypool_new(types, n, (unsigned)c->csi->key_pool,
+                            cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned)cpus, &r->keys, eb));
+    r->gen->pol.keys = r->keys;
+    return 0;
+}
+
 static int start(struct ag_run *r, struct duet_errbuf *eb)
 {
     DUET_TRY(duet_loop_new(&r->loop));
@@ -457,8 +482,10 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
         DUET_TRY(duet_status_http_new(r->loop, r->gen->status_listen, NULL, ag_status_handle, r,
                                       &r->status, eb));
     check_ready(r->gen);
-    if (r->gen->cfg->csi)
+    if (r->gen->cfg->csi) {
+        DUET_TRY(start_key_pool(r, eb));
         DUET_TRY(ag_csi_start(r->loop, r->gen, &r->eval, &r->csi, eb));
+    }
     adopt_disk_sets(r->gen);
     watch_folders(r, r->gen);
     watch_config(r);
@@ -481,6 +508,8 @@ static void stop(struct ag_run *r)
     }
     ag_gen_free(r->gen); /* its folder watches live on the loop */
     r->gen = NULL;
+    ag_keypool_free(r->keys);
+    r->keys = NULL;
     duet_loop_free(r->loop);
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "csi.h"
+#include "keypool.h"
 #include "run.h"
 
 #include "duet/clock.h"
@@ -106,6 +107,10 @@ static void metrics(const struct ag_run *r, struct duet_status_reply *rep)
                              (unsigned long long)r->reloads, (unsigned long long)r->reload_failures);
     if (r->csi)
         ag_csi_metrics(r->csi, rep);
+    if (r->keys)
+        duet_status_reply_printf(rep, "# HELP duet_agent_keys_ready private keys made ahead for "
+                                 "new volumes\n# TYPE duet_agent_keys_ready gauge\n"
+                                 "duet_agent_keys_ready %zu\n", ag_keypool_ready(r->keys));
 }
 
 void ag_status_handle(const char *path, struct duet_status_reply *rep, void *arg)

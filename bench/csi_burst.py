@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: Apache-2.0
+"""110 pods at once: the CSI publish path under kubelet's default maxPods burst.
+
+Runs inside a private mount namespace (bench/csi-burst makes it). Starts the
+agent, waits until its key pool is full (or stops growing), then sends N
+concurrent NodePublishVolume calls over one channel, as kubelet does, and
+reports when each identity was on disk (the call returned OK and tls.crt is
+readable through the bind mount): p50, p99 and the last, from the first
+call sent. Then unpublishes everything.
+
+usage: csi_burst.py AGENT PROTOSET CONFIG WORKDIR STATUS_PORT N LABEL
+"""
+import concurrent.futures
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+AGENT, PROTOSET, CONFIG, T, PORT, N, LABEL = sys.argv[1:8]
+N = int(N)
+REG = f"{T}/plugins_registry/duet.example.org-reg.sock"
+EP = f"{T}/plugins/duet.example.org/csi.sock"
+CTX = "csi.storage.k8s.io/"
+
+pool = descriptor_pool.DescriptorPool()
+for f in descriptor_pb2.FileDescriptorSet.FromString(open(PROTOSET, "rb").read()).file:
+    pool.Add(f)
+
+
+def msg(name):
+    d = pool.FindMessageTypeByName(name)
+    if hasattr(message_factory, "GetMessageClass"):
+        return message_factory.GetMessageClass(d)
+    return message_factory.MessageFactory(pool).GetPrototype(d)
+
+
+def metric(name):
+    try:
+        with socket.create_connection(("127.0.0.1", int(PORT)), timeout=2) as s:
+            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        m = re.search(rf"^{name} (\d+)", out.decode(), re.M)
+        return int(m.group(1)) if m else None
+    except OSError:
+        return None
+
+
+def main():
+    log = open(f"{T}/agent-{LABEL}.log", "ab")
+    agent = subprocess.Popen([AGENT, "run", "--config", CONFIG], stdout=log, stderr=log)
+    try:
+        run(agent)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+
+
+def run(agent):
+    deadline = time.time() + 120
+    while not os.path.exists(REG) or not os.path.exists(EP):
+        if agent.poll() is not None or time.time() > deadline:
+            sys.exit(f"agent did not start ({LABEL})")
+        time.sleep(0.1)
+    # Let the pool fill: stop when it holds what was asked or stops growing for 2 s.
+    last, since = -1, time.time()
+    while time.time() < deadline:
+        ready = metric("duet_agent_keys_ready")
+        if ready is None:
+            break  # pool disabled
+        if ready != last:
+            last, since = ready, time.time()
+        elif time.time() - since > 2:
+            break
+        time.sleep(0.2)
+    R = msg("csi.v1.NodePublishVolumeRequest")
+    reqs = []
+    for i in range(N):
+        d = f"{T}/pods/uid-{i}/volumes/kubernetes.io~csi/id"
+        os.makedirs(d, exist_ok=True)
+        r = R(volume_id=f"v{i}", target_path=f"{d}/mount", readonly=True)
+        r.volume_capability.mount.volume_mount_group = "65532"
+        r.volume_capability.access_mode.mode = 2
+        for k, v in (("pod.name", f"p{i}"), ("pod.namespace", "duet-demo"), ("pod.uid", f"uid-{i}"),
+                     ("serviceAccount.name", "client-a"), ("ephemeral", "true")):
+            r.volume_context[CTX + k] = v
+        reqs.append(r)
+    ch = grpc.insecure_channel(f"unix://{EP}")
+    pub = ch.unary_unary("/csi.v1.Node/NodePublishVolume", request_serializer=lambda m: m.SerializeToString(),
+                         response_deserializer=msg("csi.v1.NodePublishVolumeResponse").FromString)
+    unpub = ch.unary_unary("/csi.v1.Node/NodeUnpublishVolume",
+                           request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=msg("csi.v1.NodeUnpublishVolumeResponse").FromString)
+    grpc.channel_ready_future(ch).result(timeout=10)
+    t0 = time.monotonic()
+
+    def one(r):
+        pub(r, timeout=120)
+        with open(f"{r.target_path}/tls.crt") as f:
+            assert "BEGIN CERTIFICATE" in f.read()
+        return time.monotonic() - t0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=N) as ex:
+        times = sorted(ex.map(one, reqs))
+    U = msg("csi.v1.NodeUnpublishVolumeRequest")
+    for r in reqs:
+        unpub(U(volume_id=r.volume_id, target_path=r.target_path), timeout=60)
+    ch.close()
+    p = lambda q: times[min(len(times) - 1, int(q * len(times)))]
+    print(f"{LABEL}: pods={N} keys_ready_before={max(last, 0)} p50={p(0.5):.3f}s "
+          f"p99={p(0.99):.3f}s last={times[-1]:.3f}s")
+
+
+if __name__ == "__main__":
+    main()
