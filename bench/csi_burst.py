@@ -19,24 +19,17 @@ import sys
 import time
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../scripts/lib"))
+from csi_client import Csi, kubelet_target  # noqa: E402
 
 AGENT, PROTOSET, CONFIG, T, PORT, N, LABEL = sys.argv[1:8]
 N = int(N)
 REG = f"{T}/plugins_registry/duet.example.org-reg.sock"
 EP = f"{T}/plugins/duet.example.org/csi.sock"
-CTX = "csi.storage.k8s.io/"
 
-pool = descriptor_pool.DescriptorPool()
-for f in descriptor_pb2.FileDescriptorSet.FromString(open(PROTOSET, "rb").read()).file:
-    pool.Add(f)
-
-
-def msg(name):
-    d = pool.FindMessageTypeByName(name)
-    if hasattr(message_factory, "GetMessageClass"):
-        return message_factory.GetMessageClass(d)
-    return message_factory.MessageFactory(pool).GetPrototype(d)
+CSI = Csi(PROTOSET)
+msg = CSI.msg
 
 
 def metric(name):
@@ -79,18 +72,8 @@ def run(agent):
         elif time.time() - since > 2:
             break
         time.sleep(0.2)
-    R = msg("csi.v1.NodePublishVolumeRequest")
-    reqs = []
-    for i in range(N):
-        d = f"{T}/pods/uid-{i}/volumes/kubernetes.io~csi/id"
-        os.makedirs(d, exist_ok=True)
-        r = R(volume_id=f"v{i}", target_path=f"{d}/mount", readonly=True)
-        r.volume_capability.mount.volume_mount_group = "65532"
-        r.volume_capability.access_mode.mode = 2
-        for k, v in (("pod.name", f"p{i}"), ("pod.namespace", "duet-demo"), ("pod.uid", f"uid-{i}"),
-                     ("serviceAccount.name", "client-a"), ("ephemeral", "true")):
-            r.volume_context[CTX + k] = v
-        reqs.append(r)
+    reqs = [CSI.publish_req(f"v{i}", kubelet_target(f"{T}/pods", f"uid-{i}"), "duet-demo",
+                            f"p{i}", f"uid-{i}", "client-a") for i in range(N)]
     ch = grpc.insecure_channel(f"unix://{EP}")
     pub = ch.unary_unary("/csi.v1.Node/NodePublishVolume", request_serializer=lambda m: m.SerializeToString(),
                          response_deserializer=msg("csi.v1.NodePublishVolumeResponse").FromString)

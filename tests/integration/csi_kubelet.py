@@ -20,26 +20,23 @@ import threading
 import time
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/lib"))
+from csi_client import Csi, kubelet_target  # noqa: E402
 
 AGENT, SIDECAR, PROTOSET, CONFIG, T, STATUS_PORT = sys.argv[1:7]
 DRIVER = "duet.example.org"
 REG = f"{T}/plugins_registry/{DRIVER}-reg.sock"
 PODS = f"{T}/pods"
 STATE = f"{T}/state"
-CTX = "csi.storage.k8s.io/"
 
-pool = descriptor_pool.DescriptorPool()
-for f in descriptor_pb2.FileDescriptorSet.FromString(open(PROTOSET, "rb").read()).file:
-    pool.Add(f)
-_factory = message_factory.MessageFactory(pool)
-
-
-def msg(name):
-    desc = pool.FindMessageTypeByName(name)
-    if hasattr(message_factory, "GetMessageClass"):
-        return message_factory.GetMessageClass(desc)
-    return _factory.GetPrototype(desc)
+CSI = Csi(PROTOSET)
+msg = CSI.msg
+rpc = CSI.call
+rpc_err = CSI.call_status
+publish_req = CSI.publish_req
+publish = CSI.publish
+unpublish = CSI.unpublish
 
 
 def fail(why):
@@ -50,21 +47,6 @@ def fail(why):
 def check(cond, why):
     if not cond:
         fail(why)
-
-
-def rpc(sock, method, req, resp_type, timeout=60):
-    with grpc.insecure_channel(f"unix://{sock}") as ch:
-        call = ch.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
-                              response_deserializer=msg(resp_type).FromString)
-        return call(req, timeout=timeout)
-
-
-def rpc_err(sock, method, req, resp_type):
-    try:
-        rpc(sock, method, req, resp_type)
-    except grpc.RpcError as e:
-        return e.code(), e.details()
-    return grpc.StatusCode.OK, ""
 
 
 # ---- the agent ------------------------------------------------------------------
@@ -114,36 +96,7 @@ def mounts_below(prefix):
 
 
 def target_of(uid, vol="duet-identity"):
-    d = f"{PODS}/{uid}/volumes/kubernetes.io~csi/{vol}"
-    os.makedirs(d, exist_ok=True)  # kubelet makes the parent; the plugin makes the target
-    return f"{d}/mount"
-
-
-def publish_req(vid, target, ns, pod, uid, sa, product=None, group="65532", podinfo=True):
-    R = msg("csi.v1.NodePublishVolumeRequest")
-    req = R(volume_id=vid, target_path=target, readonly=True)
-    req.volume_capability.mount.fs_type = ""
-    if group is not None:
-        req.volume_capability.mount.volume_mount_group = group
-    req.volume_capability.access_mode.mode = 2  # SINGLE_NODE_READER_ONLY
-    if podinfo:
-        req.volume_context[CTX + "pod.name"] = pod
-        req.volume_context[CTX + "pod.namespace"] = ns
-        req.volume_context[CTX + "pod.uid"] = uid
-        req.volume_context[CTX + "serviceAccount.name"] = sa
-        req.volume_context[CTX + "ephemeral"] = "true"
-    if product:
-        req.volume_context["product"] = product
-    return req
-
-
-def publish(ep, req):
-    return rpc_err(ep, "/csi.v1.Node/NodePublishVolume", req, "csi.v1.NodePublishVolumeResponse")
-
-
-def unpublish(ep, vid, target):
-    req = msg("csi.v1.NodeUnpublishVolumeRequest")(volume_id=vid, target_path=target)
-    return rpc_err(ep, "/csi.v1.Node/NodeUnpublishVolume", req, "csi.v1.NodeUnpublishVolumeResponse")
+    return kubelet_target(PODS, uid, vol)
 
 
 def openssl(*args, data=None):
