@@ -84,7 +84,7 @@ e2e_manifests_copy "$tmp"
 m=$tmp/manifests
 case "${DUET_E2E_MUTATE:-}" in
 "") ;;
-sidecar-mount) sed -i 's|/var/lib/duet/dev/productA|/var/lib/duet/dev/product-a|' "$m/examples/client-a.yaml" ;;
+sidecar-mount) sed -i 's|/var/lib/duet/dev/productA|/var/lib/duet/dev/product-a|' "$m/overlays/local/examples-hostpath.yaml" ;;
 agent-output) sed -i 's|"output_dir": "/var/lib/duet"|"output_dir": "/var/lib/duet/out"|' \
     "$m/overlays/local/agent.json" ;;
 *) e2e_fail "unknown DUET_E2E_MUTATE=$DUET_E2E_MUTATE" ;;
