@@ -89,8 +89,8 @@ prefuse "an example on hostPath" "hostPath volume" \
     's|- csi:\n\s+driver: duet.example.org\n\s+readOnly: true\n\s+volumeAttributes:\n\s+product: productB|- hostPath:\n          path: /var/lib/duet/dev/productB|'
 prefuse "a container allowed to escalate" "allowPrivilegeEscalation is not false" \
     's/allowPrivilegeEscalation: false/allowPrivilegeEscalation: true/'
-prefuse "a sidecar without seccomp" "seccompProfile is unset" \
-    's/(client-a\n(?:.*\n)*?)\s+seccompProfile:\n\s+type: RuntimeDefault\n/$1\n/'
+prefuse "a pod without seccomp" "container app seccompProfile is unset" \
+    's/(\n      securityContext:\n(?:        .*\n)*?)        seccompProfile:\n          type: RuntimeDefault\n/$1/'
 prefuse "pods' folder not Bidirectional" "the pods' folder" \
     's|(mountPath: /var/lib/kubelet/pods\n\s+mountPropagation: )Bidirectional|${1}HostToContainer|'
 prefuse "state_dir elsewhere than the agent's tmpfs mount" "csi.state_dir" \
@@ -101,6 +101,133 @@ prefuse "CSIDriver without pod info" "wrong podInfoOnMount" \
     's/podInfoOnMount: true/podInfoOnMount: false/'
 prefuse "an unknown product" "names no product the agent knows" \
     's/(volumeAttributes:\n\s+product: )productB/${1}productZ/'
+
+# components/sidecar on workloads of every kind it serves, beside one it must
+# leave alone (no label): rendered with and without the component, schema-
+# validated, and compared.
+ct=$tmp/manifests/component-test
+mkdir -p "$ct/with" "$ct/without" "$ct/workloads"
+printf 'resources: [workloads.yaml]\n' >"$ct/workloads/kustomization.yaml"
+cat >"$ct/workloads/workloads.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: labelled-deploy
+  labels: {duet.example.org/inject: "true"}
+  annotations: {duet.example.org/product: productB}
+spec:
+  selector: {matchLabels: {app: d}}
+  template:
+    metadata:
+      labels: {app: d}
+      annotations: {duet.example.org/outbound: "127.0.0.1:15001=up:8443 127.0.0.1:15002=other:8443"}
+    spec:
+      initContainers:
+      - {name: setup, image: busybox, command: ["true"]}
+      containers:
+      - {name: app, image: busybox}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: labelled-sts
+  labels: {duet.example.org/inject: "true"}
+spec:
+  serviceName: s
+  selector: {matchLabels: {app: s}}
+  template:
+    metadata:
+      labels: {app: s}
+      annotations: {duet.example.org/inbound: "0.0.0.0:8443=127.0.0.1:8080,allow-cn=dev.productA.dev"}
+    spec:
+      containers:
+      - {name: app, image: busybox}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: labelled-ds
+  labels: {duet.example.org/inject: "true"}
+  annotations: {duet.example.org/product: resource}
+spec:
+  selector: {matchLabels: {app: ds}}
+  template:
+    metadata: {labels: {app: ds}}
+    spec:
+      containers:
+      - {name: app, image: busybox}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: labelled-job
+  labels: {duet.example.org/inject: "true"}
+  annotations: {duet.example.org/product: productA}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: app, image: busybox}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: unlabelled
+  annotations: {duet.example.org/product: productA}
+spec:
+  selector: {matchLabels: {app: u}}
+  template:
+    metadata: {labels: {app: u}}
+    spec:
+      containers:
+      - {name: app, image: busybox}
+YAML
+printf 'resources: [../workloads]\ncomponents: [../../components/sidecar]\n' >"$ct/with/kustomization.yaml"
+printf 'resources: [../workloads]\n' >"$ct/without/kustomization.yaml"
+if kubectl kustomize "$ct/with" >"$tmp/component.yaml" 2>"$tmp/component.err" &&
+    kubectl kustomize "$ct/without" >"$tmp/nocomponent.yaml" 2>>"$tmp/component.err"; then
+    if out=$(e2e_validate "$tmp/component.yaml" 2>&1); then
+        ok "components/sidecar: $(tail -1 <<<"$out")"
+    else
+        bad "components/sidecar: $out"
+    fi
+    if out=$(E2E_TOOLS=$e2e_tools node --input-type=module - "$tmp/component.yaml" "$tmp/nocomponent.yaml" 2>&1 <<'JS'
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+const require = createRequire(process.env.E2E_TOOLS + "/");
+const yaml = require("js-yaml");
+const load = (f) => new Map(yaml.loadAll(readFileSync(f, "utf8")).map((d) => [d.metadata.name, d]));
+const [w, wo] = process.argv.slice(2).map(load);
+const want = { "labelled-deploy": "productB", "labelled-sts": undefined, "labelled-ds": "resource",
+    "labelled-job": "productA" };
+const errs = [];
+for (const [name, product] of Object.entries(want)) {
+    const s = w.get(name).spec.template.spec;
+    const sc = (s.initContainers ?? []).find((c) => c.name === "duet-sidecar");
+    const vol = (s.volumes ?? []).find((v) => v.name === "duet-identity");
+    if (!sc || sc.restartPolicy !== "Always" || s.initContainers[0] !== sc)
+        errs.push(`${name}: no native sidecar first among the init containers`);
+    if (!vol || vol.csi?.driver !== "duet.example.org" || vol.csi.volumeAttributes?.product !== product)
+        errs.push(`${name}: identity volume ${JSON.stringify(vol)}, want product ${product}`);
+    if (s.securityContext?.fsGroup === undefined)
+        errs.push(`${name}: no fsGroup`);
+    if (JSON.stringify(s.containers) !== JSON.stringify(wo.get(name).spec.template.spec.containers))
+        errs.push(`${name}: the application's containers changed`);
+}
+if (JSON.stringify(w.get("unlabelled")) !== JSON.stringify(wo.get("unlabelled")))
+    errs.push("unlabelled: changed by the component");
+console.log(errs.length ? errs.join("\n") : "4 labelled workloads injected, the unlabelled one unchanged");
+process.exit(errs.length ? 1 : 0);
+JS
+    ); then
+        ok "components/sidecar: $out"
+    else
+        bad "components/sidecar: $out"
+    fi
+else
+    bad "components/sidecar: kubectl kustomize: $(cat "$tmp/component.err")"
+fi
 
 [ "$fails" -eq 0 ] || e2e_fail "$fails check(s) failed"
 echo "manifests: all checks passed"
