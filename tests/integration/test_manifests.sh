@@ -54,9 +54,9 @@ refuse "missing container name" '0,/ name: agent$/s// nam: agent/'
 # hostPaths under output_dir, key_group = the pods' groups). local is the
 # folder-mode overlay (podman has no CSI); every other overlay is CSI.
 policy_mode() { [ "$1" = local ] && echo folder || echo csi; }
-policy() { # policy MODE FILE
+policy() { # policy MODE FILE (the examples' client-c must be refused)
     local args=(--mode "$1")
-    [ "$1" = csi ] && args+=(--denied duet-demo/client-c/productA)
+    [ "$1" = csi ] && grep -q '^  name: client-c$' "$2" && args+=(--denied duet-demo/client-c/productA)
     node "$e2e_tools/k8s-policy.mjs" "${args[@]}" "$2"
 }
 for o in $overlays; do
@@ -68,8 +68,23 @@ for o in $overlays; do
     fi
 done
 
+# Each overlay names its images: kind and local the tag `dev` they build and
+# load (IfNotPresent), production a registry and a digest, always pulled.
+for o in $overlays; do
+    imgs=$(awk '$1 == "image:" {print $2}' "$tmp/$o.yaml" | sort -u | tr '\n' ' ')
+    pol=$(awk '$1 == "imagePullPolicy:" {print $2}' "$tmp/$o.yaml" | sort -u | tr '\n' ' ')
+    case "$o" in
+    production) want_img='^registry\.example\.org/duet/[a-z-]+@sha256:[0-9a-f]{64}$' want_pol="Always " ;;
+    *) want_img='^duet(-demo|-cfssl)?:dev$' want_pol="IfNotPresent " ;;
+    esac
+    badimg=$(tr ' ' '\n' <<<"$imgs" | grep -v '^$' | grep -Ev "$want_img")
+    [ -z "$badimg" ] && [ "$pol" = "$want_pol" ] && ok "overlays/$o: images $imgs($pol)" ||
+        bad "overlays/$o: images $imgs, pull policies $pol"
+done
+
 # ...and the policy check is not a rubber stamp either: each break of the
-# kind rendering below must be refused, naming the rule.
+# kind rendering below must be refused, naming the rule (among them: the CA
+# key reaching the agents, and a key beside its passphrase).
 # prefuse NAME EXPECT PERL-EXPR: the kind rendering, edited, must fail with EXPECT.
 prefuse() {
     perl -0pe "$3" "$tmp/kind.yaml" >"$tmp/pbroken.yaml"
@@ -99,6 +114,11 @@ prefuse "client-c bound to productA" "refuses nothing" \
     's|"service_account": "resource"|"service_account": "client-c", "products": ["productA"]}, {"namespace": "duet-demo", "service_account": "resource"|'
 prefuse "CSIDriver without pod info" "wrong podInfoOnMount" \
     's/podInfoOnMount: true/podInfoOnMount: false/'
+cakey=$(grep -o -m1 'duet-ca-key-[a-z0-9]*' "$tmp/kind.yaml")
+prefuse "the CA key mounted into the agent" "which holds a private key" \
+    "s/secretName: duet-agent-auth-[a-z0-9]+/secretName: $cakey/"
+prefuse "the CA key beside its passphrase" "and passphrase passphrase together" \
+    's/(\n  ca.key: )/\n  passphrase: eA==$1/'
 prefuse "an unknown product" "names no product the agent knows" \
     's/(volumeAttributes:\n\s+product: )productB/${1}productZ/'
 

@@ -5,6 +5,9 @@
 //   all modes  every workload in a namespace labelled PodSecurity
 //              `restricted` (enforce) meets that profile (the checks of
 //              Kubernetes' pod-security admission, "restricted" level);
+//              no Secret holds a private key beside a passphrase; the agent
+//              DaemonSet reads (volumes, env) no Secret or ConfigMap that
+//              holds a private key: the CA key is the signer's alone;
 //   --mode csi the CSIDriver is as the agent implements it (DESIGN.md
 //              "Kubernetes"); the agent DaemonSet is a CSI node plugin with
 //              the paths of its own agent.json and is the only privileged
@@ -193,8 +196,16 @@ function checkCsi(docs, o, r) {
         const s = podSpecOf(d);
         const ns = d.metadata.namespace ?? "default";
         const enforce = nsLabels.get(ns)?.["pod-security.kubernetes.io/enforce"];
-        r.check(enforce === "restricted", `${id(d)}: namespace ${ns} enforces restricted`,
-            `${id(d)}: namespace ${ns} enforces ${enforce ?? "nothing (no Namespace object)"}, want restricted`);
+        if (ns === agent.ds.metadata.namespace) {
+            /* duet-system must allow the agent; what else runs there (the
+             * signer) still meets restricted. */
+            const v = restrictedViolations(s);
+            r.check(v.length === 0, `${id(d)}: beside the agent, meets PodSecurity restricted`,
+                `${id(d)}: beside the agent, PodSecurity restricted would refuse it: ${v.join("; ")}`);
+        } else {
+            r.check(enforce === "restricted", `${id(d)}: namespace ${ns} enforces restricted`,
+                `${id(d)}: namespace ${ns} enforces ${enforce ?? "nothing (no Namespace object)"}, want restricted`);
+        }
         const hp = (s.volumes ?? []).filter((v) => v.hostPath);
         r.check(hp.length === 0, `${id(d)}: no hostPath`, `${id(d)}: hostPath volume ${hp.map((v) => v.name)}`);
         for (const v of (s.volumes ?? []).filter((x) => x.csi)) {
@@ -248,6 +259,77 @@ function checkFolder(docs, r) {
     }
 }
 
+const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+const PASSPHRASE_NAME = /pass(phrase|word)?|pin/i;
+
+// secretValues: a Secret's or ConfigMap's entries, decoded.
+function dataOf(d) {
+    const out = {};
+    for (const [k, v] of Object.entries(d.data ?? {}))
+        out[k] = d.kind === "Secret" ? Buffer.from(String(v).replace(/\s/g, ""), "base64").toString("latin1") : String(v);
+    for (const [k, v] of Object.entries(d.stringData ?? {}))
+        out[k] = String(v);
+    for (const [k, v] of Object.entries(d.binaryData ?? {}))
+        out[k] = Buffer.from(String(v), "base64").toString("latin1");
+    return out;
+}
+
+// mountedObjects: the Secrets and ConfigMaps a pod spec reads (volumes,
+// projected volumes, env, envFrom), as "Secret/name" or "ConfigMap/name".
+function mountedObjects(s) {
+    const refs = new Set();
+    for (const v of s.volumes ?? []) {
+        if (v.secret) refs.add(`Secret/${v.secret.secretName}`);
+        if (v.configMap) refs.add(`ConfigMap/${v.configMap.name}`);
+        for (const src of v.projected?.sources ?? []) {
+            if (src.secret) refs.add(`Secret/${src.secret.name}`);
+            if (src.configMap) refs.add(`ConfigMap/${src.configMap.name}`);
+        }
+    }
+    for (const c of allContainers(s)) {
+        for (const e of c.env ?? []) {
+            if (e.valueFrom?.secretKeyRef) refs.add(`Secret/${e.valueFrom.secretKeyRef.name}`);
+            if (e.valueFrom?.configMapKeyRef) refs.add(`ConfigMap/${e.valueFrom.configMapKeyRef.name}`);
+        }
+        for (const e of c.envFrom ?? []) {
+            if (e.secretRef) refs.add(`Secret/${e.secretRef.name}`);
+            if (e.configMapRef) refs.add(`ConfigMap/${e.configMapRef.name}`);
+        }
+    }
+    return refs;
+}
+
+// checkKeys: no Secret holds a private key beside a passphrase, and the
+// agent DaemonSet reads no object that holds a private key (the CA key
+// lives in the signing service only).
+function checkKeys(docs, r) {
+    const objs = new Map();
+    for (const d of docs.filter((x) => x.kind === "Secret" || x.kind === "ConfigMap")) {
+        objs.set(`${d.metadata.namespace ?? "default"}/${d.kind}/${d.metadata.name}`, d);
+        const data = dataOf(d);
+        const keys = Object.keys(data).filter((k) => PRIVATE_KEY.test(data[k]));
+        const pass = Object.keys(data).filter((k) => PASSPHRASE_NAME.test(k));
+        if (d.kind === "Secret" || keys.length)
+            r.check(!(keys.length && pass.length), `${id(d)}: no private key beside a passphrase`,
+                `${id(d)}: holds private key ${keys} and passphrase ${pass} together`);
+    }
+    const agent = agentOf(docs, r);
+    if (!agent)
+        return;
+    const ns = agent.ds.metadata.namespace ?? "default";
+    for (const ref of mountedObjects(agent.spec)) {
+        const d = objs.get(`${ns}/${ref}`);
+        if (!d) {
+            r.fail(`${id(agent.ds)}: reads ${ref}, which is not in the rendering`);
+            continue;
+        }
+        const data = dataOf(d);
+        const keys = Object.keys(data).filter((k) => PRIVATE_KEY.test(data[k]));
+        r.check(keys.length === 0, `${id(agent.ds)}: ${ref} holds no private key`,
+            `${id(agent.ds)}: reads ${ref}, which holds a private key (${keys})`);
+    }
+}
+
 function main() {
     const o = parseArgs(process.argv.slice(2));
     const docs = o.files.flatMap((f) => yaml.loadAll(readFileSync(f, "utf8")).filter(Boolean));
@@ -264,6 +346,7 @@ function main() {
         r.check(v.length === 0, `${id(d)}: meets PodSecurity restricted`,
             `${id(d)}: PodSecurity restricted would refuse it: ${v.join("; ")}`);
     }
+    checkKeys(docs, r);
     if (o.mode === "csi")
         checkCsi(docs, o, r);
     else

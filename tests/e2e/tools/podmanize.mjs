@@ -10,9 +10,9 @@
 //     chowns the node's /var/lib/duet, which the test does itself (podman
 //     4.3 races removing a finished init container: "cannot remove container
 //     ... as it is running");
-//   - Secret -> ConfigMap of the same name and decoded content, and secret
-//     volumes -> configMap volumes (kube play 4.3 mounts Secret data still
-//     base64-encoded);
+//   - Secret -> ConfigMap of the same name and decoded content, secret
+//     volumes -> configMap volumes and secretKeyRef env -> configMapKeyRef
+//     (kube play 4.3 mounts Secret data still base64-encoded);
 //   - env from the pod's own annotations or labels (downward API fieldRef
 //     metadata.annotations['k'] / metadata.labels['k'], as the sidecar
 //     component uses) -> the literal value from the pod template: kube play
@@ -78,6 +78,16 @@ function stripPodmanless(c) {
     return c;
 }
 
+// secretEnvToConfigMap: env from a Secret's key reads the ConfigMap that
+// stands in for that Secret.
+function secretEnvToConfigMap(c) {
+    for (const e of c.env ?? []) {
+        if (e.valueFrom?.secretKeyRef)
+            e.valueFrom = { configMapKeyRef: e.valueFrom.secretKeyRef };
+    }
+    return c;
+}
+
 function rebase(path, o) {
     if (path === o.nodeRootFrom || path.startsWith(o.nodeRootFrom + "/"))
         return o.nodeRoot + path.slice(o.nodeRootFrom.length);
@@ -106,7 +116,7 @@ function podSpec(spec, o, meta) {
     const sidecars = (s.initContainers ?? []).filter((c) => c.restartPolicy === "Always");
     for (const c of sidecars)
         delete c.restartPolicy;
-    s.containers = [...sidecars, ...s.containers].map(stripPodmanless)
+    s.containers = [...sidecars, ...s.containers].map(stripPodmanless).map(secretEnvToConfigMap)
         .map((c) => resolveFieldRefs(c, meta));
     delete s.initContainers;
     for (const v of s.volumes ?? []) {
@@ -123,10 +133,15 @@ function podSpec(spec, o, meta) {
     return s;
 }
 
+// mountedConfigMaps: the ConfigMaps a (converted) pod spec reads, through
+// volumes or env, each once: kube play finds them in the same file.
 function mountedConfigMaps(spec, byName) {
-    return (spec.volumes ?? [])
-        .filter((v) => v.configMap && byName.has(v.configMap.name))
-        .map((v) => byName.get(v.configMap.name));
+    const names = new Set((spec.volumes ?? []).filter((v) => v.configMap).map((v) => v.configMap.name));
+    for (const c of spec.containers)
+        for (const e of c.env ?? [])
+            if (e.valueFrom?.configMapKeyRef)
+                names.add(e.valueFrom.configMapKeyRef.name);
+    return [...names].filter((n) => byName.has(n)).map((n) => byName.get(n));
 }
 
 function main() {
