@@ -6,6 +6,8 @@
 #   docker build -t duet:dev .                      the daemons (default target)
 #   docker build --target demo -t duet-demo:dev .   busybox app + web server
 #                                                   for manifests/examples
+#   docker build --target cfssl -t duet-cfssl:dev . the environment's signing
+#                                                   service (manifests/signer)
 #
 # Stages: build (compile, run the unit tests: a failing test fails the image;
 # the unit tests drive real peers, hence openssl, curl and python3),
@@ -63,6 +65,20 @@ USER 65532:65532
 ENTRYPOINT ["/bin/busybox"]
 CMD ["httpd", "-f", "-v", "-p", "8080", "-h", "/srv/www"]
 
+# The environment's CA as one signing service (manifests/signer): Debian's
+# CFSSL 1.2, `cfssl serve`. It holds the CA key; the node agents do not.
+# Not built on `base`: it needs none of the daemons' libraries.
+FROM debian:${DEBIAN_RELEASE}-slim AS cfssl
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends golang-cfssl \
+ && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
+ && groupadd --gid 65532 duet \
+ && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin duet
+USER 65532:65532
+ENTRYPOINT ["/usr/bin/cfssl"]
+
+# The default target: keep it last.
 FROM base AS runtime
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="duet" \

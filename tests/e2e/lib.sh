@@ -34,10 +34,11 @@ e2e_agent_bin() {
 }
 
 # e2e_manifests_copy DIR: copies manifests/ to DIR/manifests with a fresh
-# EC CA in base/ca (EC: RSA-4096 keygen would cost seconds for nothing here).
+# EC CA in signer/ca and base/ca (EC: RSA-4096 keygen would cost seconds
+# for nothing here).
 e2e_manifests_copy() {
     cp -r "$e2e_src/manifests" "$1/manifests"
-    rm -f "$1/manifests/base/ca/"ca.* "$1/manifests/base/ca/passphrase"
+    find "$1/manifests/base/ca" "$1/manifests/signer/ca" -type f ! -name .gitignore -delete
     DUET_AGENT=$(e2e_agent_bin) "$e2e_src/scripts/make-ca-secret" \
         --manifests "$1/manifests" --key-type ec-p256 >/dev/null ||
         e2e_fail "make-ca-secret failed"

@@ -2,12 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 # End-to-end: the project's image and manifests, run by podman as a cluster
 # would run them (DESIGN.md "Kubernetes"), and checked from inside the pods.
-#  1. base images (cached) and `podman build` of the Dockerfile (both targets);
+#  1. base images (cached) and `podman build` of the Dockerfile (three targets);
 #  2. a CA per run, the local overlay rendered and schema-validated, then
 #     converted for podman 4.3 (tests/e2e/tools/podmanize.mjs says what and why);
-#  3. on a podman network made here (internal: no route out), the agent pod,
-#     then the resource, then clients A, B and C;
-#  4. checks: the agent publishes every identity with the agreed ownership
+#  3. on a podman network made here (internal: no route out), the signing
+#     service (CFSSL, the only holder of the CA key), the agent pod (folder
+#     mode, CFSSL issuer over HTTPS with its HMAC key), then the resource,
+#     then clients A, B and C;
+#  4. checks: the signer loaded the CA key; the agent holds no private key
+#     but its own and gets its certificates from the signer; it publishes
+#     every identity with the agreed ownership
 #     (uid 65532, tls.key 0640 group 65532); A and B get the resource's page
 #     through their sidecars; C is refused; every container runs as 65532;
 #     under a request loop, the agent rotates A's and the resource's
@@ -25,6 +29,7 @@ run_id=$$
 net=duet-e2e-$run_id
 image=localhost/duet:dev
 demo_image=localhost/duet-demo:dev
+cfssl_image=localhost/duet-cfssl:dev
 played=()   # podmanized files given to kube play, for kube down
 tmp=""
 
@@ -75,16 +80,19 @@ podman build --pull=never -q -t "$image" "$e2e_src" >"$tmp/build.log" 2>&1 ||
     { tail -40 "$tmp/build.log"; e2e_fail "podman build (runtime)"; }
 podman build --pull=never -q --target demo -t "$demo_image" "$e2e_src" >>"$tmp/build.log" 2>&1 ||
     { tail -40 "$tmp/build.log"; e2e_fail "podman build (demo)"; }
+podman build --pull=never -q --target cfssl -t "$cfssl_image" "$e2e_src" >>"$tmp/build.log" 2>&1 ||
+    { tail -40 "$tmp/build.log"; e2e_fail "podman build (cfssl)"; }
 t2=$(date +%s)
 e2e_log "images built in $((t2 - t1))s: $image $(podman image inspect --format '{{.Size}}' "$image") bytes," \
-    "$demo_image $(podman image inspect --format '{{.Size}}' "$demo_image") bytes"
+    "$demo_image $(podman image inspect --format '{{.Size}}' "$demo_image") bytes," \
+    "$cfssl_image $(podman image inspect --format '{{.Size}}' "$cfssl_image") bytes"
 
 # --- 2. render, validate, convert ---------------------------------------
 e2e_manifests_copy "$tmp"
 m=$tmp/manifests
 case "${DUET_E2E_MUTATE:-}" in
 "") ;;
-sidecar-mount) sed -i 's|/var/lib/duet/dev/productA|/var/lib/duet/dev/product-a|' "$m/examples/client-a.yaml" ;;
+sidecar-mount) sed -i 's|/var/lib/duet/dev/productA|/var/lib/duet/dev/product-a|' "$m/overlays/local/examples-hostpath.yaml" ;;
 agent-output) sed -i 's|"output_dir": "/var/lib/duet"|"output_dir": "/var/lib/duet/out"|' \
     "$m/overlays/local/agent.json" ;;
 *) e2e_fail "unknown DUET_E2E_MUTATE=$DUET_E2E_MUTATE" ;;
@@ -101,9 +109,18 @@ chown 65532:65532 "$node"
 # pod_of FILE: the podman pod name podmanize announced for a played file.
 pod_of() { awk -v f="$1" '$1 == f {print $2}' "$tmp/pm.list"; }
 
+# podmanize: converts the rendering again with the Service names known so
+# far (aliases: --host-alias NAME=IP, as the pods come up).
+aliases=()
 podmanize() {
-    node "$e2e_tools/podmanize.mjs" --in "$tmp/local.yaml" --out "$tmp/pm" --node-root "$node" "$@" \
-        >"$tmp/pm.list" || e2e_fail "podmanize"
+    node "$e2e_tools/podmanize.mjs" --in "$tmp/local.yaml" --out "$tmp/pm" --node-root "$node" \
+        "${aliases[@]}" >"$tmp/pm.list" || e2e_fail "podmanize"
+}
+# pod_ip POD: the pod's address on the test's network.
+pod_ip() {
+    local infra
+    infra=$(podman pod inspect "$1" --format '{{.InfraContainerID}}')
+    podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$infra"
 }
 podmanize
 
@@ -116,7 +133,23 @@ play() {
         { cat "$tmp/play.log"; e2e_fail "kube play $(basename "$1")"; }
 }
 
-# --- 3a. agent ----------------------------------------------------------
+# --- 3a. signing service, then the agent ---------------------------------
+play "$tmp/pm/duet-ca.yaml"
+S=$(pod_of "$tmp/pm/duet-ca.yaml")
+for ((i = 0; i < 30; i++)); do
+    grep -q 'Now listening' <<<"$(podman logs "$S-cfssl" 2>&1)" && break
+    sleep 1
+done
+slog=$(podman logs "$S-cfssl" 2>&1)
+grep -q 'Now listening' <<<"$slog" || { tail -20 <<<"$slog"; e2e_fail "the signer (cfssl serve) did not listen in 30s"; }
+# CFSSL listens even without its CA key (COMPAT.md 5): make sure it has it.
+! grep -q "couldn't initialize signer" <<<"$slog" ||
+    { grep "couldn't initialize signer" <<<"$slog"; e2e_fail "the signer could not load the CA key"; }
+sip=$(pod_ip "$S")
+[ -n "$sip" ] || e2e_fail "signer pod has no address on $net"
+aliases+=(--host-alias "duet-ca.duet-system.svc=$sip")
+podmanize
+e2e_log "signer (CFSSL) up at $sip with the CA key"
 play "$tmp/pm/duet-agent.yaml"
 ids=(productA productB resource)
 for ((i = 0; i < 45; i++)); do
@@ -135,13 +168,21 @@ for id in "${ids[@]}"; do
     [ "$own" = "65532 65532 640" ] || e2e_fail "dev/$id/tls.key is '$own', want '65532 65532 640'"
 done
 e2e_log "agent published ${ids[*]} (tls.key 65532:65532 0640)"
+# ...from the signer, which logged each signing, and with no private key in
+# what the agent was given (the CA key stays in the signer's pod).
+grep -q 'issuer=cfssl' <<<"$(podman logs duet-agent-agent 2>&1)" || e2e_fail "the agent does not use the cfssl issuer"
+nsig=$(podman logs "$S-cfssl" 2>&1 | grep -c 'POST /api/v1/cfssl/authsign" 200')
+[ "$nsig" -ge ${#ids[@]} ] || e2e_fail "the signer logged $nsig authsign requests, want ${#ids[@]} or more"
+keys=$(timeout 20 podman exec duet-agent-agent grep -rlE -- '-----BEGIN [A-Z ]*PRIVATE KEY' /etc/duet 2>&1)
+[ -z "$keys" ] || e2e_fail "the agent pod holds private keys: $keys"
+e2e_log "the agent got its certificates from the signer ($nsig authsign) and holds no CA key"
 
 # --- 3b. resource, then the clients with its Service name -----------------
 play "$tmp/pm/resource.yaml"
-infra=$(podman pod inspect "$(pod_of "$tmp/pm/resource.yaml")" --format '{{.InfraContainerID}}')
-rip=$(podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$infra")
+rip=$(pod_ip "$(pod_of "$tmp/pm/resource.yaml")")
 [ -n "$rip" ] || e2e_fail "resource pod has no address on $net"
-podmanize --host-alias "resource.duet-demo.svc=$rip"
+aliases+=(--host-alias "resource.duet-demo.svc=$rip")
+podmanize
 for c in client-a client-b client-c; do play "$tmp/pm/$c.yaml"; done
 # Containers are named <pod>-<container> by kube play.
 R=$(pod_of "$tmp/pm/resource.yaml")
@@ -194,7 +235,7 @@ grep -q "peer=$cip:" <<<"$rlog" ||
     { podman logs "$R-duet-sidecar" 2>&1 | tail -5; e2e_fail "no refusal of C ($cip) in the resource sidecar's log"; }
 e2e_log "C is refused by the resource's sidecar"
 
-for ctr in duet-agent-agent "$R-duet-sidecar" "$R-http" "$A-duet-sidecar" "$A-app" \
+for ctr in "$S-cfssl" duet-agent-agent "$R-duet-sidecar" "$R-http" "$A-duet-sidecar" "$A-app" \
     "$B-duet-sidecar" "$B-app" "$C-app"; do
     ug=$(podman top "$ctr" huser hgroup | awk 'NR==2 {print $1":"$2}')
     [ "$ug" = "65532:65532" ] || e2e_fail "$ctr runs as '$ug', want 65532:65532"

@@ -4,7 +4,8 @@
 # test_podman_kube.sh is run with the manifests broken on purpose
 # (DUET_E2E_MUTATE) and must fail, for the expected reason, each time.
 #   sidecar-mount  client A mounts /var/lib/duet/dev/product-a, a folder the
-#                  agent never writes: its pod cannot start;
+#                  agent never writes: its pod cannot start (local overlay,
+#                  folder mode: podman has no CSI);
 #   agent-output   the agent's output_dir moves to /var/lib/duet/out: the
 #                  folders the pods mount never appear.
 set -uo pipefail

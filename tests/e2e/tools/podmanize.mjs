@@ -10,9 +10,14 @@
 //     chowns the node's /var/lib/duet, which the test does itself (podman
 //     4.3 races removing a finished init container: "cannot remove container
 //     ... as it is running");
-//   - Secret -> ConfigMap of the same name and decoded content, and secret
-//     volumes -> configMap volumes (kube play 4.3 mounts Secret data still
-//     base64-encoded);
+//   - Secret -> ConfigMap of the same name and decoded content, secret
+//     volumes -> configMap volumes and secretKeyRef env -> configMapKeyRef
+//     (kube play 4.3 mounts Secret data still base64-encoded);
+//   - env from the pod's own annotations or labels (downward API fieldRef
+//     metadata.annotations['k'] / metadata.labels['k'], as the sidecar
+//     component uses) -> the literal value from the pod template: kube play
+//     4.3 does not give a Deployment's pods their template's annotations,
+//     so the variable would be empty (seen: the sidecar got no spec);
 //   - probes removed (kube play turns httpGet probes into healthchecks that
 //     run curl inside the container, and the image has no curl; the test
 //     queries /readyz itself);
@@ -73,19 +78,46 @@ function stripPodmanless(c) {
     return c;
 }
 
+// secretEnvToConfigMap: env from a Secret's key reads the ConfigMap that
+// stands in for that Secret.
+function secretEnvToConfigMap(c) {
+    for (const e of c.env ?? []) {
+        if (e.valueFrom?.secretKeyRef)
+            e.valueFrom = { configMapKeyRef: e.valueFrom.secretKeyRef };
+    }
+    return c;
+}
+
 function rebase(path, o) {
     if (path === o.nodeRootFrom || path.startsWith(o.nodeRootFrom + "/"))
         return o.nodeRoot + path.slice(o.nodeRootFrom.length);
     return path;
 }
 
-// podSpec: the podman-runnable version of a pod template's spec.
-function podSpec(spec, o) {
+// resolveFieldRefs: env that the downward API fills from the pod's own
+// annotations or labels gets the value itself (missing key: empty, as
+// kubelet gives).
+const FIELD_REF = /^metadata\.(annotations|labels)\['([^']+)'\]$/;
+function resolveFieldRefs(c, meta) {
+    for (const e of c.env ?? []) {
+        const m = FIELD_REF.exec(e.valueFrom?.fieldRef?.fieldPath ?? "");
+        if (!m)
+            continue;
+        delete e.valueFrom;
+        e.value = meta?.[m[1]]?.[m[2]] ?? "";
+    }
+    return c;
+}
+
+// podSpec: the podman-runnable version of a pod template's spec, whose
+// metadata is meta.
+function podSpec(spec, o, meta) {
     const s = structuredClone(spec);
     const sidecars = (s.initContainers ?? []).filter((c) => c.restartPolicy === "Always");
     for (const c of sidecars)
         delete c.restartPolicy;
-    s.containers = [...sidecars, ...s.containers].map(stripPodmanless);
+    s.containers = [...sidecars, ...s.containers].map(stripPodmanless).map(secretEnvToConfigMap)
+        .map((c) => resolveFieldRefs(c, meta));
     delete s.initContainers;
     for (const v of s.volumes ?? []) {
         if (v.hostPath)
@@ -101,10 +133,15 @@ function podSpec(spec, o) {
     return s;
 }
 
+// mountedConfigMaps: the ConfigMaps a (converted) pod spec reads, through
+// volumes or env, each once: kube play finds them in the same file.
 function mountedConfigMaps(spec, byName) {
-    return (spec.volumes ?? [])
-        .filter((v) => v.configMap && byName.has(v.configMap.name))
-        .map((v) => byName.get(v.configMap.name));
+    const names = new Set((spec.volumes ?? []).filter((v) => v.configMap).map((v) => v.configMap.name));
+    for (const c of spec.containers)
+        for (const e of c.env ?? [])
+            if (e.valueFrom?.configMapKeyRef)
+                names.add(e.valueFrom.configMapKeyRef.name);
+    return [...names].filter((n) => byName.has(n)).map((n) => byName.get(n));
 }
 
 function main() {
@@ -126,17 +163,17 @@ function main() {
         if (d.kind === "DaemonSet") {
             workload = { apiVersion: "v1", kind: "Pod",
                 metadata: { name, labels: d.spec.template.metadata?.labels },
-                spec: podSpec(d.spec.template.spec, o) };
+                spec: podSpec(d.spec.template.spec, o, d.spec.template.metadata) };
             podName = name;
         } else if (d.kind === "Deployment") {
             workload = structuredClone(d);
             delete workload.metadata.namespace;
-            workload.spec.template.spec = podSpec(d.spec.template.spec, o);
+            workload.spec.template.spec = podSpec(d.spec.template.spec, o, d.spec.template.metadata);
             podName = `${name}-pod-0`; /* kube play 4.3's name for a Deployment's first pod */
         } else if (d.kind === "Pod") {
             workload = structuredClone(d);
             delete workload.metadata.namespace;
-            workload.spec = podSpec(d.spec, o);
+            workload.spec = podSpec(d.spec, o, d.metadata);
             podName = name;
         } else {
             continue; /* Namespace, Service, ConfigMap, Secret: see the header */
