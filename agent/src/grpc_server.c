@@ -485,6 +485,20 @@ static int conn_start(struct ag_grpc_server *s, int fd)
     return 0;
 }
 
+int ag_grpc_server_adopt(struct ag_grpc_server *s, int fd)
+{
+    int rc = conn_start(s, fd);
+
+    if (rc < 0)
+        close(fd);
+    return rc;
+}
+
+unsigned ag_grpc_server_conns(const struct ag_grpc_server *s)
+{
+    return s->nconns;
+}
+
 static void on_rest(struct duet_loop *loop, struct duet_timer *t, void *arg)
 {
     struct ag_grpc_server *s = arg;
@@ -514,8 +528,9 @@ static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
         close(fd);
         return;
     }
-    if (conn_start(s, fd) < 0)
-        close(fd);
+    if (ag_grpc_server_adopt(s, fd) < 0)
+        duet_log(DUET_LOG_WARN, "grpc", "socket=%s msg=\"out of memory: connection closed\"",
+                 s->path);
 }
 
 /* ---- listener -------------------------------------------------------------------- */

@@ -85,6 +85,16 @@ int ag_grpc_server_new(struct duet_loop *loop, const char *path,
                        const struct ag_grpc_method *methods, size_t n, void *arg,
                        struct ag_grpc_server **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
 
+/*
+ * Serve an already connected stream socket as if it had been accepted (the
+ * fuzz target and tests hand in one end of a socketpair). The server owns
+ * fd from then on, also on failure.
+ */
+int ag_grpc_server_adopt(struct ag_grpc_server *s, int fd) DUET_MUST_CHECK;
+
+/* Connections open now. */
+unsigned ag_grpc_server_conns(const struct ag_grpc_server *s);
+
 /* Closes every connection and the listener, and unlinks the socket. NULL is fine. */
 void ag_grpc_server_free(struct ag_grpc_server *s);
 
