@@ -237,8 +237,17 @@ def main():
     check(k1 != k2, "two pods got the same key")
     print("ok: A's pods each got their own key, read-only, verified by openssl")
 
+    # A kubelet restart: the plugin is registered again and every live pod's
+    # volume published again with the same arguments; nothing is reissued.
+    registration()
     code, _ = publish(ep, req_a1)
     check(code == grpc.StatusCode.OK, f"the same publish twice: {code}")
+    code, _ = publish(ep, publish_req("vol-a2", ta2, "duet-demo", "client-a-2", "uid-a2",
+                                      "client-a", "productA"))
+    check(code == grpc.StatusCode.OK, f"republish of vol-a2: {code}")
+    created = re.findall(r'subsys=csi volume=vol-a[12] .*msg="published"',
+                         open(f"{T}/agent.log").read())
+    check(len(created) == 2, f"volumes created {len(created)} times, expected once each")
     other = publish_req("vol-a1", target_of("uid-a1", "other"), "duet-demo", "client-a-1",
                         "uid-a1", "client-a")
     code, _ = publish(ep, other)
