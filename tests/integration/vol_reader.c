@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vol_reader DIR SECONDS: read the published set in DIR as fast as possible
- * for SECONDS, the way a sidecar does (duet_vol_read: resolve ..data once,
+ * for SECONDS (or until SIGTERM), the way a sidecar does (duet_vol_read: resolve ..data once,
  * read every file from that version), and check every read: all three files
  * present, the key matching the certificate. Prints
  *   reads=N versions=M bad=B
@@ -9,6 +9,7 @@
  * is printed), 0 otherwise. Used by test_agent_rotation.sh.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,12 @@
 #include "duet/vol.h"
 
 static const char *const names[] = {DUET_VOL_KEY, DUET_VOL_CERT, DUET_VOL_CA};
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+    stop = 1;
+}
 
 /* 0 when the set is complete and consistent; else eb says why. */
 static int check_once(const char *dir, char *version, size_t vsize, struct duet_errbuf *eb)
@@ -58,7 +65,8 @@ int main(int argc, char **argv)
         return 2;
     }
     end = duet_clock_mono_ms() + strtol(argv[2], NULL, 10) * 1000;
-    while (duet_clock_mono_ms() < end) {
+    signal(SIGTERM, on_term); /* scripts/soak ends a read run when its kills are done */
+    while (!stop && duet_clock_mono_ms() < end) {
         struct duet_errbuf eb;
 
         duet_errbuf_clear(&eb);
