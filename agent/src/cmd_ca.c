@@ -18,6 +18,7 @@
 #include "cli.h"
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki.h"
 
 static const char ca_usage[] =
@@ -147,7 +148,7 @@ static int ca_make(struct ca_run *r, struct duet_errbuf *eb)
     DUET_TRY(ca_passphrase(r, eb));
     DUET_TRY(ca_check_outputs(r, eb));
     DUET_TRY_GOTO(duet_key_generate(r->type, &k, eb), rc, out);
-    DUET_TRY_GOTO(duet_ca_self_sign(k, &r->subj, (int64_t)time(NULL), r->days * 86400, &c, eb),
+    DUET_TRY_GOTO(duet_ca_self_sign(k, &r->subj, (int64_t)duet_clock_now(), r->days * 86400, &c, eb),
                   rc, out);
     rc = ca_write(r, k, c, eb);
 out:

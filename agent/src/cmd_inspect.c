@@ -20,6 +20,7 @@
 #include "cli.h"
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki.h"
 #include "duet/vol.h"
 
@@ -389,7 +390,7 @@ int ag_inspect_main(int argc, char **argv)
     int rc;
 
     memset(&in, 0, sizeof(in));
-    in.now = (int64_t)time(NULL);
+    in.now = (int64_t)duet_clock_now();
     rc = ag_cli_parse(argc, argv, flags, inspect_usage, pos, 1, &n_pos, &eb);
     if (rc == 1)
         return 0; /* --help */

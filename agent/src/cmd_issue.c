@@ -20,6 +20,7 @@
 #include "cli.h"
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki.h"
 
 #define AG_DEFAULT_TRUST_DOMAIN "duet.local"
@@ -179,7 +180,7 @@ static int issue_sign(struct issue_run *r, struct duet_errbuf *eb)
     struct duet_csr *csr = NULL;
     struct duet_cert *c = NULL;
     struct duet_chain *leaf = NULL;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)duet_clock_now();
     int rc;
 
     DUET_TRY_GOTO(duet_key_generate(r->type, &k, eb), rc, out);

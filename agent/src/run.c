@@ -214,16 +214,16 @@ static void adopt_disk_sets(struct ag_gen *g)
     for (size_t i = 0; i < g->n_ids; i++) {
         struct ag_ident *id = g->ids[i];
         struct duet_errbuf eb;
-        char q[600];
+        char q[600], cert[DUET_CERT_LOG_MAX];
         int rc;
 
         duet_errbuf_clear(&eb);
         rc = ag_ident_check_disk(id, g->issuer, &g->pol, &eb);
         if (rc == 0) {
             duet_log(DUET_LOG_INFO, "agent",
-                     "identity=%s serial=%s sha256=%s not_after=%lld renew_at=%lld "
-                     "msg=\"kept the published set\"",
-                     id->name, id->serial, id->sha256, (long long)(id->rot.v.not_after / 1000),
+                     "identity=%s %s renew_at=%lld msg=\"kept the published set\"", id->name,
+                     duet_cert_log_fields(cert, sizeof(cert), id->serial,
+                                          id->rot.v.not_after / 1000, id->sha256),
                      (long long)(id->rot.renew_at / 1000));
         } else if (rc != -ENOENT) {
             duet_log(DUET_LOG_WARN, "agent", "identity=%s err=%s msg=%s action=reissue", id->name,

@@ -125,11 +125,6 @@ int duet_cert_from_x509(X509 *x, struct duet_cert **out)
     return 0;
 }
 
-int duet_cert_dup(const struct duet_cert *c, struct duet_cert **out)
-{
-    return duet_cert_from_x509(c->x, out);
-}
-
 void duet_cert_free(struct duet_cert *c)
 {
     if (!c)
@@ -222,22 +217,6 @@ const struct duet_cert *duet_chain_at(const struct duet_chain *c, size_t i)
 STACK_OF(X509) *duet_chain_stack(const struct duet_chain *c)
 {
     return c->sk;
-}
-
-int duet_chain_from_stack(const STACK_OF(X509) *sk, struct duet_chain **out)
-{
-    struct duet_chain *c = NULL;
-    int rc;
-
-    DUET_TRY(duet_chain_new(&c));
-    for (size_t i = 0; i < sk_X509_num(sk); i++) {
-        DUET_TRY_GOTO(chain_push_x509(c, sk_X509_value(sk, i)), rc, fail);
-    }
-    *out = c;
-    return 0;
-fail:
-    duet_chain_free(c);
-    return rc;
 }
 
 X509_STORE *duet_chain_to_store(const struct duet_chain *bundle)

@@ -75,8 +75,6 @@ int duet__pki_gens_from_sans(const struct duet_sans *sans, GENERAL_NAMES **out,
                              struct duet_errbuf *eb) DUET_MUST_CHECK;
 /* "RSA 2048", "EC P-256", "Ed25519", or "unknown". */
 const char *duet__pki_describe_evp(const EVP_PKEY *pkey, char *buf, size_t size);
-/* Seconds since the epoch for an ASN1_TIME; 0 if it cannot be read. */
-int64_t duet__pki_time_to_unix(const ASN1_TIME *t);
 /* Append an extension given in OpenSSL config syntax ("critical,CA:FALSE"). */
 int duet__pki_add_ext_conf(X509 *x, X509 *issuer, int nid, const char *value,
                            struct duet_errbuf *eb) DUET_MUST_CHECK;
