@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "duet/duration.h"
-#include "sc.h"
+#include "cfg.h"
 
 enum opt_kind {
     OPT_STR = 0,

@@ -11,7 +11,7 @@
  * the idle deadline (checked lazily against last_active, so traffic never
  * re-arms the timer) and the lifetime deadline (--max-conn-lifetime, our
  * certificate's notAfter outbound, the peer certificate's notAfter inbound).
- * Closing is two-step (STYLE.md 5): sc_conn_close() marks and quiets the
+ * Closing is two-step (STYLE.md 5): conn_close() marks and quiets the
  * connection, the loop frees it in step 5 of the iteration.
  */
 #include <errno.h>
@@ -26,7 +26,14 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
-#include "sc.h"
+#include "conn.h"
+#include "listener.h"
+#include "metrics.h"
+#include "pump.h"
+#include "resolve.h"
+#include "tls_set.h"
+#include "worker.h"
+#include "xprt.h"
 
 enum sc_state {
     SC_ST_RESOLVING = 0,
@@ -49,8 +56,8 @@ enum sc_state {
 #define SC_PUMP_ROUNDS 4
 
 struct sc_conn {
-    struct sc_conn *prev, *next; /* worker's list */
-    struct sc_conn *drain_next;  /* worker's SSL_pending list */
+    struct sc_conn *prev, *next; /* the worker's struct sc_conns */
+    struct sc_conn *drain_next;  /* its SSL_pending list */
     bool in_drain;
     enum sc_state st;
     struct sc_listener *l;
@@ -74,11 +81,6 @@ struct sc_conn {
         struct sockaddr_in6 in6;
     } peer;
 };
-
-struct sc_listener *sc_conn_listener(struct sc_conn *c)
-{
-    return c->l;
-}
 
 static const char *peer_str(const struct sc_conn *c, char *buf, size_t size)
 {
@@ -108,10 +110,8 @@ static void side_release(struct sc_worker *w, struct sc_side *s, bool graceful)
 {
     if (s->fd < 0)
         return;
-    if (s->tls && graceful && !s->shut)
-        (void)s->ops->shutdown(s); /* best effort close_notify */
-    if (s->ops)
-        s->ops->close(s);
+    s->ops->close(s, graceful && !s->shut);
+    s->ops = &sc_xprt_raw;
     duet_loop_del_fd(w->loop, s->fd);
     close(s->fd);
     s->fd = -1;
@@ -126,7 +126,7 @@ static void conn_free(struct duet_loop *loop, void *arg)
     duet_timer_stop(w->loop, &c->timer);
     duet_loop_cancel_defer(w->loop, &c->drain_defer);
     if (c->in_drain) {
-        for (struct sc_conn **pp = &w->drain_head; *pp; pp = &(*pp)->drain_next) {
+        for (struct sc_conn **pp = &w->conns.drain_head; *pp; pp = &(*pp)->drain_next) {
             if (*pp == c) {
                 *pp = c->drain_next;
                 break;
@@ -148,17 +148,12 @@ static void conn_free(struct duet_loop *loop, void *arg)
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        w->conns.head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->nconns--;
+    w->conns.n--;
     duet_free(c);
-    if (w->nconns < w->max_conns) {
-        for (unsigned i = 0; i < w->n_listeners; i++)
-            sc_listener_pause(&w->listeners[i], false);
-    }
-    if (w->draining && w->nconns == 0)
-        duet_loop_stop(w->loop);
+    sc_worker_conns_changed(w);
 }
 
 static void quiet(struct sc_conn *c, struct sc_side *s)
@@ -218,7 +213,7 @@ static void arm_timer(struct sc_conn *c, int64_t now)
     if (c->st < SC_ST_OPEN) {
         at = c->hs_deadline;
     } else {
-        at = c->last_active + c->w->app->cfg.idle_ms;
+        at = c->last_active + c->w->env.cfg->idle_ms;
         if (c->life_deadline && c->life_deadline < at)
             at = c->life_deadline;
     }
@@ -251,7 +246,7 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
                  c->l->cfg->listen);
         conn_close(c);
         return;
-    } else if (now - c->last_active >= c->w->app->cfg.idle_ms) {
+    } else if (now - c->last_active >= c->w->env.cfg->idle_ms) {
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"idle timeout\"", c->l->cfg->listen);
         conn_close(c);
         return;
@@ -266,16 +261,16 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
  * A certificate already inside its margin gets no margin, so a connection
  * opened on it lives until the certificate really expires.
  */
-static void set_life_deadline(struct sc_conn *c, int64_t now, time_t not_before,
-                              time_t not_after, int64_t margin)
+static void set_life_deadline(struct sc_conn *c, int64_t now, int64_t not_before,
+                              int64_t not_after, int64_t margin)
 {
     int64_t soft = 0, hard = 0;
 
-    if (c->w->app->cfg.lifetime_ms > 0)
-        soft = hard = now + c->w->app->cfg.lifetime_ms;
+    if (c->w->env.cfg->lifetime_ms > 0)
+        soft = hard = now + c->w->env.cfg->lifetime_ms;
     if (not_after > 0) {
-        int64_t left = (int64_t)not_after * 1000 - duet_clock_real_ms();
-        int64_t tenth = ((int64_t)not_after - (int64_t)not_before) * 100;
+        int64_t left = not_after * 1000 - duet_clock_real_ms();
+        int64_t tenth = (not_after - not_before) * 100;
 
         if (not_before > 0 && tenth < margin)
             margin = tenth > 0 ? tenth : 0;
@@ -310,14 +305,15 @@ static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
     const struct sc_side *s = fd == c->down.fd ? &c->down : &c->up;
     unsigned from_s = s == &c->down ? SC_PUMP_D2U : SC_PUMP_U2D;
     unsigned to_s = from_s ^ SC_PUMP_BOTH;
-    unsigned m = 0;
+    unsigned cross, m = 0;
 
     if (ev & DUET_EV_HUP)
         return SC_PUMP_BOTH;
+    cross = s->ops->cross(s);
     if (ev & DUET_EV_READ)
-        m |= s->wr_want_rd ? SC_PUMP_BOTH : from_s;
+        m |= cross & SC_CROSS_WR_WANTS_RD ? SC_PUMP_BOTH : from_s;
     if (ev & DUET_EV_WRITE)
-        m |= s->rd_want_wr ? SC_PUMP_BOTH : to_s;
+        m |= cross & SC_CROSS_RD_WANTS_WR ? SC_PUMP_BOTH : to_s;
     return m;
 }
 
@@ -355,8 +351,8 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
         ((!c->d2u.buf && !c->down.eof && c->down.ops->pending(&c->down)) ||
          (!c->u2d.buf && !c->up.eof && c->up.ops->pending(&c->up)))) {
         c->in_drain = true;
-        c->drain_next = w->drain_head;
-        w->drain_head = c;
+        c->drain_next = w->conns.drain_head;
+        w->conns.drain_head = c;
     }
 }
 
@@ -376,12 +372,12 @@ static void on_drain(struct duet_loop *loop, void *arg)
 
 void sc_conn_before_sleep(struct duet_loop *loop, void *arg)
 {
-    struct sc_worker *w = arg;
+    struct sc_conns *cs = arg;
 
-    while (w->drain_head) {
-        struct sc_conn *c = w->drain_head;
+    while (cs->drain_head) {
+        struct sc_conn *c = cs->drain_head;
 
-        w->drain_head = c->drain_next;
+        cs->drain_head = c->drain_next;
         c->in_drain = false;
         duet_loop_defer(loop, &c->drain_defer);
     }
@@ -399,6 +395,7 @@ static void go_open(struct sc_conn *c)
 
 /* ---- handshake ---- */
 
+/* The side that speaks TLS: the upstream outbound, the client inbound. */
 static struct sc_side *tls_side(struct sc_conn *c)
 {
     return is_out(c) ? &c->up : &c->down;
@@ -409,27 +406,25 @@ static void connect_start(struct sc_conn *c);
 static void handshake_step(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
-    int rc = sc_tls_handshake(s);
+    struct sc_xprt_hs hs = {0};
+    int rc = s->ops->handshake(s, &hs);
 
     if (rc == DUET_EAGAIN) {
-        set_events(c, s, sc_tls_hs_interest(s));
+        set_events(c, s, hs.events);
         return;
     }
     if (rc < 0) {
-        char why[512], subject[256];
-        enum sc_fail f = sc_tls_fail_reason(s, why, sizeof(why), subject, sizeof(subject));
-
-        conn_fail(c, f, why, subject);
+        conn_fail(c, hs.fail, hs.why, hs.subject);
         return;
     }
     SC_STAT_ADD(c->l->stats.hs_ok, 1);
-    if (sc_tls_resumed(s))
+    if (hs.resumed)
         SC_STAT_ADD(c->l->stats.hs_resumed, 1);
     if (is_out(c)) {
         go_open(c);
         return;
     }
-    set_life_deadline(c, duet_clock_mono_ms(), 0, sc_tls_peer_not_after(s), 0);
+    set_life_deadline(c, duet_clock_mono_ms(), 0, hs.peer_not_after, 0);
     set_events(c, s, 0); /* quiet until the backend answers */
     connect_start(c);
 }
@@ -437,13 +432,19 @@ static void handshake_step(struct sc_conn *c)
 static void start_handshake(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
-    bool server = !is_out(c);
-    int rc = sc_tls_side_new(s, c->set, c, server, c->l->cfg, c->l->session);
+    const struct sc_xprt_args args = {
+        .pool = &c->w->pool,
+        .set = c->set,
+        .lcfg = c->l->cfg,
+        .session = &c->l->session,
+        .server = !is_out(c),
+    };
 
-    if (rc < 0) {
+    if (sc_xprt_tls.open(s, &args) < 0) {
         conn_fail(c, SC_FAIL_PROTOCOL, "cannot create TLS state", NULL);
         return;
     }
+    s->ops = &sc_xprt_tls;
     c->st = SC_ST_HANDSHAKE;
     handshake_step(c);
 }
@@ -498,6 +499,8 @@ static void connect_failed(struct sc_conn *c, int err)
     conn_fail(c, SC_FAIL_CONNECT, why, NULL);
 }
 
+static void on_resolved(void *arg, struct sc_resolve_req *r);
+
 static void connect_start(struct sc_conn *c)
 {
     const struct sc_listen_cfg *lc = c->l->cfg;
@@ -510,13 +513,14 @@ static void connect_start(struct sc_conn *c)
         return;
     }
     c->st = SC_ST_RESOLVING;
-    c->rreq = sc_resolve_submit(c->w, c, lc->host, lc->port);
+    c->rreq = sc_resolve_submit(&c->w->rbox, lc->host, lc->port, on_resolved, c);
     if (!c->rreq)
         conn_fail(c, SC_FAIL_RESOLVE, "resolver unavailable", NULL);
 }
 
-void sc_conn_resolved(struct sc_conn *c, struct sc_resolve_req *r)
+static void on_resolved(void *arg, struct sc_resolve_req *r)
 {
+    struct sc_conn *c = arg;
     int err = 0;
 
     c->rreq_owned = true;
@@ -543,7 +547,6 @@ static void connected(struct sc_conn *c)
         err = errno;
     if (err) {
         side_release(c->w, &c->up, false);
-        c->up.ops = &sc_xprt_raw;
         if (!try_next(c))
             connect_failed(c, -err);
         return;
@@ -606,26 +609,21 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
     c->l = l;
     c->down.fd = fd;
     c->down.ops = &sc_xprt_raw;
-    c->down.pool = &w->pool;
     c->up.fd = -1;
     c->up.ops = &sc_xprt_raw;
-    c->up.pool = &w->pool;
     memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(c->peer.in6) : sizeof(c->peer.in));
     duet_timer_init(&c->timer, on_timer, c);
     duet_defer_init(&c->free_defer, conn_free, c);
     duet_defer_init(&c->drain_defer, on_drain, c);
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
+    c->next = w->conns.head;
+    if (w->conns.head)
+        w->conns.head->prev = c;
+    w->conns.head = c;
+    w->conns.n++;
     SC_STAT_ADD(l->stats.open, 1);
     SC_STAT_ADD(l->stats.total, 1);
-    if (w->nconns >= w->max_conns) {
-        for (unsigned i = 0; i < w->n_listeners; i++)
-            sc_listener_pause(&w->listeners[i], true);
-    }
-    c->hs_deadline = now + w->app->cfg.handshake_ms;
+    sc_worker_conns_changed(w);
+    c->hs_deadline = now + w->env.cfg->handshake_ms;
     arm_timer(c, now);
     c->set = sc_tls_acquire();
     if (!c->set) {
@@ -641,8 +639,8 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
     start_handshake(c);
 }
 
-void sc_conn_close_all(struct sc_worker *w)
+void sc_conn_close_all(struct sc_conns *cs)
 {
-    for (struct sc_conn *c = w->conns; c; c = c->next)
+    for (struct sc_conn *c = cs->head; c; c = c->next)
         conn_close(c);
 }

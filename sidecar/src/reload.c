@@ -24,20 +24,24 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "duet/pki.h"
 #include "duet/vol.h"
 #include "duet/watch.h"
-#include "sc.h"
+#include "reload.h"
+#include "tls_set.h"
 
 #define MAX_FILE (1024 * 1024)
 
-static struct {
-    struct sc_app *app;
+struct sc_reload {
+    const struct sc_cfg *cfg;
+    struct duet_loop *loop;
     struct duet_timer poll;
     char sig[1024];
     uint64_t generation;
     bool waiting_logged;
     struct duet_watch *watch;
-} rl;
+    uint64_t ok, failed; /* atomic: the status server reads them */
+};
 
 static int read_file(const char *path, char **out, size_t *len)
 {
@@ -86,9 +90,9 @@ static void resolve_version(const char *dir, char *ver, size_t size)
     ver[n > 0 ? n : 0] = '\0';
 }
 
-static void signature(char *out, size_t size)
+static void signature(const struct sc_reload *rl, char *out, size_t size)
 {
-    const struct sc_cfg *cfg = &rl.app->cfg;
+    const struct sc_cfg *cfg = rl->cfg;
     static const char *const names[] = {"tls.crt", "tls.key", "ca.crt"};
     char ver[256];
     size_t off;
@@ -124,141 +128,167 @@ static unsigned uses(const struct sc_cfg *cfg)
     return u;
 }
 
-static void publish(struct sc_tls_set *set, const char *why)
+static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *why)
 {
     struct sc_tls_set *old = sc_tls_acquire();
     const struct sc_tls_info *ni = sc_tls_set_info(set);
-    char na[32];
-    struct tm tm;
+    char cert[DUET_CERT_LOG_MAX], qdir[600], qver[600];
 
-    rl.generation++;
-    gmtime_r(&ni->not_after, &tm);
-    strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    rl->generation++;
     duet_log(DUET_LOG_INFO, "reload",
-             "dir=%s version=\"%s\" trigger=%s generation=%llu serial=%s sha256=%s "
-             "not_after=%s old_sha256=%s msg=\"certificate set loaded\"",
-             rl.app->cfg.certs, ni->version, why, (unsigned long long)ni->generation,
-             ni->serial, ni->fingerprint, na, old ? sc_tls_set_info(old)->fingerprint : "-");
+             "dir=%s version=%s trigger=%s generation=%llu %s old_sha256=%s "
+             "msg=\"certificate set loaded\"",
+             duet_log_quote(qdir, sizeof(qdir), rl->cfg->certs),
+             duet_log_quote(qver, sizeof(qver), ni->version), why,
+             (unsigned long long)ni->generation,
+             duet_cert_log_fields(cert, sizeof(cert), ni->serial, ni->not_after, ni->sha256),
+             old ? sc_tls_set_info(old)->sha256 : "-");
     sc_tls_set_unref(old);
     sc_tls_publish(set);
-    __atomic_add_fetch(&rl.app->reloads_ok, 1, __ATOMIC_RELAXED);
-    rl.waiting_logged = false;
+    __atomic_add_fetch(&rl->ok, 1, __ATOMIC_RELAXED);
+    rl->waiting_logged = false;
 }
 
-static void attempt(const char *why)
+/* Read the folder's files and the CRL into f; vs and *crl hold the bytes. */
+static int read_files(const struct sc_cfg *cfg, struct duet_vol_set *vs, char **crl,
+                      struct sc_tls_files *f, struct duet_errbuf *eb)
 {
     static const char *const names[] = {DUET_VOL_CERT, DUET_VOL_KEY, DUET_VOL_CA};
-    const struct sc_cfg *cfg = &rl.app->cfg;
+    size_t crl_len = 0;
+    int rc;
+
+    /* duet_vol_read resolves ..data once: key and certificate always come
+     * from the same published version (docs/internals/volume-contract.md). */
+    DUET_TRY(duet_vol_read(cfg->certs, names, DUET_ARRAY_SIZE(names), MAX_FILE, vs, eb));
+    if (cfg->crl) {
+        rc = read_file(cfg->crl, crl, &crl_len);
+        if (rc < 0)
+            return duet_errf(eb, rc, "%s: %s", cfg->crl, duet_strerror(rc));
+    }
+    *f = (struct sc_tls_files){vs->blobs[0].data, vs->blobs[0].len, vs->blobs[1].data,
+                               vs->blobs[1].len,  vs->blobs[2].data, vs->blobs[2].len,
+                               *crl,              crl_len};
+    return 0;
+}
+
+static void refused(struct sc_reload *rl, int rc, const char *version, const char *why,
+                    const char *msg)
+{
+    char qdir[600], qver[600], qmsg[800], text[700];
+
+    duet_log_quote(qdir, sizeof(qdir), rl->cfg->certs);
+    if (rc == -ENOENT && !sc_tls_ready()) {
+        snprintf(text, sizeof(text), "waiting for certificates: %s", msg);
+        if (!rl->waiting_logged)
+            duet_log(DUET_LOG_INFO, "reload", "dir=%s msg=%s", qdir,
+                     duet_log_quote(qmsg, sizeof(qmsg), text));
+        rl->waiting_logged = true;
+        return;
+    }
+    __atomic_add_fetch(&rl->failed, 1, __ATOMIC_RELAXED);
+    snprintf(text, sizeof(text), "refused new certificate set, keeping the current one: %s",
+             msg);
+    duet_log(DUET_LOG_ERROR, "reload", "dir=%s version=%s trigger=%s msg=%s", qdir,
+             duet_log_quote(qver, sizeof(qver), version), why,
+             duet_log_quote(qmsg, sizeof(qmsg), text));
+}
+
+static void attempt(struct sc_reload *rl, const char *why)
+{
+    const struct sc_cfg *cfg = rl->cfg;
     struct duet_errbuf eb;
     struct duet_vol_set vs;
+    struct sc_tls_files tf;
     char *crl = NULL;
-    size_t crl_len = 0;
     struct sc_tls_set *set = NULL;
     int rc;
 
     memset(&vs, 0, sizeof(vs));
     duet_errbuf_clear(&eb);
-    /* duet_vol_read resolves ..data once: key and certificate always come
-     * from the same published version (docs/internals/volume-contract.md). */
-    rc = duet_vol_read(cfg->certs, names, DUET_ARRAY_SIZE(names), MAX_FILE, &vs, &eb);
-    if (rc == 0 && cfg->crl) {
-        rc = read_file(cfg->crl, &crl, &crl_len);
-        if (rc < 0)
-            duet_errf(&eb, rc, "%s: %s", cfg->crl, duet_strerror(rc));
-    }
-    if (rc == 0) {
-        struct sc_tls_files tf = {vs.blobs[0].data, vs.blobs[0].len, vs.blobs[1].data,
-                                  vs.blobs[1].len,  vs.blobs[2].data, vs.blobs[2].len,
-                                  crl,              crl_len};
-
-        set = sc_tls_set_build(&tf, vs.version, rl.generation + 1, uses(cfg), &eb);
-    }
+    rc = read_files(cfg, &vs, &crl, &tf, &eb);
+    if (rc == 0)
+        set = sc_tls_set_build(&tf, vs.version, rl->generation + 1, uses(cfg), &eb);
+    if (set)
+        publish(rl, set, why);
+    else
+        refused(rl, rc, vs.version, why, eb.msg);
     duet_free(crl);
-    if (!set) {
-        if (rc == -ENOENT && !sc_reload_ready()) {
-            if (!rl.waiting_logged)
-                duet_log(DUET_LOG_INFO, "reload", "dir=%s msg=\"waiting for certificates: %s\"",
-                         cfg->certs, eb.msg);
-            rl.waiting_logged = true;
-            duet_vol_set_clear(&vs);
-            return;
-        }
-        __atomic_add_fetch(&rl.app->reloads_failed, 1, __ATOMIC_RELAXED);
-        duet_log(DUET_LOG_ERROR, "reload",
-                 "dir=%s version=\"%s\" trigger=%s msg=\"refused new certificate set, keeping "
-                 "the current one: %s\"",
-                 cfg->certs, vs.version, why, eb.msg);
-        duet_vol_set_clear(&vs);
-        return;
-    }
-    publish(set, why);
     duet_vol_set_clear(&vs);
 }
 
-void sc_reload_now(struct sc_app *app, const char *why)
+void sc_reload_now(struct sc_reload *rl, const char *why)
 {
-    (void)app;
-    signature(rl.sig, sizeof(rl.sig));
-    attempt(why);
+    signature(rl, rl->sig, sizeof(rl->sig));
+    attempt(rl, why);
 }
 
-static void check(const char *why)
+static void check(struct sc_reload *rl, const char *why)
 {
-    char sig[sizeof(rl.sig)];
+    char sig[sizeof(rl->sig)];
 
-    signature(sig, sizeof(sig));
-    if (strcmp(sig, rl.sig) != 0) {
-        memcpy(rl.sig, sig, sizeof(sig));
-        attempt(why);
+    signature(rl, sig, sizeof(sig));
+    if (strcmp(sig, rl->sig) != 0) {
+        memcpy(rl->sig, sig, sizeof(sig));
+        attempt(rl, why);
     }
 }
 
 static void on_poll(struct duet_loop *loop, struct duet_timer *t, void *arg)
 {
-    (void)arg;
-    check("poll");
-    duet_timer_start(loop, t, rl.app->cfg.poll_ms);
+    struct sc_reload *rl = arg;
+
+    check(rl, "poll");
+    duet_timer_start(loop, t, rl->cfg->poll_ms);
 }
 
 /* inotify on DIR (never on the files), debounced by duet_watch. */
 static void on_watch(struct duet_watch *w, void *arg)
 {
     (void)w;
-    (void)arg;
-    check("inotify");
+    check(arg, "inotify");
 }
 
-int sc_reload_init(struct sc_app *app)
+int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, struct sc_reload **out)
 {
+    struct sc_reload *rl = duet_calloc(1, sizeof(*rl));
     struct duet_errbuf eb;
     int rc;
 
-    rl.app = app;
-    rl.generation = 0;
-    duet_timer_init(&rl.poll, on_poll, NULL);
-    sc_reload_now(app, "start");
-    duet_timer_start(app->loop, &rl.poll, app->cfg.poll_ms);
+    if (!rl)
+        return DUET_ENOMEM;
+    rl->cfg = cfg;
+    rl->loop = loop;
+    duet_timer_init(&rl->poll, on_poll, rl);
+    sc_reload_now(rl, "start");
+    duet_timer_start(loop, &rl->poll, cfg->poll_ms);
     duet_errbuf_clear(&eb);
-    rc = duet_watch_new(app->loop, app->cfg.certs, NULL, on_watch, NULL, &rl.watch, &eb);
-    if (rc < 0) /* the stat poll alone still reloads, only later */
-        duet_log(DUET_LOG_WARN, "reload", "dir=%s err=%s msg=\"no folder watch: %s\"",
-                 app->cfg.certs, duet_err_name(rc), eb.msg);
+    rc = duet_watch_new(loop, cfg->certs, NULL, on_watch, rl, &rl->watch, &eb);
+    if (rc < 0) { /* the stat poll alone still reloads, only later */
+        char qdir[600], qmsg[600];
+
+        duet_log(DUET_LOG_WARN, "reload", "dir=%s err=%s msg=%s",
+                 duet_log_quote(qdir, sizeof(qdir), cfg->certs), duet_err_name(rc),
+                 duet_log_quote(qmsg, sizeof(qmsg), eb.msg));
+    }
+    *out = rl;
     return 0;
 }
 
-void sc_reload_deinit(void)
+void sc_reload_free(struct sc_reload *rl)
 {
-    duet_watch_free(rl.watch);
-    rl.watch = NULL;
-    if (rl.app)
-        duet_timer_stop(rl.app->loop, &rl.poll);
+    if (!rl)
+        return;
+    duet_watch_free(rl->watch);
+    duet_timer_stop(rl->loop, &rl->poll);
+    duet_free(rl);
 }
 
-bool sc_reload_ready(void)
+uint64_t sc_reload_ok(const struct sc_reload *rl)
 {
-    struct sc_tls_set *s = sc_tls_acquire();
-    bool ok = s && sc_tls_set_info(s)->not_after * 1000 > duet_clock_real_ms();
+    return rl ? __atomic_load_n(&rl->ok, __ATOMIC_RELAXED) : 0;
+}
 
-    sc_tls_set_unref(s);
-    return ok;
+uint64_t sc_reload_failed(const struct sc_reload *rl)
+{
+    return rl ? __atomic_load_n(&rl->failed, __ATOMIC_RELAXED) : 0;
 }
