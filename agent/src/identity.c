@@ -290,8 +290,7 @@ static void log_issued(const struct ag_ident *id, const struct duet_cert_info *i
              "took_ms=%lld msg=\"published\" dir=%s",
              id->name, issuer,
              duet_cert_log_fields(cert, sizeof(cert), info->serial, info->not_after, info->sha256),
-             info->key,
-             (long long)(id->rot.renew_at / 1000), (long long)took_ms,
+             info->key, (long long)(id->rot.renew_at / 1000), (long long)took_ms,
              duet_log_quote(buf, sizeof(buf), id->dir));
 }
 

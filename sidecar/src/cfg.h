@@ -28,10 +28,10 @@ struct sc_listen_cfg {
     char listen[DUET_NET_HOST_MAX + 8]; /* as given, host:port */
     char host[DUET_NET_HOST_MAX];       /* upstream or backend host */
     unsigned port;
-    char sni[DUET_NET_HOST_MAX]; /* outbound: the name verified and sent ("" for none) */
-    bool verify_ip;              /* outbound: sni is an IP literal, verified as an IP SAN */
-    bool resume;                 /* outbound: TLS session resumption */
-    bool literal;                /* host is an IP literal: no resolution */
+    char sni[DUET_NET_HOST_MAX];  /* outbound: the name verified and sent ("" for none) */
+    bool verify_ip;               /* outbound: sni is an IP literal, verified as an IP SAN */
+    bool resume;                  /* outbound: TLS session resumption */
+    bool literal;                 /* host is an IP literal: no resolution */
     struct sockaddr_storage addr; /* the literal's address */
     socklen_t addrlen;
     unsigned n_cn, n_san;
@@ -60,8 +60,7 @@ struct sc_cfg {
  * 0, 1 when --help or --version was printed, or DUET_E_USAGE with eb naming
  * the flag.
  */
-int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *eb)
-    DUET_MUST_CHECK;
+int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *eb) DUET_MUST_CHECK;
 /* One --outbound/--inbound value. */
 int sc_cfg_parse_spec(struct sc_listen_cfg *l, enum sc_dir dir, const char *spec,
                       struct duet_errbuf *eb) DUET_MUST_CHECK;

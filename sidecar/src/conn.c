@@ -261,8 +261,8 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
  * A certificate already inside its margin gets no margin, so a connection
  * opened on it lives until the certificate really expires.
  */
-static void set_life_deadline(struct sc_conn *c, int64_t now, int64_t not_before,
-                              int64_t not_after, int64_t margin)
+static void set_life_deadline(struct sc_conn *c, int64_t now, int64_t not_before, int64_t not_after,
+                              int64_t margin)
 {
     int64_t soft = 0, hard = 0;
 

@@ -18,8 +18,8 @@
 struct sc_worker;
 
 struct sc_listener {
-    struct sc_worker *w;              /* the owner */
-    const struct sc_listen_cfg *cfg;  /* borrowed from the process's sc_cfg */
+    struct sc_worker *w;             /* the owner */
+    const struct sc_listen_cfg *cfg; /* borrowed from the process's sc_cfg */
     int fd;
     bool paused;
     bool fd_starved;    /* paused by EMFILE/ENFILE, resumed by fd_timer */

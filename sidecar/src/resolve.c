@@ -122,8 +122,8 @@ void sc_resolve_box_deinit(struct sc_resolve_box *b)
     pthread_mutex_destroy(&b->mu);
 }
 
-struct sc_resolve_req *sc_resolve_submit(struct sc_resolve_box *b, const char *host,
-                                         unsigned port, sc_resolve_cb *cb, void *arg)
+struct sc_resolve_req *sc_resolve_submit(struct sc_resolve_box *b, const char *host, unsigned port,
+                                         sc_resolve_cb *cb, void *arg)
 {
     struct sc_resolve_req *r;
 

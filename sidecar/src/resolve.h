@@ -33,8 +33,8 @@ void sc_resolve_box_deinit(struct sc_resolve_box *b);
 
 /* Queue host:port; cb(arg, r) runs on the box's worker. NULL when the
  * resolver is not running or memory is short (cb never runs then). */
-struct sc_resolve_req *sc_resolve_submit(struct sc_resolve_box *b, const char *host,
-                                         unsigned port, sc_resolve_cb *cb, void *arg);
+struct sc_resolve_req *sc_resolve_submit(struct sc_resolve_box *b, const char *host, unsigned port,
+                                         sc_resolve_cb *cb, void *arg);
 /* The requester goes away first: the request completes into nothing. Worker thread. */
 void sc_resolve_cancel(struct sc_resolve_req *r);
 /* Called on the worker: run the callbacks of what the resolver posted. */

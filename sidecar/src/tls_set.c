@@ -99,7 +99,7 @@ struct material {
     struct duet_chain *chain;  /* tls.crt: leaf first, then intermediates */
     struct duet_key *key;      /* tls.key */
     struct duet_chain *bundle; /* ca.crt */
-    STACK_OF(X509_CRL) *crls;  /* NULL: no CRL */
+    STACK_OF(X509_CRL) * crls; /* NULL: no CRL */
 };
 
 static void material_free(struct material *m)
@@ -187,12 +187,13 @@ static int check_chain(const struct material *m, unsigned uses, struct duet_errb
 /* ---- SSL_CTX ---- */
 
 /* The subjects of ca.crt, sent to clients as the acceptable issuers. */
-static STACK_OF(X509_NAME) *ca_names(const struct duet_chain *bundle)
+static STACK_OF(X509_NAME) * ca_names(const struct duet_chain *bundle)
 {
     STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
 
     for (size_t i = 0; names && i < duet_chain_len(bundle); i++) {
-        X509_NAME *nm = X509_NAME_dup(X509_get_subject_name(duet_cert_x509(duet_chain_at(bundle, i))));
+        X509_NAME *nm =
+            X509_NAME_dup(X509_get_subject_name(duet_cert_x509(duet_chain_at(bundle, i))));
 
         if (!nm || !sk_X509_NAME_push(names, nm)) {
             X509_NAME_free(nm);

@@ -48,8 +48,7 @@ struct sc_tls_files {
  * or NULL with eb saying why.
  */
 struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *version,
-                                    uint64_t generation, unsigned uses,
-                                    struct duet_errbuf *eb);
+                                    uint64_t generation, unsigned uses, struct duet_errbuf *eb);
 void sc_tls_set_ref(struct sc_tls_set *s);
 /* Accepts NULL. */
 void sc_tls_set_unref(struct sc_tls_set *s);

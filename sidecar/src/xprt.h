@@ -31,19 +31,19 @@ struct sc_tls_session;
 
 /* What a transport needs to open a side; all pointers borrowed for the side's life. */
 struct sc_xprt_args {
-    struct sc_bufpool *pool;            /* the worker's buffers (TLS read-ahead) */
-    struct sc_tls_set *set;             /* TLS: the certificate set (the caller holds a reference) */
-    const struct sc_listen_cfg *lcfg;   /* TLS: names to verify, allow lists, resumption */
-    struct sc_tls_session *session;     /* TLS client: the listener's resumption slot */
-    bool server;                        /* TLS: accept (inbound) or connect (outbound) */
+    struct sc_bufpool *pool;          /* the worker's buffers (TLS read-ahead) */
+    struct sc_tls_set *set;           /* TLS: the certificate set (the caller holds a reference) */
+    const struct sc_listen_cfg *lcfg; /* TLS: names to verify, allow lists, resumption */
+    struct sc_tls_session *session;   /* TLS client: the listener's resumption slot */
+    bool server;                      /* TLS: accept (inbound) or connect (outbound) */
 };
 
 /* What a handshake step reports. */
 struct sc_xprt_hs {
     uint32_t events; /* DUET_EAGAIN: the epoll interest to wait with */
     /* Success: */
-    bool resumed;             /* a session was resumed */
-    int64_t peer_not_after;   /* the peer certificate's notAfter, Unix seconds (0: none) */
+    bool resumed;           /* a session was resumed */
+    int64_t peer_not_after; /* the peer certificate's notAfter, Unix seconds (0: none) */
     /* Failure: */
     enum sc_fail fail;
     char why[256];

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The plaintext xprt: no handshake, no state, one syscall per recv/send, errno mapped to DUET_E*. */
+/* The plaintext xprt: no handshake, no state, one syscall per recv/send, errno mapped to DUET_E*.
+ */
 #include <stdio.h>
 #include <errno.h>
 #include <sys/socket.h>

@@ -46,8 +46,8 @@ static struct tl_ca ca;
 
 struct fx {
     struct sc_cfg cfg;
-    int backend;  /* listening, 127.0.0.1 */
-    int done_fd;  /* the worker's "finished" eventfd (never written: no thread) */
+    int backend; /* listening, 127.0.0.1 */
+    int done_fd; /* the worker's "finished" eventfd (never written: no thread) */
     unsigned finished;
     struct sc_worker *w;
     struct sc_tls_set *client_set;
@@ -167,8 +167,8 @@ static void peer_init(struct fx *f, struct peer *p)
 /* Hand the near end to the sidecar as if its listener had accepted it. */
 static void peer_hand_over(struct fx *f, struct peer *p)
 {
-    struct sockaddr_in from = {.sin_family = AF_INET, .sin_port = htons(40000),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in from = {
+        .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
     sc_conn_start(&f->w->listeners[0], p->fd[0], (struct sockaddr *)&from);
 }
@@ -450,7 +450,7 @@ int main(void)
                                         teardown),
     };
 
-    /* ctest runs this binary twice: label unit, and label alloc-fail with DUET_TEST_ALLOC_FAIL=1. */
+    /* ctest runs this twice: label unit, and label alloc-fail (DUET_TEST_ALLOC_FAIL=1). */
     if (getenv("DUET_TEST_ALLOC_FAIL"))
         return cmocka_run_group_tests(alloc_fail, setup_ca, teardown_ca);
     return cmocka_run_group_tests(tests, setup_ca, teardown_ca);
