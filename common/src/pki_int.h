@@ -46,9 +46,9 @@ struct duet_csr {
 #define DUET_PKI_KDF_ITERATIONS 600000
 
 /*
- * Read a whole file into a NUL-terminated duet_malloc buffer (*len excludes
- * the NUL). -errno or DUET_E_TOOBIG, with eb naming the path. The caller
- * releases it with duet_secret_free when it may hold a key.
+ * duet_file_read capped at DUET_PKI_MAX_FILE, with eb naming the path at
+ * fault. The caller releases the buffer with duet_secret_free (it may hold
+ * a key).
  */
 int duet__pki_read_file(const char *path, char **buf, size_t *len,
                         struct duet_errbuf *eb) DUET_MUST_CHECK;

@@ -3,8 +3,8 @@
  * When and from what to rebuild the TLS set (STYLE.md 10, DESIGN.md
  * duet-sidecar). Triggers: duet_watch (inotify on the folder, never on the
  * files, debounced), SIGHUP (main.c calls sc_reload_now), and a slow stat
- * poll of the folder's signature (the ..data target plus inode, size and
- * mtime of tls.crt, tls.key, ca.crt and the CRL) that also covers a CRL kept
+ * poll of the folder's signature (the ..data target plus a duet_file_sig
+ * of tls.crt, tls.key, ca.crt and the CRL) that also covers a CRL kept
  * outside the folder. A changed signature means a new set was published.
  * Files are read with duet_vol_read, from the one version folder ..data
  * named, so a concurrent publish can never mix a key with another set's
@@ -24,6 +24,7 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "duet/file.h"
 #include "duet/pki.h"
 #include "duet/vol.h"
 #include "duet/watch.h"
@@ -32,52 +33,22 @@
 
 #define MAX_FILE (1024 * 1024)
 
+/* What the folder looked like: the ..data target, then the set's files and the CRL. */
+struct reload_sig {
+    char version[256];
+    struct duet_file_sig files[DUET_VOL_SET_N + 1];
+};
+
 struct sc_reload {
     const struct sc_cfg *cfg;
     struct duet_loop *loop;
     struct duet_timer poll;
-    char sig[1024];
+    struct reload_sig sig;
     uint64_t generation;
     bool waiting_logged;
     struct duet_watch *watch;
     uint64_t ok, failed; /* atomic: the status server reads them */
 };
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    char *buf;
-    size_t got = 0;
-    int rc;
-
-    if (fd == -1)
-        return -errno;
-    if (fstat(fd, &st) == -1 || st.st_size > MAX_FILE) {
-        rc = fstat(fd, &st) == -1 ? -errno : DUET_E_TOOBIG;
-        close(fd);
-        return rc;
-    }
-    buf = duet_malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        close(fd);
-        return DUET_ENOMEM;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    return 0;
-}
 
 /* The version folder ..data points to, or "" for a plain folder. */
 static void resolve_version(const char *dir, char *ver, size_t size)
@@ -90,32 +61,29 @@ static void resolve_version(const char *dir, char *ver, size_t size)
     ver[n > 0 ? n : 0] = '\0';
 }
 
-static void signature(const struct sc_reload *rl, char *out, size_t size)
+static void signature(const struct sc_reload *rl, struct reload_sig *sig)
 {
     const struct sc_cfg *cfg = rl->cfg;
-    static const char *const names[] = {"tls.crt", "tls.key", "ca.crt"};
-    char ver[256];
-    size_t off;
+    char path[4096];
 
-    resolve_version(cfg->certs, ver, sizeof(ver));
-    off = (size_t)snprintf(out, size, "%s", ver);
-    for (size_t i = 0; i <= DUET_ARRAY_SIZE(names) && off < size; i++) {
-        char path[4096];
-        struct stat st;
-
-        if (i == DUET_ARRAY_SIZE(names)) {
-            if (!cfg->crl)
-                break;
-            snprintf(path, sizeof(path), "%s", cfg->crl);
-        } else {
-            snprintf(path, sizeof(path), "%s/%s", cfg->certs, names[i]);
-        }
-        if (stat(path, &st) == -1)
-            memset(&st, 0, sizeof(st));
-        off += (size_t)snprintf(out + off, size - off, "|%lu:%ld:%ld.%ld",
-                                (unsigned long)st.st_ino, (long)st.st_size,
-                                (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    memset(sig, 0, sizeof(*sig));
+    resolve_version(cfg->certs, sig->version, sizeof(sig->version));
+    for (size_t i = 0; i < DUET_VOL_SET_N; i++) {
+        snprintf(path, sizeof(path), "%s/%s", cfg->certs, duet_vol_set_names[i]);
+        duet_file_sig_get(path, &sig->files[i]);
     }
+    duet_file_sig_get(cfg->crl, &sig->files[DUET_VOL_SET_N]);
+}
+
+static bool sig_equal(const struct reload_sig *a, const struct reload_sig *b)
+{
+    if (strcmp(a->version, b->version) != 0)
+        return false;
+    for (size_t i = 0; i < DUET_ARRAY_SIZE(a->files); i++) {
+        if (!duet_file_sig_equal(&a->files[i], &b->files[i]))
+            return false;
+    }
+    return true;
 }
 
 /* A server identity (serverAuth only) is fine for an inbound-only sidecar. */
@@ -151,23 +119,27 @@ static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *wh
 
 /* Read the folder's files and the CRL into f; vs and *crl hold the bytes. */
 static int read_files(const struct sc_cfg *cfg, struct duet_vol_set *vs, char **crl,
-                      struct sc_tls_files *f, struct duet_errbuf *eb)
+                      size_t *crl_len, struct sc_tls_files *f, struct duet_errbuf *eb)
 {
-    static const char *const names[] = {DUET_VOL_CERT, DUET_VOL_KEY, DUET_VOL_CA};
-    size_t crl_len = 0;
+    const struct duet_vol_blob *b = vs->blobs;
     int rc;
 
     /* duet_vol_read resolves ..data once: key and certificate always come
      * from the same published version (docs/internals/volume-contract.md). */
-    DUET_TRY(duet_vol_read(cfg->certs, names, DUET_ARRAY_SIZE(names), MAX_FILE, vs, eb));
+    DUET_TRY(duet_vol_read_set(cfg->certs, MAX_FILE, vs, eb));
     if (cfg->crl) {
-        rc = read_file(cfg->crl, crl, &crl_len);
+        rc = duet_file_read(cfg->crl, MAX_FILE, crl, crl_len);
         if (rc < 0)
             return duet_errf(eb, rc, "%s: %s", cfg->crl, duet_strerror(rc));
     }
-    *f = (struct sc_tls_files){vs->blobs[0].data, vs->blobs[0].len, vs->blobs[1].data,
-                               vs->blobs[1].len,  vs->blobs[2].data, vs->blobs[2].len,
-                               *crl,              crl_len};
+    *f = (struct sc_tls_files){b[DUET_VOL_SET_CERT].data,
+                               b[DUET_VOL_SET_CERT].len,
+                               b[DUET_VOL_SET_KEY].data,
+                               b[DUET_VOL_SET_KEY].len,
+                               b[DUET_VOL_SET_CA].data,
+                               b[DUET_VOL_SET_CA].len,
+                               *crl,
+                               *crl_len};
     return 0;
 }
 
@@ -186,8 +158,7 @@ static void refused(struct sc_reload *rl, int rc, const char *version, const cha
         return;
     }
     __atomic_add_fetch(&rl->failed, 1, __ATOMIC_RELAXED);
-    snprintf(text, sizeof(text), "refused new certificate set, keeping the current one: %s",
-             msg);
+    snprintf(text, sizeof(text), "refused new certificate set, keeping the current one: %s", msg);
     duet_log(DUET_LOG_ERROR, "reload", "dir=%s version=%s trigger=%s msg=%s", qdir,
              duet_log_quote(qver, sizeof(qver), version), why,
              duet_log_quote(qmsg, sizeof(qmsg), text));
@@ -200,35 +171,36 @@ static void attempt(struct sc_reload *rl, const char *why)
     struct duet_vol_set vs;
     struct sc_tls_files tf;
     char *crl = NULL;
+    size_t crl_len = 0;
     struct sc_tls_set *set = NULL;
     int rc;
 
     memset(&vs, 0, sizeof(vs));
     duet_errbuf_clear(&eb);
-    rc = read_files(cfg, &vs, &crl, &tf, &eb);
+    rc = read_files(cfg, &vs, &crl, &crl_len, &tf, &eb);
     if (rc == 0)
         set = sc_tls_set_build(&tf, vs.version, rl->generation + 1, uses(cfg), &eb);
     if (set)
         publish(rl, set, why);
     else
         refused(rl, rc, vs.version, why, eb.msg);
-    duet_free(crl);
+    duet_file_free(crl, crl_len);
     duet_vol_set_clear(&vs);
 }
 
 void sc_reload_now(struct sc_reload *rl, const char *why)
 {
-    signature(rl, rl->sig, sizeof(rl->sig));
+    signature(rl, &rl->sig);
     attempt(rl, why);
 }
 
 static void check(struct sc_reload *rl, const char *why)
 {
-    char sig[sizeof(rl->sig)];
+    struct reload_sig sig;
 
-    signature(rl, sig, sizeof(sig));
-    if (strcmp(sig, rl->sig) != 0) {
-        memcpy(rl->sig, sig, sizeof(sig));
+    signature(rl, &sig);
+    if (!sig_equal(&sig, &rl->sig)) {
+        rl->sig = sig;
         attempt(rl, why);
     }
 }
