@@ -23,7 +23,6 @@
  * request bounded by its timeout): the agent has no data path, and the
  * status listener answering a little late is acceptable.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "duet/flags.h"
 #include "duet/log.h"
 #include "duet/watch.h"
 
@@ -303,29 +303,25 @@ static const char run_usage[] = "usage: duet-agent run --config FILE\n";
 
 static int parse_args(int argc, char **argv, const char **config)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct duet_flag flags[] = {
+        {"config", DUET_FLAG_STR, config, NULL},
+        {NULL, 0, NULL, NULL},
     };
-    int c;
+    struct duet_errbuf eb;
+    size_t n_pos;
+    int rc;
 
     *config = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c') {
-            *config = optarg;
-        } else if (c == 'h') {
-            fputs(run_usage, stdout);
-            return 1;
-        } else {
-            fputs(run_usage, stderr);
-            return DUET_E_USAGE;
-        }
+    duet_errbuf_clear(&eb);
+    rc = duet_flags_parse(argc, argv, flags, NULL, NULL, 0, &n_pos, &eb);
+    if (rc == DUET_FLAGS_HELP) {
+        fputs(run_usage, stdout);
+        return 1;
     }
-    if (!*config || optind != argc) {
-        fprintf(stderr, "duet-agent run: %s\n%s",
-                optind != argc ? "unexpected argument" : "--config FILE is required", run_usage);
+    if (rc == 0 && !*config)
+        rc = duet_errf(&eb, DUET_E_USAGE, "--config FILE is required");
+    if (rc < 0) {
+        fprintf(stderr, "duet-agent run: %s\n%s", eb.msg, run_usage);
         return DUET_E_USAGE;
     }
     return 0;
