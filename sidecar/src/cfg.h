@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h> /* before duet/compiler.h poisons sprintf, which stdio.h declares */
 #include <sys/socket.h>
 
 #include "duet/err.h"
