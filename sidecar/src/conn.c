@@ -61,7 +61,7 @@ struct sc_conn {
     bool in_drain;
     enum sc_state st;
     struct sc_listener *l;
-    struct sc_worker *w;
+    struct sc_conns *cs; /* the worker's set, and what it lends */
     struct sc_side down, up;
     struct sc_pipe d2u, u2d;
     struct sc_tls_set *set;
@@ -106,13 +106,13 @@ static void discard_input(int fd)
     }
 }
 
-static void side_release(struct sc_worker *w, struct sc_side *s, bool graceful)
+static void side_release(struct sc_conns *cs, struct sc_side *s, bool graceful)
 {
     if (s->fd < 0)
         return;
     s->ops->close(s, graceful && !s->shut);
     s->ops = &sc_xprt_raw;
-    duet_loop_del_fd(w->loop, s->fd);
+    duet_loop_del_fd(cs->loop, s->fd);
     close(s->fd);
     s->fd = -1;
 }
@@ -120,13 +120,13 @@ static void side_release(struct sc_worker *w, struct sc_side *s, bool graceful)
 static void conn_free(struct duet_loop *loop, void *arg)
 {
     struct sc_conn *c = arg;
-    struct sc_worker *w = c->w;
+    struct sc_conns *cs = c->cs;
 
     (void)loop;
-    duet_timer_stop(w->loop, &c->timer);
-    duet_loop_cancel_defer(w->loop, &c->drain_defer);
+    duet_timer_stop(cs->loop, &c->timer);
+    duet_loop_cancel_defer(cs->loop, &c->drain_defer);
     if (c->in_drain) {
-        for (struct sc_conn **pp = &w->conns.drain_head; *pp; pp = &(*pp)->drain_next) {
+        for (struct sc_conn **pp = &cs->drain_head; *pp; pp = &(*pp)->drain_next) {
             if (*pp == c) {
                 *pp = c->drain_next;
                 break;
@@ -137,28 +137,28 @@ static void conn_free(struct duet_loop *loop, void *arg)
         sc_resolve_free(c->rreq);
     else if (c->rreq)
         sc_resolve_cancel(c->rreq);
-    side_release(w, &c->up, true);
+    side_release(cs, &c->up, true);
     if (c->down.fd >= 0 && !c->down.eof)
         discard_input(c->down.fd);
-    side_release(w, &c->down, true);
-    sc_pipe_release(&c->d2u, &w->pool);
-    sc_pipe_release(&c->u2d, &w->pool);
+    side_release(cs, &c->down, true);
+    sc_pipe_release(&c->d2u, cs->pool);
+    sc_pipe_release(&c->u2d, cs->pool);
     sc_tls_set_unref(c->set);
     SC_STAT_ADD(c->l->stats.open, (uint64_t)-1);
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns.head = c->next;
+        cs->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->conns.n--;
+    cs->n--;
     duet_free(c);
-    sc_worker_conns_changed(w);
+    sc_worker_conns_changed(cs->w);
 }
 
 static void quiet(struct sc_conn *c, struct sc_side *s)
 {
-    if (s->fd >= 0 && s->events && duet_loop_mod_fd(c->w->loop, s->fd, 0) == 0)
+    if (s->fd >= 0 && s->events && duet_loop_mod_fd(c->cs->loop, s->fd, 0) == 0)
         s->events = 0;
 }
 
@@ -169,7 +169,7 @@ static void conn_close(struct sc_conn *c)
     c->st = SC_ST_CLOSING;
     quiet(c, &c->down);
     quiet(c, &c->up);
-    duet_loop_defer(c->w->loop, &c->free_defer);
+    duet_loop_defer(c->cs->loop, &c->free_defer);
 }
 
 /* A connection refused or failed before OPEN: count, log, close. */
@@ -188,7 +188,7 @@ static void conn_fail(struct sc_conn *c, enum sc_fail f, const char *why, const 
                  c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer, sc_fail_names[f],
                  qsubj, qwhy);
     else
-        sc_worker_log_refusal(c->w, "listener=%s peer=%s reason=%s subject=%s msg=%s",
+        sc_worker_log_refusal(c->cs->w, "listener=%s peer=%s reason=%s subject=%s msg=%s",
                               c->l->cfg->listen, peer, sc_fail_names[f], qsubj, qwhy);
     conn_close(c);
 }
@@ -199,7 +199,7 @@ static void set_events(struct sc_conn *c, struct sc_side *s, uint32_t ev)
 {
     if (s->fd < 0 || ev == s->events)
         return;
-    if (duet_loop_mod_fd(c->w->loop, s->fd, ev) < 0) {
+    if (duet_loop_mod_fd(c->cs->loop, s->fd, ev) < 0) {
         conn_close(c);
         return;
     }
@@ -213,11 +213,11 @@ static void arm_timer(struct sc_conn *c, int64_t now)
     if (c->st < SC_ST_OPEN) {
         at = c->hs_deadline;
     } else {
-        at = c->last_active + c->w->env.cfg->idle_ms;
+        at = c->last_active + c->cs->cfg->idle_ms;
         if (c->life_deadline && c->life_deadline < at)
             at = c->life_deadline;
     }
-    duet_timer_start(c->w->loop, &c->timer, at - now);
+    duet_timer_start(c->cs->loop, &c->timer, at - now);
 }
 
 static bool in_flight(const struct sc_conn *c)
@@ -246,7 +246,7 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
                  c->l->cfg->listen);
         conn_close(c);
         return;
-    } else if (now - c->last_active >= c->w->env.cfg->idle_ms) {
+    } else if (now - c->last_active >= c->cs->cfg->idle_ms) {
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"idle timeout\"", c->l->cfg->listen);
         conn_close(c);
         return;
@@ -266,8 +266,8 @@ static void set_life_deadline(struct sc_conn *c, int64_t now, int64_t not_before
 {
     int64_t soft = 0, hard = 0;
 
-    if (c->w->env.cfg->lifetime_ms > 0)
-        soft = hard = now + c->w->env.cfg->lifetime_ms;
+    if (c->cs->cfg->lifetime_ms > 0)
+        soft = hard = now + c->cs->cfg->lifetime_ms;
     if (not_after > 0) {
         int64_t left = not_after * 1000 - duet_clock_real_ms();
         int64_t tenth = (not_after - not_before) * 100;
@@ -319,12 +319,11 @@ static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
 
 static void pump_pipes(struct sc_conn *c, unsigned which)
 {
-    struct sc_worker *w = c->w;
-    long a = which & SC_PUMP_D2U ? sc_pump(&c->d2u, &c->down, &c->up, &w->pool, SC_PUMP_ROUNDS)
-                                 : 0;
+    struct sc_conns *cs = c->cs;
+    long a = which & SC_PUMP_D2U ? sc_pump(&c->d2u, &c->down, &c->up, cs->pool, SC_PUMP_ROUNDS) : 0;
     long b = a < 0 || !(which & SC_PUMP_U2D)
                  ? 0
-                 : sc_pump(&c->u2d, &c->up, &c->down, &w->pool, SC_PUMP_ROUNDS);
+                 : sc_pump(&c->u2d, &c->up, &c->down, cs->pool, SC_PUMP_ROUNDS);
 
     if (a < 0 || b < 0) {
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s err=%s msg=\"connection ended\"",
@@ -333,7 +332,7 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
         return;
     }
     if (a > 0 || b > 0) {
-        c->last_active = duet_loop_now_ms(w->loop); /* ms resolution: no clock read per event */
+        c->last_active = duet_loop_now_ms(cs->loop); /* ms resolution: no clock read per event */
         SC_STAT_ADD(c->l->stats.bytes_in, (uint64_t)a);
         SC_STAT_ADD(c->l->stats.bytes_out, (uint64_t)b);
     }
@@ -351,8 +350,8 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
         ((!c->d2u.buf && !c->down.eof && c->down.ops->pending(&c->down)) ||
          (!c->u2d.buf && !c->up.eof && c->up.ops->pending(&c->up)))) {
         c->in_drain = true;
-        c->drain_next = w->conns.drain_head;
-        w->conns.drain_head = c;
+        c->drain_next = cs->drain_head;
+        cs->drain_head = c;
     }
 }
 
@@ -433,7 +432,7 @@ static void start_handshake(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
     const struct sc_xprt_args args = {
-        .pool = &c->w->pool,
+        .pool = c->cs->pool,
         .set = c->set,
         .lcfg = c->l->cfg,
         .session = &c->l->session,
@@ -467,7 +466,7 @@ static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
         close(fd);
         return rc;
     }
-    rc = duet_loop_add_fd(c->w->loop, fd, DUET_EV_WRITE, on_io, c);
+    rc = duet_loop_add_fd(c->cs->loop, fd, DUET_EV_WRITE, on_io, c);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -513,7 +512,7 @@ static void connect_start(struct sc_conn *c)
         return;
     }
     c->st = SC_ST_RESOLVING;
-    c->rreq = sc_resolve_submit(&c->w->rbox, lc->host, lc->port, on_resolved, c);
+    c->rreq = sc_resolve_submit(c->cs->rbox, lc->host, lc->port, on_resolved, c);
     if (!c->rreq)
         conn_fail(c, SC_FAIL_RESOLVE, "resolver unavailable", NULL);
 }
@@ -546,7 +545,7 @@ static void connected(struct sc_conn *c)
     if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
         err = errno;
     if (err) {
-        side_release(c->w, &c->up, false);
+        side_release(c->cs, &c->up, false);
         if (!try_next(c))
             connect_failed(c, -err);
         return;
@@ -594,18 +593,17 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
     }
 }
 
-void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
+void sc_conn_start(struct sc_conns *cs, struct sc_listener *l, int fd, const struct sockaddr *peer)
 {
-    struct sc_worker *w = l->w;
     struct sc_conn *c = duet_calloc(1, sizeof(*c));
     int64_t now = duet_clock_mono_ms();
 
-    if (!c || duet_loop_add_fd(w->loop, fd, 0, on_io, c) < 0) {
+    if (!c || duet_loop_add_fd(cs->loop, fd, 0, on_io, c) < 0) {
         duet_free(c);
         close(fd);
         return;
     }
-    c->w = w;
+    c->cs = cs;
     c->l = l;
     c->down.fd = fd;
     c->down.ops = &sc_xprt_raw;
@@ -615,15 +613,15 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
     duet_timer_init(&c->timer, on_timer, c);
     duet_defer_init(&c->free_defer, conn_free, c);
     duet_defer_init(&c->drain_defer, on_drain, c);
-    c->next = w->conns.head;
-    if (w->conns.head)
-        w->conns.head->prev = c;
-    w->conns.head = c;
-    w->conns.n++;
+    c->next = cs->head;
+    if (cs->head)
+        cs->head->prev = c;
+    cs->head = c;
+    cs->n++;
     SC_STAT_ADD(l->stats.open, 1);
     SC_STAT_ADD(l->stats.total, 1);
-    sc_worker_conns_changed(w);
-    c->hs_deadline = now + w->env.cfg->handshake_ms;
+    sc_worker_conns_changed(cs->w);
+    c->hs_deadline = now + cs->cfg->handshake_ms;
     arm_timer(c, now);
     c->set = sc_tls_acquire();
     if (!c->set) {
@@ -637,6 +635,12 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
         return;
     }
     start_handshake(c);
+}
+
+void sc_conns_init(struct sc_conns *cs, struct sc_worker *w, struct duet_loop *loop,
+                   struct sc_bufpool *pool, struct sc_resolve_box *rbox, const struct sc_cfg *cfg)
+{
+    *cs = (struct sc_conns){.w = w, .loop = loop, .pool = pool, .rbox = rbox, .cfg = cfg};
 }
 
 void sc_conn_close_all(struct sc_conns *cs)

@@ -76,7 +76,7 @@ void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *a
         }
         l->starve_logged = false;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        sc_conn_start(l, fd, (struct sockaddr *)&ss);
+        sc_conn_start(&l->w->conns, l, fd, (struct sockaddr *)&ss);
     }
 }
 

@@ -114,6 +114,7 @@ int sc_worker_new(const struct sc_worker_env *env, unsigned id, int *listen_fds,
     }
     sc_resolve_box_init(&w->rbox, w->ctl_fd);
     DUET_TRY_GOTO(duet_loop_new(&w->loop), rc, fail);
+    sc_conns_init(&w->conns, w, w->loop, &w->pool, &w->rbox, env->cfg);
     DUET_TRY_GOTO(duet_loop_add_fd(w->loop, w->ctl_fd, DUET_EV_READ, on_ctl, w), rc, fail);
     duet_loop_set_before_sleep(w->loop, sc_conn_before_sleep, &w->conns);
     w->n_listeners = env->cfg->n_listeners;

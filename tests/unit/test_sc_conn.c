@@ -170,7 +170,7 @@ static void peer_hand_over(struct fx *f, struct peer *p)
     struct sockaddr_in from = {
         .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
-    sc_conn_start(&f->w->listeners[0], p->fd[0], (struct sockaddr *)&from);
+    sc_conn_start(&f->w->conns, &f->w->listeners[0], p->fd[0], (struct sockaddr *)&from);
 }
 
 static void peer_start(struct fx *f, struct peer *p)
