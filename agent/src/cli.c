@@ -18,102 +18,38 @@
 #include "duet/log.h"
 #include "duet/pki.h"
 
-static const struct ag_flag *find_flag(const struct ag_flag *flags, const char *name, size_t len)
-{
-    for (const struct ag_flag *f = flags; f->name; f++) {
-        if (strlen(f->name) == len && strncmp(f->name, name, len) == 0)
-            return f;
-    }
-    return NULL;
-}
-
-static int set_flag(const struct ag_flag *f, const char *value, struct duet_errbuf *eb)
-{
-    struct ag_list *list;
-
-    switch (f->kind) {
-    case AG_FLAG_STR:
-        if (*(const char **)f->dst)
-            return duet_errf(eb, DUET_E_USAGE, "--%s given twice", f->name);
-        *(const char **)f->dst = value;
-        return 0;
-    case AG_FLAG_LIST:
-        list = f->dst;
-        if (list->n == AG_FLAG_LIST_MAX)
-            return duet_errf(eb, DUET_E_USAGE, "--%s given more than %d times", f->name,
-                             AG_FLAG_LIST_MAX);
-        list->v[list->n++] = value;
-        return 0;
-    default:
-        *(bool *)f->dst = true;
-        return 0;
-    }
-}
-
-static int apply_log_level(const char *v, struct duet_errbuf *eb)
+static int apply_log_level(void *dst, const char *flag, const char *v, struct duet_errbuf *eb)
 {
     enum duet_log_level lvl;
 
+    (void)dst;
     if (duet_log_parse_level(v, &lvl) < 0)
-        return duet_errf(eb, DUET_E_USAGE, "--log-level \"%s\": use error, warn, info or debug",
-                         v);
+        return duet_errf(eb, DUET_E_USAGE, "%s \"%s\": use error, warn, info or debug", flag, v);
     duet_log_set_level(lvl);
     return 0;
 }
 
-/* One "--name[=value]" at argv[*i]; may consume argv[*i + 1]. 1 means --help. */
-static int parse_one(int argc, char **argv, int *i, const struct ag_flag *flags,
-                     struct duet_errbuf *eb)
-{
-    const char *name = argv[*i] + 2;
-    const char *eq = strchr(name, '=');
-    size_t len = eq ? (size_t)(eq - name) : strlen(name);
-    const struct ag_flag *f = find_flag(flags, name, len);
-    const char *value = eq ? eq + 1 : NULL;
-
-    if (!f && len == 4 && strncmp(name, "help", 4) == 0)
-        return 1;
-    if (!f && !(len == 9 && strncmp(name, "log-level", 9) == 0))
-        return duet_errf(eb, DUET_E_USAGE, "unknown option --%.*s (see --help)", (int)len, name);
-    if (f && f->kind == AG_FLAG_BOOL) {
-        if (value)
-            return duet_errf(eb, DUET_E_USAGE, "--%s takes no value", f->name);
-        return set_flag(f, NULL, eb);
-    }
-    if (!value) {
-        if (*i + 1 >= argc)
-            return duet_errf(eb, DUET_E_USAGE, "--%.*s needs a value", (int)len, name);
-        value = argv[++*i];
-    }
-    return f ? set_flag(f, value, eb) : apply_log_level(value, eb);
-}
-
-int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char *usage,
+int ag_cli_parse(int argc, char **argv, const struct duet_flag *flags, const char *usage,
                  const char **pos, size_t max_pos, size_t *n_pos, struct duet_errbuf *eb)
 {
-    bool only_pos = false;
+    struct duet_flag all[AG_CLI_MAX_FLAGS + 2];
+    size_t n = 0;
+    int rc;
 
     *n_pos = 0;
     /* DUET_LOG_LEVEL first, so that --log-level (parsed below) wins. */
     if (duet_log_init_from_env() < 0)
         return duet_errf(eb, DUET_E_USAGE, "DUET_LOG_LEVEL: use error, warn, info or debug");
-    for (int i = 1; i < argc; i++) {
-        if (!only_pos && strcmp(argv[i], "--") == 0) {
-            only_pos = true;
-        } else if (!only_pos && strncmp(argv[i], "--", 2) == 0) {
-            int rc = parse_one(argc, argv, &i, flags, eb);
-
-            if (rc == 1)
-                fputs(usage, stdout);
-            if (rc != 0)
-                return rc;
-        } else if (*n_pos < max_pos) {
-            pos[(*n_pos)++] = argv[i];
-        } else {
-            return duet_errf(eb, DUET_E_USAGE, "unexpected argument \"%s\"", argv[i]);
-        }
+    for (; flags[n].name; n++) {
+        DUET_BUG_ON(n == AG_CLI_MAX_FLAGS);
+        all[n] = flags[n];
     }
-    return 0;
+    all[n++] = (struct duet_flag){"log-level", DUET_FLAG_FN, NULL, apply_log_level};
+    all[n] = (struct duet_flag){NULL, 0, NULL, NULL};
+    rc = duet_flags_parse(argc, argv, all, NULL, pos, max_pos, n_pos, eb);
+    if (rc == DUET_FLAGS_HELP)
+        fputs(usage, stdout);
+    return rc;
 }
 
 int ag_cli_fail(const char *cmd, int rc, const struct duet_errbuf *eb)

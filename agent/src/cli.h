@@ -14,35 +14,21 @@
 
 #include "duet/compiler.h"
 #include "duet/err.h"
+#include "duet/flags.h"
 #include "duet/pki.h"
 
-enum ag_flag_kind {
-    AG_FLAG_STR = 1, /* --name VALUE or --name=VALUE; given twice is an error */
-    AG_FLAG_BOOL,    /* --name */
-    AG_FLAG_LIST,    /* repeatable --name VALUE, collected in order */
-};
-
-#define AG_FLAG_LIST_MAX 16
-
-struct ag_list {
-    const char *v[AG_FLAG_LIST_MAX];
-    size_t n;
-};
-
-struct ag_flag {
-    const char *name; /* without the leading "--" */
-    enum ag_flag_kind kind;
-    void *dst; /* const char ** (STR), bool * (BOOL), struct ag_list * (LIST) */
-};
+/* Flags a command may take, in addition to --log-level and --help. */
+#define AG_CLI_MAX_FLAGS 31
 
 /*
- * Parse argv[1..] against flags (terminated by a {NULL} entry). Values point
- * into argv. Positional arguments go to pos (at most max_pos). Every command
- * also accepts --log-level LEVEL (applied here) and --help (prints `usage`
- * on stdout and returns 1: the caller exits 0). Returns 0, 1 for --help, or
+ * Parse argv[1..] with duet_flags_parse against flags (terminated by a
+ * {NULL} entry, at most AG_CLI_MAX_FLAGS). Values point into argv.
+ * Positional arguments go to pos (at most max_pos). Every command also
+ * accepts --log-level LEVEL (applied here) and --help (prints `usage` on
+ * stdout and returns 1: the caller exits 0). Returns 0, 1 for --help, or
  * DUET_E_USAGE with eb naming the flag.
  */
-int ag_cli_parse(int argc, char **argv, const struct ag_flag *flags, const char *usage,
+int ag_cli_parse(int argc, char **argv, const struct duet_flag *flags, const char *usage,
                  const char **pos, size_t max_pos, size_t *n_pos,
                  struct duet_errbuf *eb) DUET_MUST_CHECK;
 

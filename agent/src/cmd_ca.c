@@ -18,6 +18,7 @@
 #include "cli.h"
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki.h"
 
 static const char ca_usage[] =
@@ -147,8 +148,9 @@ static int ca_make(struct ca_run *r, struct duet_errbuf *eb)
     DUET_TRY(ca_passphrase(r, eb));
     DUET_TRY(ca_check_outputs(r, eb));
     DUET_TRY_GOTO(duet_key_generate(r->type, &k, eb), rc, out);
-    DUET_TRY_GOTO(duet_ca_self_sign(k, &r->subj, (int64_t)time(NULL), r->days * 86400, &c, eb),
-                  rc, out);
+    DUET_TRY_GOTO(
+        duet_ca_self_sign(k, &r->subj, (int64_t)duet_clock_now(), r->days * 86400, &c, eb), rc,
+        out);
     rc = ca_write(r, k, c, eb);
 out:
     duet_cert_free(c);
@@ -169,16 +171,16 @@ static void ca_report(const struct ca_run *r)
 int ag_ca_init_main(int argc, char **argv)
 {
     struct ca_run r;
-    const struct ag_flag flags[] = {
-        {"env", AG_FLAG_STR, &r.o.env},
-        {"out", AG_FLAG_STR, &r.o.out},
-        {"key-type", AG_FLAG_STR, &r.o.key_type},
-        {"days", AG_FLAG_STR, &r.o.days},
-        {"subject", AG_FLAG_STR, &r.o.subject},
-        {"passphrase-file", AG_FLAG_STR, &r.o.pass_file},
-        {"no-passphrase", AG_FLAG_BOOL, &r.o.no_pass},
-        {"force", AG_FLAG_BOOL, &r.o.force},
-        {NULL, 0, NULL},
+    const struct duet_flag flags[] = {
+        {"env", DUET_FLAG_STR, &r.o.env, NULL},
+        {"out", DUET_FLAG_STR, &r.o.out, NULL},
+        {"key-type", DUET_FLAG_STR, &r.o.key_type, NULL},
+        {"days", DUET_FLAG_STR, &r.o.days, NULL},
+        {"subject", DUET_FLAG_STR, &r.o.subject, NULL},
+        {"passphrase-file", DUET_FLAG_STR, &r.o.pass_file, NULL},
+        {"no-passphrase", DUET_FLAG_BOOL, &r.o.no_pass, NULL},
+        {"force", DUET_FLAG_BOOL, &r.o.force, NULL},
+        {NULL, 0, NULL, NULL},
     };
     struct duet_errbuf eb = {{0}};
     size_t n_pos;

@@ -20,6 +20,7 @@
 #include "cli.h"
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki.h"
 #include "duet/vol.h"
 
@@ -142,19 +143,23 @@ static int load_file(struct inspect *in, struct duet_errbuf *eb)
 /* A published folder: the three files of one version, never a mix of two. */
 static int load_folder(struct inspect *in, struct duet_errbuf *eb)
 {
-    static const char *const names[] = {DUET_VOL_CERT, DUET_VOL_KEY, DUET_VOL_CA};
+    const struct duet_vol_blob *b;
     struct duet_vol_set set;
-    char what[3][4200];
+    char what[DUET_VOL_SET_N][4200];
     int rc;
 
-    DUET_TRY(duet_vol_read(in->path, names, 3, INSPECT_MAX_FILE, &set, eb));
-    for (size_t i = 0; i < 3; i++)
-        snprintf(what[i], sizeof(what[i]), "%s/%s", in->path, names[i]);
-    rc = duet_chain_from_pem(set.blobs[0].data, set.blobs[0].len, what[0], &in->chain, eb);
+    DUET_TRY(duet_vol_read_set(in->path, INSPECT_MAX_FILE, &set, eb));
+    b = set.blobs;
+    for (size_t i = 0; i < DUET_VOL_SET_N; i++)
+        snprintf(what[i], sizeof(what[i]), "%s/%s", in->path, duet_vol_set_names[i]);
+    rc = duet_chain_from_pem(b[DUET_VOL_SET_CERT].data, b[DUET_VOL_SET_CERT].len,
+                             what[DUET_VOL_SET_CERT], &in->chain, eb);
     if (rc == 0)
-        rc = load_key(in, set.blobs[1].data, set.blobs[1].len, what[1], eb);
+        rc = load_key(in, b[DUET_VOL_SET_KEY].data, b[DUET_VOL_SET_KEY].len, what[DUET_VOL_SET_KEY],
+                      eb);
     if (rc == 0 && !in->ca_path) {
-        rc = duet_chain_from_pem(set.blobs[2].data, set.blobs[2].len, what[2], &in->bundle, eb);
+        rc = duet_chain_from_pem(b[DUET_VOL_SET_CA].data, b[DUET_VOL_SET_CA].len,
+                                 what[DUET_VOL_SET_CA], &in->bundle, eb);
         in->bundle_src = DUET_VOL_CA;
     }
     duet_vol_set_clear(&set);
@@ -377,11 +382,11 @@ static int inspect_run(struct inspect *in, struct duet_errbuf *eb)
 int ag_inspect_main(int argc, char **argv)
 {
     struct inspect in;
-    const struct ag_flag flags[] = {
-        {"ca", AG_FLAG_STR, &in.ca_path},
-        {"passphrase-file", AG_FLAG_STR, &in.pass_file},
-        {"json", AG_FLAG_BOOL, &in.json},
-        {NULL, 0, NULL},
+    const struct duet_flag flags[] = {
+        {"ca", DUET_FLAG_STR, &in.ca_path, NULL},
+        {"passphrase-file", DUET_FLAG_STR, &in.pass_file, NULL},
+        {"json", DUET_FLAG_BOOL, &in.json, NULL},
+        {NULL, 0, NULL, NULL},
     };
     struct duet_errbuf eb = {{0}};
     const char *pos[1];
@@ -389,7 +394,7 @@ int ag_inspect_main(int argc, char **argv)
     int rc;
 
     memset(&in, 0, sizeof(in));
-    in.now = (int64_t)time(NULL);
+    in.now = (int64_t)duet_clock_now();
     rc = ag_cli_parse(argc, argv, flags, inspect_usage, pos, 1, &n_pos, &eb);
     if (rc == 1)
         return 0; /* --help */

@@ -20,6 +20,7 @@
 #include "cli.h"
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki.h"
 
 #define AG_DEFAULT_TRUST_DOMAIN "duet.local"
@@ -37,7 +38,7 @@ struct issue_opts {
     const char *env, *product, *ca_cert, *ca_key, *ca_pass, *out, *key_type, *days, *subject;
     const char *cn_template, *trust_domain;
     bool server, force;
-    struct ag_list dns, ip;
+    struct duet_flag_list dns, ip;
 };
 
 struct issue_run {
@@ -179,7 +180,7 @@ static int issue_sign(struct issue_run *r, struct duet_errbuf *eb)
     struct duet_csr *csr = NULL;
     struct duet_cert *c = NULL;
     struct duet_chain *leaf = NULL;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)duet_clock_now();
     int rc;
 
     DUET_TRY_GOTO(duet_key_generate(r->type, &k, eb), rc, out);
@@ -219,23 +220,23 @@ static int issue_make(struct issue_run *r, struct duet_errbuf *eb)
 int ag_issue_main(int argc, char **argv)
 {
     struct issue_run r;
-    const struct ag_flag flags[] = {
-        {"env", AG_FLAG_STR, &r.o.env},
-        {"product", AG_FLAG_STR, &r.o.product},
-        {"ca-cert", AG_FLAG_STR, &r.o.ca_cert},
-        {"ca-key", AG_FLAG_STR, &r.o.ca_key},
-        {"ca-passphrase-file", AG_FLAG_STR, &r.o.ca_pass},
-        {"out", AG_FLAG_STR, &r.o.out},
-        {"key-type", AG_FLAG_STR, &r.o.key_type},
-        {"days", AG_FLAG_STR, &r.o.days},
-        {"subject", AG_FLAG_STR, &r.o.subject},
-        {"cn-template", AG_FLAG_STR, &r.o.cn_template},
-        {"trust-domain", AG_FLAG_STR, &r.o.trust_domain},
-        {"server", AG_FLAG_BOOL, &r.o.server},
-        {"dns", AG_FLAG_LIST, &r.o.dns},
-        {"ip", AG_FLAG_LIST, &r.o.ip},
-        {"force", AG_FLAG_BOOL, &r.o.force},
-        {NULL, 0, NULL},
+    const struct duet_flag flags[] = {
+        {"env", DUET_FLAG_STR, &r.o.env, NULL},
+        {"product", DUET_FLAG_STR, &r.o.product, NULL},
+        {"ca-cert", DUET_FLAG_STR, &r.o.ca_cert, NULL},
+        {"ca-key", DUET_FLAG_STR, &r.o.ca_key, NULL},
+        {"ca-passphrase-file", DUET_FLAG_STR, &r.o.ca_pass, NULL},
+        {"out", DUET_FLAG_STR, &r.o.out, NULL},
+        {"key-type", DUET_FLAG_STR, &r.o.key_type, NULL},
+        {"days", DUET_FLAG_STR, &r.o.days, NULL},
+        {"subject", DUET_FLAG_STR, &r.o.subject, NULL},
+        {"cn-template", DUET_FLAG_STR, &r.o.cn_template, NULL},
+        {"trust-domain", DUET_FLAG_STR, &r.o.trust_domain, NULL},
+        {"server", DUET_FLAG_BOOL, &r.o.server, NULL},
+        {"dns", DUET_FLAG_LIST, &r.o.dns, NULL},
+        {"ip", DUET_FLAG_LIST, &r.o.ip, NULL},
+        {"force", DUET_FLAG_BOOL, &r.o.force, NULL},
+        {NULL, 0, NULL, NULL},
     };
     struct duet_errbuf eb = {{0}};
     size_t n_pos;

@@ -281,13 +281,14 @@ int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct 
 static void log_issued(const struct ag_ident *id, const struct duet_cert_info *info,
                        const char *issuer, int64_t took_ms)
 {
-    char buf[512];
+    char buf[512], cert[DUET_CERT_LOG_MAX];
 
     duet_log(DUET_LOG_INFO, "agent",
-             "identity=%s issuer=%s serial=%s not_after=%lld sha256=%s key=\"%s\" renew_at=%lld "
+             "identity=%s issuer=%s %s key=\"%s\" renew_at=%lld "
              "took_ms=%lld msg=\"published\" dir=%s",
-             id->name, issuer, info->serial, (long long)info->not_after, info->sha256, info->key,
-             (long long)(id->rot.renew_at / 1000), (long long)took_ms,
+             id->name, issuer,
+             duet_cert_log_fields(cert, sizeof(cert), info->serial, info->not_after, info->sha256),
+             info->key, (long long)(id->rot.renew_at / 1000), (long long)took_ms,
              duet_log_quote(buf, sizeof(buf), id->dir));
 }
 

@@ -22,6 +22,7 @@
 #include "duet/alloc.h"
 #include "duet/clock.h"
 #include "duet/err.h"
+#include "duet/file.h"
 #include "duet/pki.h"
 
 struct local_issuer {
@@ -31,22 +32,8 @@ struct local_issuer {
     char *pass_file; /* NULL: unencrypted key */
     char *ca_bundle; /* the trust bundle published as ca.crt */
     struct duet_key *key; /* cached CA key; NULL until loaded */
-    uint64_t key_sig[10]; /* of ca_key then pass_file when key was loaded */
+    struct duet_file_sig key_sig[2]; /* of ca_key and pass_file when key was loaded */
 };
-
-static void file_sig(const char *path, uint64_t *v)
-{
-    struct stat st;
-
-    memset(v, 0, 5 * sizeof(*v));
-    if (!path || stat(path, &st) == -1)
-        return;
-    v[0] = st.st_dev;
-    v[1] = st.st_ino;
-    v[2] = (uint64_t)st.st_size;
-    v[3] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
-    v[4] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
-}
 
 void ag_issue_result_clear(struct ag_issue_result *r)
 {
@@ -87,13 +74,14 @@ static int read_passphrase(const char *path, char *buf, size_t size, struct duet
 static int load_ca_key(struct local_issuer *li, const struct duet_key **out,
                        struct duet_errbuf *eb)
 {
-    uint64_t sig[10];
+    struct duet_file_sig sig[2];
     char pass[1024];
     int rc = 0;
 
-    file_sig(li->ca_key, sig);
-    file_sig(li->pass_file, sig + 5);
-    if (li->key && memcmp(sig, li->key_sig, sizeof(sig)) == 0) {
+    duet_file_sig_get(li->ca_key, &sig[0]);
+    duet_file_sig_get(li->pass_file, &sig[1]);
+    if (li->key && duet_file_sig_equal(&sig[0], &li->key_sig[0]) &&
+        duet_file_sig_equal(&sig[1], &li->key_sig[1])) {
         *out = li->key;
         return 0;
     }

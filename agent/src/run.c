@@ -23,7 +23,6 @@
  * request bounded by its timeout): the agent has no data path, and the
  * status listener answering a little late is acceptable.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +38,7 @@
 #include "duet/alloc.h"
 #include "duet/clock.h"
 #include "duet/digest.h"
+#include "duet/flags.h"
 #include "duet/log.h"
 #include "duet/watch.h"
 
@@ -237,16 +237,16 @@ static void adopt_disk_sets(struct ag_gen *g)
     for (size_t i = 0; i < g->n_ids; i++) {
         struct ag_ident *id = g->ids[i];
         struct duet_errbuf eb;
-        char q[600];
+        char q[600], cert[DUET_CERT_LOG_MAX];
         int rc;
 
         duet_errbuf_clear(&eb);
         rc = ag_ident_check_disk(id, g->issuer, &g->pol, &eb);
         if (rc == 0) {
             duet_log(DUET_LOG_INFO, "agent",
-                     "identity=%s serial=%s sha256=%s not_after=%lld renew_at=%lld "
-                     "msg=\"kept the published set\"",
-                     id->name, id->serial, id->sha256, (long long)(id->rot.v.not_after / 1000),
+                     "identity=%s %s renew_at=%lld msg=\"kept the published set\"", id->name,
+                     duet_cert_log_fields(cert, sizeof(cert), id->serial,
+                                          id->rot.v.not_after / 1000, id->sha256),
                      (long long)(id->rot.renew_at / 1000));
         } else if (rc != -ENOENT) {
             duet_log(DUET_LOG_WARN, "agent", "identity=%s err=%s msg=%s action=reissue", id->name,
@@ -397,29 +397,25 @@ static const char run_usage[] = "usage: duet-agent run --config FILE\n";
 
 static int parse_args(int argc, char **argv, const char **config)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct duet_flag flags[] = {
+        {"config", DUET_FLAG_STR, config, NULL},
+        {NULL, 0, NULL, NULL},
     };
-    int c;
+    struct duet_errbuf eb;
+    size_t n_pos;
+    int rc;
 
     *config = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c') {
-            *config = optarg;
-        } else if (c == 'h') {
-            fputs(run_usage, stdout);
-            return 1;
-        } else {
-            fputs(run_usage, stderr);
-            return DUET_E_USAGE;
-        }
+    duet_errbuf_clear(&eb);
+    rc = duet_flags_parse(argc, argv, flags, NULL, NULL, 0, &n_pos, &eb);
+    if (rc == DUET_FLAGS_HELP) {
+        fputs(run_usage, stdout);
+        return 1;
     }
-    if (!*config || optind != argc) {
-        fprintf(stderr, "duet-agent run: %s\n%s",
-                optind != argc ? "unexpected argument" : "--config FILE is required", run_usage);
+    if (rc == 0 && !*config)
+        rc = duet_errf(&eb, DUET_E_USAGE, "--config FILE is required");
+    if (rc < 0) {
+        fprintf(stderr, "duet-agent run: %s\n%s", eb.msg, run_usage);
         return DUET_E_USAGE;
     }
     return 0;

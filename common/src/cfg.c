@@ -18,6 +18,7 @@
 #include "duet/cfg.h"
 #include "duet/duration.h"
 #include "duet/err.h"
+#include "duet/file.h"
 
 #define PATH_MAX_LEN 256
 
@@ -424,55 +425,6 @@ int duet_cfg_load_string(const char *text, size_t len, const struct duet_cfg_tab
     return rc;
 }
 
-static int read_file(const char *path, size_t max_size, char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    struct stat st;
-    size_t n = 0;
-    char *buf;
-    int rc = 0;
-
-    if (fd == -1)
-        return -errno;
-    if (fstat(fd, &st) == -1)
-        rc = -errno;
-    else if (!S_ISREG(st.st_mode))
-        rc = DUET_EINVAL;
-    else if ((uint64_t)st.st_size > max_size)
-        rc = DUET_E_TOOBIG;
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-    /* One byte more than the cap tells a file that grew since fstat from one that fits. */
-    buf = duet_malloc(max_size + 1);
-    if (!buf) {
-        close(fd);
-        return DUET_ENOMEM;
-    }
-    while (n <= max_size) {
-        ssize_t r = read(fd, buf + n, max_size + 1 - n);
-
-        if (r == -1 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = r == -1 ? -errno : 0;
-            break;
-        }
-        n += (size_t)r;
-    }
-    close(fd);
-    if (rc == 0 && n > max_size)
-        rc = DUET_E_TOOBIG;
-    if (rc < 0) {
-        duet_free(buf);
-        return rc;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 int duet_cfg_load_file(const char *path, size_t max_size, const struct duet_cfg_table *t,
                        void *obj, struct duet_errbuf *eb)
 {
@@ -482,7 +434,7 @@ int duet_cfg_load_file(const char *path, size_t max_size, const struct duet_cfg_
     int rc;
 
     memset(obj, 0, t->size);
-    rc = read_file(path, max_size, &text, &len);
+    rc = duet_file_read(path, max_size, &text, &len);
     if (rc == DUET_E_TOOBIG)
         return duet_errf(eb, rc, "%s: larger than %zu bytes", path, max_size);
     if (rc == DUET_EINVAL)
@@ -491,7 +443,7 @@ int duet_cfg_load_file(const char *path, size_t max_size, const struct duet_cfg_
         return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
     duet_errbuf_clear(&inner);
     rc = duet_cfg_load_string(text, len, t, obj, &inner);
-    duet_free(text);
+    duet_file_free(text, len);
     if (rc < 0)
         return duet_errf(eb, rc, "%s: %s", path, inner.msg);
     return 0;

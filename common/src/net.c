@@ -119,15 +119,3 @@ const char *duet_net_addr_str(const struct sockaddr *sa, char *buf, size_t size)
     }
     return buf;
 }
-
-const char *duet_net_local_str(int fd, char *buf, size_t size)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1) {
-        snprintf(buf, size, "?");
-        return buf;
-    }
-    return duet_net_addr_str((struct sockaddr *)&ss, buf, size);
-}

@@ -15,57 +15,20 @@
 #include <openssl/pem.h>
 
 #include "duet/alloc.h"
+#include "duet/file.h"
 #include "pki_int.h"
-
-static int read_fd(int fd, const char *path, char *buf, size_t size, size_t *len,
-                   struct duet_errbuf *eb)
-{
-    size_t n = 0;
-
-    while (n < size) {
-        ssize_t r = read(fd, buf + n, size - n);
-
-        if (r == -1 && errno == EINTR)
-            continue;
-        if (r == -1)
-            return duet_errf(eb, -errno, "%s: read failed: %s", path, strerror(errno));
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    *len = n;
-    return 0;
-}
 
 int duet__pki_read_file(const char *path, char **buf, size_t *len, struct duet_errbuf *eb)
 {
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc;
+    int rc = duet_file_read(path, DUET_PKI_MAX_FILE, buf, len);
 
-    if (fd == -1)
-        return duet_errf(eb, -errno, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size > DUET_PKI_MAX_FILE) {
-        rc = fstat(fd, &st) == -1 ? -errno : S_ISREG(st.st_mode) ? DUET_E_TOOBIG : DUET_EINVAL;
-        close(fd);
-        return duet_errf(eb, rc, "%s: %s", path,
-                         rc == DUET_E_TOOBIG ? "file too large for a PEM file"
-                                             : "not a regular file");
-    }
-    *buf = duet_malloc((size_t)st.st_size + 1);
-    if (!*buf) {
-        close(fd);
-        return DUET_ENOMEM;
-    }
-    rc = read_fd(fd, path, *buf, (size_t)st.st_size, len, eb);
-    close(fd);
-    if (rc < 0) {
-        duet_secret_free(*buf, (size_t)st.st_size + 1);
-        *buf = NULL;
-        return rc;
-    }
-    (*buf)[*len] = '\0';
-    return 0;
+    if (rc == DUET_E_TOOBIG)
+        return duet_errf(eb, rc, "%s: file too large for a PEM file", path);
+    if (rc == DUET_EINVAL)
+        return duet_errf(eb, rc, "%s: not a regular file", path);
+    if (rc < 0 && rc != DUET_ENOMEM)
+        return duet_errf(eb, rc, "%s: cannot open: %s", path, duet_strerror(rc));
+    return rc;
 }
 
 int duet__pki_bio_to_string(BIO *bio, char **out, size_t *len)
@@ -123,11 +86,6 @@ int duet_cert_from_x509(X509 *x, struct duet_cert **out)
     c->x = x;
     *out = c;
     return 0;
-}
-
-int duet_cert_dup(const struct duet_cert *c, struct duet_cert **out)
-{
-    return duet_cert_from_x509(c->x, out);
 }
 
 void duet_cert_free(struct duet_cert *c)
@@ -222,22 +180,6 @@ const struct duet_cert *duet_chain_at(const struct duet_chain *c, size_t i)
 STACK_OF(X509) *duet_chain_stack(const struct duet_chain *c)
 {
     return c->sk;
-}
-
-int duet_chain_from_stack(const STACK_OF(X509) *sk, struct duet_chain **out)
-{
-    struct duet_chain *c = NULL;
-    int rc;
-
-    DUET_TRY(duet_chain_new(&c));
-    for (size_t i = 0; i < sk_X509_num(sk); i++) {
-        DUET_TRY_GOTO(chain_push_x509(c, sk_X509_value(sk, i)), rc, fail);
-    }
-    *out = c;
-    return 0;
-fail:
-    duet_chain_free(c);
-    return rc;
 }
 
 X509_STORE *duet_chain_to_store(const struct duet_chain *bundle)

@@ -15,7 +15,7 @@
 
 #include "pki_int.h"
 
-int64_t duet__pki_time_to_unix(const ASN1_TIME *t)
+int64_t duet_asn1_time_to_unix(const ASN1_TIME *t)
 {
     ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
     int days = 0, secs = 0;
@@ -152,8 +152,8 @@ int duet_cert_info(const struct duet_cert *c, struct duet_cert_info *out)
     serial_hex(x, out->serial, sizeof(out->serial));
     fingerprint(x, out->sha256, sizeof(out->sha256));
     fill_key(X509_get_pubkey(x), out);
-    out->not_before = duet__pki_time_to_unix(X509_get0_notBefore(x));
-    out->not_after = duet__pki_time_to_unix(X509_get0_notAfter(x));
+    out->not_before = duet_asn1_time_to_unix(X509_get0_notBefore(x));
+    out->not_after = duet_asn1_time_to_unix(X509_get0_notAfter(x));
     out->version = (int)X509_get_version(x) + 1;
     /* X509_get_extension_flags also caches the parsed extensions the calls below use. */
     out->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
@@ -183,4 +183,12 @@ int duet_csr_info(const struct duet_csr *r, struct duet_cert_info *out)
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ERR_clear_error();
     return 0;
+}
+
+const char *duet_cert_log_fields(char *buf, size_t size, const char *serial, int64_t not_after,
+                                 const char *sha256)
+{
+    snprintf(buf, size, "serial=%s not_after=%lld sha256=%s", serial[0] ? serial : "-",
+             (long long)not_after, sha256[0] ? sha256 : "-");
+    return buf;
 }

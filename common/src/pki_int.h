@@ -46,9 +46,9 @@ struct duet_csr {
 #define DUET_PKI_KDF_ITERATIONS 600000
 
 /*
- * Read a whole file into a NUL-terminated duet_malloc buffer (*len excludes
- * the NUL). -errno or DUET_E_TOOBIG, with eb naming the path. The caller
- * releases it with duet_secret_free when it may hold a key.
+ * duet_file_read capped at DUET_PKI_MAX_FILE, with eb naming the path at
+ * fault. The caller releases the buffer with duet_secret_free (it may hold
+ * a key).
  */
 int duet__pki_read_file(const char *path, char **buf, size_t *len,
                         struct duet_errbuf *eb) DUET_MUST_CHECK;
@@ -75,8 +75,6 @@ int duet__pki_gens_from_sans(const struct duet_sans *sans, GENERAL_NAMES **out,
                              struct duet_errbuf *eb) DUET_MUST_CHECK;
 /* "RSA 2048", "EC P-256", "Ed25519", or "unknown". */
 const char *duet__pki_describe_evp(const EVP_PKEY *pkey, char *buf, size_t size);
-/* Seconds since the epoch for an ASN1_TIME; 0 if it cannot be read. */
-int64_t duet__pki_time_to_unix(const ASN1_TIME *t);
 /* Append an extension given in OpenSSL config syntax ("critical,CA:FALSE"). */
 int duet__pki_add_ext_conf(X509 *x, X509 *issuer, int nid, const char *value,
                            struct duet_errbuf *eb) DUET_MUST_CHECK;

@@ -138,8 +138,8 @@ int duet_ca_self_sign(const struct duet_key *k, const struct duet_subject *subje
 static int check_issuer(const struct duet_sign_req *r, struct duet_errbuf *eb)
 {
     X509 *ca = r->ca_cert->x;
-    int64_t ca_nb = duet__pki_time_to_unix(X509_get0_notBefore(ca));
-    int64_t ca_na = duet__pki_time_to_unix(X509_get0_notAfter(ca));
+    int64_t ca_nb = duet_asn1_time_to_unix(X509_get0_notBefore(ca));
+    int64_t ca_na = duet_asn1_time_to_unix(X509_get0_notAfter(ca));
     char cn[256] = "";
 
     X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, cn, sizeof(cn));

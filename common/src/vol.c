@@ -36,6 +36,7 @@
 
 #include "duet/alloc.h"
 #include "duet/err.h"
+#include "duet/file.h"
 #include "duet/vol.h"
 
 #define DATA_TMP "..data_tmp"
@@ -485,60 +486,9 @@ void duet_vol_set_clear(struct duet_vol_set *s)
 /* Read all of fd, refusing more than max_len bytes (st_size is only a hint). */
 static int slurp(int fd, size_t max_len, struct duet_vol_blob *out)
 {
-    struct stat st;
-    size_t cap, len = 0;
-    char *buf;
+    int rc = duet_file_read_fd(fd, max_len, &out->data, &out->len);
 
-    if (fstat(fd, &st) == -1)
-        return -errno;
-    if (!S_ISREG(st.st_mode))
-        return DUET_E_VOL_LAYOUT;
-    if ((uint64_t)st.st_size > max_len)
-        return DUET_E_TOOBIG;
-    cap = (size_t)st.st_size + 1;
-    buf = duet_malloc(cap);
-    if (!buf)
-        return DUET_ENOMEM;
-    for (;;) {
-        ssize_t r;
-
-        if (len + 1 == cap) {
-            char *nb;
-
-            if (len >= max_len + 1 || cap > max_len + 1)
-                break;
-            cap = DUET_MIN(cap * 2, max_len + 2);
-            nb = duet_realloc(buf, cap);
-            if (!nb) {
-                explicit_bzero(buf, len);
-                duet_free(buf);
-                return DUET_ENOMEM;
-            }
-            buf = nb;
-        }
-        r = read(fd, buf + len, cap - 1 - len);
-        if (r == -1 && errno == EINTR)
-            continue;
-        if (r == -1) {
-            int rc = -errno;
-
-            explicit_bzero(buf, len);
-            duet_free(buf);
-            return rc;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    if (len > max_len) {
-        explicit_bzero(buf, len);
-        duet_free(buf);
-        return DUET_E_TOOBIG;
-    }
-    buf[len] = '\0';
-    out->data = buf;
-    out->len = len;
-    return 0;
+    return rc == DUET_EINVAL ? DUET_E_VOL_LAYOUT : rc;
 }
 
 /* Where a reader found ..data: >0 its length, 0 none (plain folder), <0 an error. */
@@ -643,4 +593,16 @@ int duet_vol_read(const char *dir, const char *const *names, size_t n, size_t ma
     if (rc < 0)
         duet_vol_set_clear(out);
     return rc;
+}
+
+const char *const duet_vol_set_names[DUET_VOL_SET_N] = {
+    [DUET_VOL_SET_CERT] = DUET_VOL_CERT,
+    [DUET_VOL_SET_KEY] = DUET_VOL_KEY,
+    [DUET_VOL_SET_CA] = DUET_VOL_CA,
+};
+
+int duet_vol_read_set(const char *dir, size_t max_len, struct duet_vol_set *out,
+                      struct duet_errbuf *eb)
+{
+    return duet_vol_read(dir, duet_vol_set_names, DUET_VOL_SET_N, max_len, out, eb);
 }

@@ -31,6 +31,7 @@
 
 #include "duet/alloc.h"
 #include "duet/err.h"
+#include "duet/file.h"
 #include "duet/log.h"
 #include "duet/loop.h"
 #include "duet/watch.h"
@@ -84,13 +85,13 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+/* A chmod shows through ctime, as a rewrite does through mtime and size. */
 static uint64_t entry_hash(const char *name, const struct stat *st)
 {
-    uint64_t v[6] = {(uint64_t)st->st_dev,          (uint64_t)st->st_ino,
-                     (uint64_t)st->st_size,         (uint64_t)st->st_mtim.tv_sec,
-                     (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_mode};
+    struct duet_file_sig fs;
 
-    return fnv(fnv(14695981039346656037ULL, name, strlen(name) + 1), v, sizeof(v));
+    duet_file_sig_from_stat(st, &fs);
+    return fnv(fnv(14695981039346656037ULL, name, strlen(name) + 1), &fs, sizeof(fs));
 }
 
 /* Hash every regular file (symlinks followed) of folder fd; ".."-entries are the writer's. */

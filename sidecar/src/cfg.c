@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * duet-sidecar flags. Every option is declared once in `options[]` (flag,
- * environment variable, default, help); --help and parsing derive from it
- * (STYLE.md 7). Precedence: flag, then environment, then default. Nothing
- * here is reloadable: only certificate material changes at run time.
+ * environment variable, default, help, and where its value goes); --help
+ * and parsing (common/ duet_flags_parse) derive from it (STYLE.md 7).
+ * Precedence: flag, then environment, then default. Nothing here is
+ * reloadable: only certificate material changes at run time.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,7 +14,8 @@
 #include <string.h>
 
 #include "duet/duration.h"
-#include "sc.h"
+#include "duet/flags.h"
+#include "cfg.h"
 
 enum opt_kind {
     OPT_STR = 0,
@@ -31,34 +33,39 @@ struct option_def {
     const char *def; /* NULL: no default */
     unsigned min, max; /* OPT_UINT bounds */
     const char *help;
+    size_t off; /* where the value goes in struct sc_cfg (the listeners: unused) */
 };
+
+#define AT(field) offsetof(struct sc_cfg, field)
 
 static const struct option_def options[] = {
     {"--certs", "DUET_SIDECAR_CERTS", OPT_STR, NULL, 0, 0,
-     "folder with tls.crt, tls.key, ca.crt (Secret-volume layout)"},
+     "folder with tls.crt, tls.key, ca.crt (Secret-volume layout)", AT(certs)},
     {"--outbound", NULL, OPT_SPEC_OUT, NULL, 0, 0,
-     "LISTEN=UPSTREAM[,sni=NAME][,resume=on|off]: plaintext in, mTLS out (repeatable)"},
+     "LISTEN=UPSTREAM[,sni=NAME][,resume=on|off]: plaintext in, mTLS out (repeatable)", 0},
     {"--inbound", NULL, OPT_SPEC_IN, NULL, 0, 0,
-     "LISTEN=BACKEND[,allow-cn=CN][,allow-san=URI]: mTLS in, plaintext out (repeatable)"},
+     "LISTEN=BACKEND[,allow-cn=CN][,allow-san=URI]: mTLS in, plaintext out (repeatable)", 0},
     {"--status", "DUET_SIDECAR_STATUS", OPT_STR, NULL, 0, 0,
-     "host:port for /healthz, /readyz, /metrics"},
+     "host:port for /healthz, /readyz, /metrics", AT(status)},
     {"--workers", "DUET_SIDECAR_WORKERS", OPT_UINT, "1", 1, SC_MAX_WORKERS,
-     "worker threads, each with its own loop and SO_REUSEPORT listeners"},
+     "worker threads, each with its own loop and SO_REUSEPORT listeners", AT(workers)},
     {"--max-conns", "DUET_SIDECAR_MAX_CONNS", OPT_UINT, "10000", 1, 1000000,
-     "open proxied connections at most (split across workers)"},
+     "open proxied connections at most (split across workers)", AT(max_conns)},
     {"--drain-timeout", "DUET_SIDECAR_DRAIN_TIMEOUT", OPT_DURATION, "20s", 0, 0,
-     "on SIGTERM, wait this long for open connections"},
+     "on SIGTERM, wait this long for open connections", AT(drain_ms)},
     {"--handshake-timeout", "DUET_SIDECAR_HANDSHAKE_TIMEOUT", OPT_DURATION, "10s", 0, 0,
-     "connect + TLS handshake deadline"},
+     "connect + TLS handshake deadline", AT(handshake_ms)},
     {"--idle-timeout", "DUET_SIDECAR_IDLE_TIMEOUT", OPT_DURATION, "5m", 0, 0,
-     "close a connection without traffic for this long"},
+     "close a connection without traffic for this long", AT(idle_ms)},
     {"--max-conn-lifetime", "DUET_SIDECAR_MAX_CONN_LIFETIME", OPT_DURATION, "0s", 0, 0,
-     "close any connection this old (0s: no limit)"},
+     "close any connection this old (0s: no limit)", AT(lifetime_ms)},
     {"--crl", "DUET_SIDECAR_CRL", OPT_STR, NULL, 0, 0,
-     "PEM CRL refusing revoked client certificates inbound (reloaded with the certificates)"},
+     "PEM CRL refusing revoked client certificates inbound (reloaded with the certificates)",
+     AT(crl)},
     {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "1s", 0, 0,
-     "stat poll of the certificates and CRL, beside inotify (a readlink + 4 stats)"},
-    {"--log-level", "DUET_LOG_LEVEL", OPT_LEVEL, "info", 0, 0, "error, warn, info or debug"},
+     "stat poll of the certificates and CRL, beside inotify (a readlink + 4 stats)", AT(poll_ms)},
+    {"--log-level", "DUET_LOG_LEVEL", OPT_LEVEL, "info", 0, 0, "error, warn, info or debug",
+     AT(log_level)},
 };
 
 static void print_help(void)
@@ -241,109 +248,78 @@ static int parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
     return 0;
 }
 
-static int apply(struct sc_cfg *cfg, const struct option_def *o, const char *v,
-                 struct duet_errbuf *eb)
+/* One value for one option, into the field the table names (DUET_FLAG_FN). */
+struct slot {
+    const struct option_def *o;
+    struct sc_cfg *cfg;
+};
+
+static int apply(void *arg, const char *flag, const char *v, struct duet_errbuf *eb)
 {
-    unsigned u;
-    int64_t ms;
+    const struct slot *sl = arg;
+    const struct option_def *o = sl->o;
+    void *dst = (char *)sl->cfg + o->off;
+    struct sc_cfg *cfg = sl->cfg;
 
     switch (o->kind) {
     case OPT_STR:
         if (v[0] == '\0')
-            return duet_errf(eb, DUET_E_USAGE, "%s: empty value", o->flag);
-        if (strcmp(o->flag, "--certs") == 0)
-            cfg->certs = v;
-        else if (strcmp(o->flag, "--crl") == 0)
-            cfg->crl = v;
-        else
-            cfg->status = v;
+            return duet_errf(eb, DUET_E_USAGE, "%s: empty value", flag);
+        *(const char **)dst = v;
         return 0;
     case OPT_UINT:
-        if (parse_uint(v, o->min, o->max, &u) < 0)
-            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected an integer %u-%u", o->flag,
-                             v, o->min, o->max);
-        if (strcmp(o->flag, "--workers") == 0)
-            cfg->workers = u;
-        else
-            cfg->max_conns = u;
+        if (parse_uint(v, o->min, o->max, dst) < 0)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected an integer %u-%u", flag, v,
+                             o->min, o->max);
         return 0;
     case OPT_DURATION:
-        if (duet_duration_parse(v, &ms) < 0 || ms < 0)
-            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected a duration like 20s or 5m",
-                             o->flag, v);
-        if (strcmp(o->flag, "--drain-timeout") == 0)
-            cfg->drain_ms = ms;
-        else if (strcmp(o->flag, "--handshake-timeout") == 0)
-            cfg->handshake_ms = ms;
-        else if (strcmp(o->flag, "--idle-timeout") == 0)
-            cfg->idle_ms = ms;
-        else if (strcmp(o->flag, "--max-conn-lifetime") == 0)
-            cfg->lifetime_ms = ms;
-        else
-            cfg->poll_ms = ms;
+        if (duet_duration_parse(v, dst) < 0 || *(int64_t *)dst < 0)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected a duration like 20s or 5m", flag,
+                             v);
         return 0;
     case OPT_LEVEL:
-        if (duet_log_parse_level(v, &cfg->log_level) < 0)
-            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected error, warn, info or debug",
-                             o->flag, v);
+        if (duet_log_parse_level(v, dst) < 0)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected error, warn, info or debug", flag,
+                             v);
         return 0;
     case OPT_SPEC_OUT:
     case OPT_SPEC_IN:
         if (cfg->n_listeners == SC_MAX_LISTENERS)
-            return duet_errf(eb, DUET_E_USAGE, "%s: at most %d listeners", o->flag,
-                             SC_MAX_LISTENERS);
+            return duet_errf(eb, DUET_E_USAGE, "%s: at most %d listeners", flag, SC_MAX_LISTENERS);
         return sc_cfg_parse_spec(&cfg->listeners[cfg->n_listeners++],
                                  o->kind == OPT_SPEC_OUT ? SC_OUTBOUND : SC_INBOUND, v, eb);
     }
     return DUET_E_INTERNAL;
 }
 
-static const struct option_def *find(const char *arg, size_t len)
+#define N_OPTIONS DUET_ARRAY_SIZE(options)
+
+/* Flags first (duet_flags_parse), then the environment, then defaults (STYLE.md 7). */
+static int parse_all(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *eb)
 {
-    for (size_t i = 0; i < DUET_ARRAY_SIZE(options); i++) {
-        if (strlen(options[i].flag) == len && strncmp(options[i].flag, arg, len) == 0)
-            return &options[i];
+    struct slot slots[N_OPTIONS];
+    struct duet_flag flags[N_OPTIONS + 2];
+    bool seen[N_OPTIONS + 2] = {false};
+    bool version = false;
+    size_t n_pos;
+    int rc;
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        slots[i] = (struct slot){&options[i], cfg};
+        flags[i] = (struct duet_flag){options[i].flag + 2, DUET_FLAG_FN, &slots[i], apply};
     }
-    return NULL;
-}
-
-int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *eb)
-{
-    bool seen[DUET_ARRAY_SIZE(options)] = {false};
-
-    /* Only the scalars: the listener table is large and lives in the bss,
-     * where untouched pages cost no memory; sc_cfg_parse_spec fills each
-     * entry it uses. */
-    memset(cfg, 0, offsetof(struct sc_cfg, listeners));
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *eq = strchr(arg, '=');
-        size_t len = eq && strncmp(arg, "--", 2) == 0 ? (size_t)(eq - arg) : strlen(arg);
-        const struct option_def *o;
-        const char *v;
-
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            print_help();
-            return 1;
-        }
-        if (strcmp(arg, "--version") == 0) {
+    flags[N_OPTIONS] = (struct duet_flag){"version", DUET_FLAG_BOOL, &version, NULL};
+    flags[N_OPTIONS + 1] = (struct duet_flag){NULL, 0, NULL, NULL};
+    rc = duet_flags_parse(argc, argv, flags, seen, NULL, 0, &n_pos, eb);
+    if (rc == DUET_FLAGS_HELP || (rc == 0 && version)) {
+        if (version)
             printf("duet-sidecar %s\n", DUET_VERSION);
-            return 1;
-        }
-        o = find(arg, len);
-        if (!o)
-            return duet_errf(eb, DUET_E_USAGE, "unknown argument '%s' (see --help)", arg);
-        if (arg[len] == '=') {
-            v = arg + len + 1;
-        } else {
-            if (i + 1 >= argc)
-                return duet_errf(eb, DUET_E_USAGE, "%s needs a value", o->flag);
-            v = argv[++i];
-        }
-        DUET_TRY(apply(cfg, o, v, eb));
-        seen[o - options] = true;
+        else
+            print_help();
+        return 1;
     }
-    for (size_t i = 0; i < DUET_ARRAY_SIZE(options); i++) {
+    DUET_TRY(rc);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v = NULL;
 
         if (seen[i] || options[i].kind == OPT_SPEC_IN || options[i].kind == OPT_SPEC_OUT)
@@ -353,8 +329,22 @@ int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *
         if (!v || v[0] == '\0')
             v = options[i].def;
         if (v)
-            DUET_TRY(apply(cfg, &options[i], v, eb));
+            DUET_TRY(duet_flag_set(&flags[i], v, eb));
     }
+    return 0;
+}
+
+int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *eb)
+{
+    int rc;
+
+    /* Only the scalars: the listener table is large and lives in the bss,
+     * where untouched pages cost no memory; sc_cfg_parse_spec fills each
+     * entry it uses. */
+    memset(cfg, 0, offsetof(struct sc_cfg, listeners));
+    rc = parse_all(cfg, argc, argv, eb);
+    if (rc != 0)
+        return rc;
     if (!cfg->certs)
         return duet_errf(eb, DUET_E_USAGE, "--certs is required");
     if (cfg->n_listeners == 0)

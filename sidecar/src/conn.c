@@ -11,7 +11,7 @@
  * the idle deadline (checked lazily against last_active, so traffic never
  * re-arms the timer) and the lifetime deadline (--max-conn-lifetime, our
  * certificate's notAfter outbound, the peer certificate's notAfter inbound).
- * Closing is two-step (STYLE.md 5): sc_conn_close() marks and quiets the
+ * Closing is two-step (STYLE.md 5): conn_close() marks and quiets the
  * connection, the loop frees it in step 5 of the iteration.
  */
 #include <errno.h>
@@ -26,7 +26,14 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
-#include "sc.h"
+#include "conn.h"
+#include "listener.h"
+#include "metrics.h"
+#include "pump.h"
+#include "resolve.h"
+#include "tls_set.h"
+#include "worker.h"
+#include "xprt.h"
 
 enum sc_state {
     SC_ST_RESOLVING = 0,
@@ -49,12 +56,12 @@ enum sc_state {
 #define SC_PUMP_ROUNDS 4
 
 struct sc_conn {
-    struct sc_conn *prev, *next; /* worker's list */
-    struct sc_conn *drain_next;  /* worker's SSL_pending list */
+    struct sc_conn *prev, *next; /* the worker's struct sc_conns */
+    struct sc_conn *drain_next;  /* its SSL_pending list */
     bool in_drain;
     enum sc_state st;
     struct sc_listener *l;
-    struct sc_worker *w;
+    struct sc_conns *cs; /* the worker's set, and what it lends */
     struct sc_side down, up;
     struct sc_pipe d2u, u2d;
     struct sc_tls_set *set;
@@ -74,11 +81,6 @@ struct sc_conn {
         struct sockaddr_in6 in6;
     } peer;
 };
-
-struct sc_listener *sc_conn_listener(struct sc_conn *c)
-{
-    return c->l;
-}
 
 static const char *peer_str(const struct sc_conn *c, char *buf, size_t size)
 {
@@ -104,15 +106,13 @@ static void discard_input(int fd)
     }
 }
 
-static void side_release(struct sc_worker *w, struct sc_side *s, bool graceful)
+static void side_release(struct sc_conns *cs, struct sc_side *s, bool graceful)
 {
     if (s->fd < 0)
         return;
-    if (s->tls && graceful && !s->shut)
-        (void)s->ops->shutdown(s); /* best effort close_notify */
-    if (s->ops)
-        s->ops->close(s);
-    duet_loop_del_fd(w->loop, s->fd);
+    s->ops->close(s, graceful && !s->shut);
+    s->ops = &sc_xprt_raw;
+    duet_loop_del_fd(cs->loop, s->fd);
     close(s->fd);
     s->fd = -1;
 }
@@ -120,13 +120,13 @@ static void side_release(struct sc_worker *w, struct sc_side *s, bool graceful)
 static void conn_free(struct duet_loop *loop, void *arg)
 {
     struct sc_conn *c = arg;
-    struct sc_worker *w = c->w;
+    struct sc_conns *cs = c->cs;
 
     (void)loop;
-    duet_timer_stop(w->loop, &c->timer);
-    duet_loop_cancel_defer(w->loop, &c->drain_defer);
+    duet_timer_stop(cs->loop, &c->timer);
+    duet_loop_cancel_defer(cs->loop, &c->drain_defer);
     if (c->in_drain) {
-        for (struct sc_conn **pp = &w->drain_head; *pp; pp = &(*pp)->drain_next) {
+        for (struct sc_conn **pp = &cs->drain_head; *pp; pp = &(*pp)->drain_next) {
             if (*pp == c) {
                 *pp = c->drain_next;
                 break;
@@ -137,33 +137,28 @@ static void conn_free(struct duet_loop *loop, void *arg)
         sc_resolve_free(c->rreq);
     else if (c->rreq)
         sc_resolve_cancel(c->rreq);
-    side_release(w, &c->up, true);
+    side_release(cs, &c->up, true);
     if (c->down.fd >= 0 && !c->down.eof)
         discard_input(c->down.fd);
-    side_release(w, &c->down, true);
-    sc_pipe_release(&c->d2u, &w->pool);
-    sc_pipe_release(&c->u2d, &w->pool);
+    side_release(cs, &c->down, true);
+    sc_pipe_release(&c->d2u, cs->pool);
+    sc_pipe_release(&c->u2d, cs->pool);
     sc_tls_set_unref(c->set);
     SC_STAT_ADD(c->l->stats.open, (uint64_t)-1);
     if (c->prev)
         c->prev->next = c->next;
     else
-        w->conns = c->next;
+        cs->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    w->nconns--;
+    cs->n--;
     duet_free(c);
-    if (w->nconns < w->max_conns) {
-        for (unsigned i = 0; i < w->n_listeners; i++)
-            sc_listener_pause(&w->listeners[i], false);
-    }
-    if (w->draining && w->nconns == 0)
-        duet_loop_stop(w->loop);
+    sc_worker_conns_changed(cs->w);
 }
 
 static void quiet(struct sc_conn *c, struct sc_side *s)
 {
-    if (s->fd >= 0 && s->events && duet_loop_mod_fd(c->w->loop, s->fd, 0) == 0)
+    if (s->fd >= 0 && s->events && duet_loop_mod_fd(c->cs->loop, s->fd, 0) == 0)
         s->events = 0;
 }
 
@@ -174,7 +169,7 @@ static void conn_close(struct sc_conn *c)
     c->st = SC_ST_CLOSING;
     quiet(c, &c->down);
     quiet(c, &c->up);
-    duet_loop_defer(c->w->loop, &c->free_defer);
+    duet_loop_defer(c->cs->loop, &c->free_defer);
 }
 
 /* A connection refused or failed before OPEN: count, log, close. */
@@ -193,7 +188,7 @@ static void conn_fail(struct sc_conn *c, enum sc_fail f, const char *why, const 
                  c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer, sc_fail_names[f],
                  qsubj, qwhy);
     else
-        sc_worker_log_refusal(c->w, "listener=%s peer=%s reason=%s subject=%s msg=%s",
+        sc_worker_log_refusal(c->cs->w, "listener=%s peer=%s reason=%s subject=%s msg=%s",
                               c->l->cfg->listen, peer, sc_fail_names[f], qsubj, qwhy);
     conn_close(c);
 }
@@ -204,7 +199,7 @@ static void set_events(struct sc_conn *c, struct sc_side *s, uint32_t ev)
 {
     if (s->fd < 0 || ev == s->events)
         return;
-    if (duet_loop_mod_fd(c->w->loop, s->fd, ev) < 0) {
+    if (duet_loop_mod_fd(c->cs->loop, s->fd, ev) < 0) {
         conn_close(c);
         return;
     }
@@ -218,11 +213,11 @@ static void arm_timer(struct sc_conn *c, int64_t now)
     if (c->st < SC_ST_OPEN) {
         at = c->hs_deadline;
     } else {
-        at = c->last_active + c->w->app->cfg.idle_ms;
+        at = c->last_active + c->cs->cfg->idle_ms;
         if (c->life_deadline && c->life_deadline < at)
             at = c->life_deadline;
     }
-    duet_timer_start(c->w->loop, &c->timer, at - now);
+    duet_timer_start(c->cs->loop, &c->timer, at - now);
 }
 
 static bool in_flight(const struct sc_conn *c)
@@ -251,7 +246,7 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
                  c->l->cfg->listen);
         conn_close(c);
         return;
-    } else if (now - c->last_active >= c->w->app->cfg.idle_ms) {
+    } else if (now - c->last_active >= c->cs->cfg->idle_ms) {
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"idle timeout\"", c->l->cfg->listen);
         conn_close(c);
         return;
@@ -266,16 +261,16 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
  * A certificate already inside its margin gets no margin, so a connection
  * opened on it lives until the certificate really expires.
  */
-static void set_life_deadline(struct sc_conn *c, int64_t now, time_t not_before,
-                              time_t not_after, int64_t margin)
+static void set_life_deadline(struct sc_conn *c, int64_t now, int64_t not_before, int64_t not_after,
+                              int64_t margin)
 {
     int64_t soft = 0, hard = 0;
 
-    if (c->w->app->cfg.lifetime_ms > 0)
-        soft = hard = now + c->w->app->cfg.lifetime_ms;
+    if (c->cs->cfg->lifetime_ms > 0)
+        soft = hard = now + c->cs->cfg->lifetime_ms;
     if (not_after > 0) {
-        int64_t left = (int64_t)not_after * 1000 - duet_clock_real_ms();
-        int64_t tenth = ((int64_t)not_after - (int64_t)not_before) * 100;
+        int64_t left = not_after * 1000 - duet_clock_real_ms();
+        int64_t tenth = (not_after - not_before) * 100;
 
         if (not_before > 0 && tenth < margin)
             margin = tenth > 0 ? tenth : 0;
@@ -310,25 +305,25 @@ static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
     const struct sc_side *s = fd == c->down.fd ? &c->down : &c->up;
     unsigned from_s = s == &c->down ? SC_PUMP_D2U : SC_PUMP_U2D;
     unsigned to_s = from_s ^ SC_PUMP_BOTH;
-    unsigned m = 0;
+    unsigned cross, m = 0;
 
     if (ev & DUET_EV_HUP)
         return SC_PUMP_BOTH;
+    cross = s->ops->cross(s);
     if (ev & DUET_EV_READ)
-        m |= s->wr_want_rd ? SC_PUMP_BOTH : from_s;
+        m |= cross & SC_CROSS_WR_WANTS_RD ? SC_PUMP_BOTH : from_s;
     if (ev & DUET_EV_WRITE)
-        m |= s->rd_want_wr ? SC_PUMP_BOTH : to_s;
+        m |= cross & SC_CROSS_RD_WANTS_WR ? SC_PUMP_BOTH : to_s;
     return m;
 }
 
 static void pump_pipes(struct sc_conn *c, unsigned which)
 {
-    struct sc_worker *w = c->w;
-    long a = which & SC_PUMP_D2U ? sc_pump(&c->d2u, &c->down, &c->up, &w->pool, SC_PUMP_ROUNDS)
-                                 : 0;
+    struct sc_conns *cs = c->cs;
+    long a = which & SC_PUMP_D2U ? sc_pump(&c->d2u, &c->down, &c->up, cs->pool, SC_PUMP_ROUNDS) : 0;
     long b = a < 0 || !(which & SC_PUMP_U2D)
                  ? 0
-                 : sc_pump(&c->u2d, &c->up, &c->down, &w->pool, SC_PUMP_ROUNDS);
+                 : sc_pump(&c->u2d, &c->up, &c->down, cs->pool, SC_PUMP_ROUNDS);
 
     if (a < 0 || b < 0) {
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s err=%s msg=\"connection ended\"",
@@ -337,7 +332,7 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
         return;
     }
     if (a > 0 || b > 0) {
-        c->last_active = duet_loop_now_ms(w->loop); /* ms resolution: no clock read per event */
+        c->last_active = duet_loop_now_ms(cs->loop); /* ms resolution: no clock read per event */
         SC_STAT_ADD(c->l->stats.bytes_in, (uint64_t)a);
         SC_STAT_ADD(c->l->stats.bytes_out, (uint64_t)b);
     }
@@ -355,8 +350,8 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
         ((!c->d2u.buf && !c->down.eof && c->down.ops->pending(&c->down)) ||
          (!c->u2d.buf && !c->up.eof && c->up.ops->pending(&c->up)))) {
         c->in_drain = true;
-        c->drain_next = w->drain_head;
-        w->drain_head = c;
+        c->drain_next = cs->drain_head;
+        cs->drain_head = c;
     }
 }
 
@@ -376,12 +371,12 @@ static void on_drain(struct duet_loop *loop, void *arg)
 
 void sc_conn_before_sleep(struct duet_loop *loop, void *arg)
 {
-    struct sc_worker *w = arg;
+    struct sc_conns *cs = arg;
 
-    while (w->drain_head) {
-        struct sc_conn *c = w->drain_head;
+    while (cs->drain_head) {
+        struct sc_conn *c = cs->drain_head;
 
-        w->drain_head = c->drain_next;
+        cs->drain_head = c->drain_next;
         c->in_drain = false;
         duet_loop_defer(loop, &c->drain_defer);
     }
@@ -399,6 +394,7 @@ static void go_open(struct sc_conn *c)
 
 /* ---- handshake ---- */
 
+/* The side that speaks TLS: the upstream outbound, the client inbound. */
 static struct sc_side *tls_side(struct sc_conn *c)
 {
     return is_out(c) ? &c->up : &c->down;
@@ -409,27 +405,25 @@ static void connect_start(struct sc_conn *c);
 static void handshake_step(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
-    int rc = sc_tls_handshake(s);
+    struct sc_xprt_hs hs = {0};
+    int rc = s->ops->handshake(s, &hs);
 
     if (rc == DUET_EAGAIN) {
-        set_events(c, s, sc_tls_hs_interest(s));
+        set_events(c, s, hs.events);
         return;
     }
     if (rc < 0) {
-        char why[512], subject[256];
-        enum sc_fail f = sc_tls_fail_reason(s, why, sizeof(why), subject, sizeof(subject));
-
-        conn_fail(c, f, why, subject);
+        conn_fail(c, hs.fail, hs.why, hs.subject);
         return;
     }
     SC_STAT_ADD(c->l->stats.hs_ok, 1);
-    if (sc_tls_resumed(s))
+    if (hs.resumed)
         SC_STAT_ADD(c->l->stats.hs_resumed, 1);
     if (is_out(c)) {
         go_open(c);
         return;
     }
-    set_life_deadline(c, duet_clock_mono_ms(), 0, sc_tls_peer_not_after(s), 0);
+    set_life_deadline(c, duet_clock_mono_ms(), 0, hs.peer_not_after, 0);
     set_events(c, s, 0); /* quiet until the backend answers */
     connect_start(c);
 }
@@ -437,13 +431,19 @@ static void handshake_step(struct sc_conn *c)
 static void start_handshake(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
-    bool server = !is_out(c);
-    int rc = sc_tls_side_new(s, c->set, c, server, c->l->cfg, c->l->session);
+    const struct sc_xprt_args args = {
+        .pool = c->cs->pool,
+        .set = c->set,
+        .lcfg = c->l->cfg,
+        .session = &c->l->session,
+        .server = !is_out(c),
+    };
 
-    if (rc < 0) {
+    if (sc_xprt_tls.open(s, &args) < 0) {
         conn_fail(c, SC_FAIL_PROTOCOL, "cannot create TLS state", NULL);
         return;
     }
+    s->ops = &sc_xprt_tls;
     c->st = SC_ST_HANDSHAKE;
     handshake_step(c);
 }
@@ -466,7 +466,7 @@ static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
         close(fd);
         return rc;
     }
-    rc = duet_loop_add_fd(c->w->loop, fd, DUET_EV_WRITE, on_io, c);
+    rc = duet_loop_add_fd(c->cs->loop, fd, DUET_EV_WRITE, on_io, c);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -498,6 +498,8 @@ static void connect_failed(struct sc_conn *c, int err)
     conn_fail(c, SC_FAIL_CONNECT, why, NULL);
 }
 
+static void on_resolved(void *arg, struct sc_resolve_req *r);
+
 static void connect_start(struct sc_conn *c)
 {
     const struct sc_listen_cfg *lc = c->l->cfg;
@@ -510,13 +512,14 @@ static void connect_start(struct sc_conn *c)
         return;
     }
     c->st = SC_ST_RESOLVING;
-    c->rreq = sc_resolve_submit(c->w, c, lc->host, lc->port);
+    c->rreq = sc_resolve_submit(c->cs->rbox, lc->host, lc->port, on_resolved, c);
     if (!c->rreq)
         conn_fail(c, SC_FAIL_RESOLVE, "resolver unavailable", NULL);
 }
 
-void sc_conn_resolved(struct sc_conn *c, struct sc_resolve_req *r)
+static void on_resolved(void *arg, struct sc_resolve_req *r)
 {
+    struct sc_conn *c = arg;
     int err = 0;
 
     c->rreq_owned = true;
@@ -542,8 +545,7 @@ static void connected(struct sc_conn *c)
     if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
         err = errno;
     if (err) {
-        side_release(c->w, &c->up, false);
-        c->up.ops = &sc_xprt_raw;
+        side_release(c->cs, &c->up, false);
         if (!try_next(c))
             connect_failed(c, -err);
         return;
@@ -591,41 +593,35 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
     }
 }
 
-void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
+void sc_conn_start(struct sc_conns *cs, struct sc_listener *l, int fd, const struct sockaddr *peer)
 {
-    struct sc_worker *w = l->w;
     struct sc_conn *c = duet_calloc(1, sizeof(*c));
     int64_t now = duet_clock_mono_ms();
 
-    if (!c || duet_loop_add_fd(w->loop, fd, 0, on_io, c) < 0) {
+    if (!c || duet_loop_add_fd(cs->loop, fd, 0, on_io, c) < 0) {
         duet_free(c);
         close(fd);
         return;
     }
-    c->w = w;
+    c->cs = cs;
     c->l = l;
     c->down.fd = fd;
     c->down.ops = &sc_xprt_raw;
-    c->down.pool = &w->pool;
     c->up.fd = -1;
     c->up.ops = &sc_xprt_raw;
-    c->up.pool = &w->pool;
     memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(c->peer.in6) : sizeof(c->peer.in));
     duet_timer_init(&c->timer, on_timer, c);
     duet_defer_init(&c->free_defer, conn_free, c);
     duet_defer_init(&c->drain_defer, on_drain, c);
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
+    c->next = cs->head;
+    if (cs->head)
+        cs->head->prev = c;
+    cs->head = c;
+    cs->n++;
     SC_STAT_ADD(l->stats.open, 1);
     SC_STAT_ADD(l->stats.total, 1);
-    if (w->nconns >= w->max_conns) {
-        for (unsigned i = 0; i < w->n_listeners; i++)
-            sc_listener_pause(&w->listeners[i], true);
-    }
-    c->hs_deadline = now + w->app->cfg.handshake_ms;
+    sc_worker_conns_changed(cs->w);
+    c->hs_deadline = now + cs->cfg->handshake_ms;
     arm_timer(c, now);
     c->set = sc_tls_acquire();
     if (!c->set) {
@@ -641,8 +637,14 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
     start_handshake(c);
 }
 
-void sc_conn_close_all(struct sc_worker *w)
+void sc_conns_init(struct sc_conns *cs, struct sc_worker *w, struct duet_loop *loop,
+                   struct sc_bufpool *pool, struct sc_resolve_box *rbox, const struct sc_cfg *cfg)
 {
-    for (struct sc_conn *c = w->conns; c; c = c->next)
+    *cs = (struct sc_conns){.w = w, .loop = loop, .pool = pool, .rbox = rbox, .cfg = cfg};
+}
+
+void sc_conn_close_all(struct sc_conns *cs)
+{
+    for (struct sc_conn *c = cs->head; c; c = c->next)
         conn_close(c);
 }

@@ -6,13 +6,16 @@
  * its listeners out of epoll (the backlog holds newcomers) and puts them
  * back when a connection ends.
  */
+#include <stdio.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sc.h"
+#include "conn.h"
+#include "listener.h"
+#include "worker.h"
 
 #define ACCEPT_BATCH 32
 /* Out of descriptors: how long a listener rests before trying again. */
@@ -33,7 +36,7 @@ static void on_fd_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
     (void)loop;
     (void)t;
     l->fd_starved = false;
-    if (l->w->nconns < l->w->max_conns)
+    if (l->w->conns.n < l->w->env.max_conns)
         sc_listener_pause(l, false);
 }
 
@@ -73,6 +76,17 @@ void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *a
         }
         l->starve_logged = false;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        sc_conn_start(l, fd, (struct sockaddr *)&ss);
+        sc_conn_start(&l->w->conns, l, fd, (struct sockaddr *)&ss);
     }
+}
+
+void sc_listener_stop(struct sc_listener *l)
+{
+    duet_timer_stop(l->w->loop, &l->fd_timer);
+    sc_tls_session_drop(&l->session);
+    if (l->fd < 0)
+        return;
+    duet_loop_del_fd(l->w->loop, l->fd);
+    close(l->fd);
+    l->fd = -1;
 }

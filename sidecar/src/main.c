@@ -15,7 +15,10 @@
 #include <unistd.h>
 
 #include "duet/status_http.h"
-#include "sc.h"
+#include "main.h"
+#include "metrics.h"
+#include "resolve.h"
+#include "tls_set.h"
 
 static struct sc_app app;
 static struct duet_timer drain_timer;
@@ -25,7 +28,7 @@ static void on_hup(struct duet_loop *loop, void *arg)
 {
     (void)loop;
     (void)arg;
-    sc_reload_now(&app, "sighup");
+    sc_reload_now(app.reload, "sighup");
 }
 
 static void on_drain_timeout(struct duet_loop *loop, struct duet_timer *t, void *arg)
@@ -82,6 +85,7 @@ static int run(void)
 {
     static int fds[SC_MAX_WORKERS][SC_MAX_LISTENERS];
     struct duet_status_http *status = NULL;
+    struct sc_worker_env env;
     struct duet_errbuf eb;
     unsigned started = 0;
     int rc;
@@ -104,9 +108,15 @@ static int run(void)
     DUET_TRY_GOTO(duet_loop_add_fd(app.loop, app.main_fd, DUET_EV_READ, on_finished, NULL), rc,
                   out);
     DUET_TRY_GOTO(bind_all(fds, &eb), rc, out);
+    env = (struct sc_worker_env){
+        .cfg = &app.cfg,
+        .done_fd = app.main_fd,
+        .finished = &app.finished,
+        .max_conns = (app.cfg.max_conns + app.n_workers - 1) / app.n_workers,
+    };
     for (unsigned w = 0; w < app.n_workers; w++)
-        DUET_TRY_GOTO(sc_worker_new(&app, w, fds[w], &app.workers[w], &eb), rc, out);
-    DUET_TRY_GOTO(sc_reload_init(&app), rc, out);
+        DUET_TRY_GOTO(sc_worker_new(&env, w, fds[w], &app.workers[w], &eb), rc, out);
+    DUET_TRY_GOTO(sc_reload_new(app.loop, &app.cfg, &app.reload), rc, out);
     if (app.cfg.status)
         DUET_TRY_GOTO(duet_status_http_new(app.loop, app.cfg.status, NULL, sc_metrics_handler,
                                            &app, &status, &eb),
@@ -125,9 +135,12 @@ static int run(void)
              app.cfg.n_listeners);
     rc = duet_loop_run(app.loop);
 out:
-    if (rc < 0)
-        duet_log(DUET_LOG_ERROR, "main", "err=%s msg=\"%s\"", duet_err_name(rc),
-                 eb.msg[0] ? eb.msg : duet_strerror(rc));
+    if (rc < 0) {
+        char q[600];
+
+        duet_log(DUET_LOG_ERROR, "main", "err=%s msg=%s", duet_err_name(rc),
+                 duet_log_quote(q, sizeof(q), eb.msg[0] ? eb.msg : duet_strerror(rc)));
+    }
     for (unsigned w = 0; w < started; w++) {
         sc_worker_command(app.workers[w], SC_CMD_ABORT);
         sc_worker_join(app.workers[w]);
@@ -141,14 +154,15 @@ out:
         }
     }
     duet_status_http_free(status);
-    sc_reload_deinit();
+    sc_reload_free(app.reload);
+    app.reload = NULL;
     sc_tls_shutdown();
     if (app.loop)
         duet_loop_free(app.loop);
     if (app.main_fd > 0)
         close(app.main_fd);
     if (rc < 0)
-        return duet_err_class(rc) == DUET_ERRC_CONFIG ? 2 : 1;
+        return duet_err_exit_status(rc);
     duet_log(DUET_LOG_INFO, "main", "msg=\"stopped\"");
     return 0;
 }

@@ -8,7 +8,22 @@
 #include <string.h>
 
 #include "duet/status_http.h"
-#include "sc.h"
+#include "main.h"
+#include "metrics.h"
+#include "tls_set.h"
+
+const char *const sc_fail_names[SC_FAIL_COUNT] = {
+    [SC_FAIL_NO_CERT] = "no_cert",
+    [SC_FAIL_UNTRUSTED] = "untrusted",
+    [SC_FAIL_EXPIRED] = "expired",
+    [SC_FAIL_REVOKED] = "revoked",
+    [SC_FAIL_NOT_ALLOWED] = "not_allowed",
+    [SC_FAIL_PROTOCOL] = "protocol",
+    [SC_FAIL_TIMEOUT] = "timeout",
+    [SC_FAIL_CONNECT] = "connect",
+    [SC_FAIL_RESOLVE] = "resolve",
+    [SC_FAIL_NO_CERTS_LOADED] = "no_certs_loaded",
+};
 
 static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
 {
@@ -80,11 +95,9 @@ static void cert_metrics(const struct sc_app *app, struct duet_status_reply *r)
 
     HELP(r, "duet_sidecar_reloads_total", "counter", "Certificate set reloads by result.");
     (void)duet_status_reply_printf(r, "duet_sidecar_reloads_total{result=\"ok\"} %llu\n",
-                                   (unsigned long long)__atomic_load_n(&app->reloads_ok,
-                                                                       __ATOMIC_RELAXED));
+                                   (unsigned long long)sc_reload_ok(app->reload));
     (void)duet_status_reply_printf(r, "duet_sidecar_reloads_total{result=\"failed\"} %llu\n",
-                                   (unsigned long long)__atomic_load_n(&app->reloads_failed,
-                                                                       __ATOMIC_RELAXED));
+                                   (unsigned long long)sc_reload_failed(app->reload));
     HELP(r, "duet_sidecar_cert_not_after_seconds", "gauge",
          "notAfter of the certificate in use, Unix time (0: none loaded).");
     (void)duet_status_reply_printf(r, "duet_sidecar_cert_not_after_seconds %lld\n",
@@ -95,7 +108,7 @@ static void cert_metrics(const struct sc_app *app, struct duet_status_reply *r)
                                    i ? (unsigned long long)i->generation : 0ULL);
     HELP(r, "duet_sidecar_ready", "gauge", "1 when listeners are bound and certificates valid.");
     (void)duet_status_reply_printf(r, "duet_sidecar_ready %d\n",
-                                   app->ready_listeners && sc_reload_ready());
+                                   app->ready_listeners && sc_tls_ready());
     sc_tls_set_unref(s);
 }
 
@@ -108,7 +121,7 @@ void sc_metrics_handler(const char *path, struct duet_status_reply *r, void *arg
         return;
     }
     if (strcmp(path, "/readyz") == 0) {
-        bool ok = app->ready_listeners && sc_reload_ready();
+        bool ok = app->ready_listeners && sc_tls_ready();
 
         r->status = ok ? 200 : 503;
         (void)duet_status_reply_printf(r, "%s\n", ok ? "ready"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Buffer cache and the byte pump; see pump.h. */
+#include <stdio.h>
 #include <stddef.h>
 
 #include "duet/alloc.h"

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The bottom two layers of the sidecar (STYLE.md 9): the xprt ops table that
- * hides raw sockets and TLS behind recv/send/shutdown, and the pump that
- * moves bytes from one side to the other through one bounded buffer per
- * direction. The pump sees only bytes, DUET_EAGAIN and DUET_EOF.
+ * The bottom layer of the sidecar (STYLE.md 9): the pump that moves bytes
+ * from one side to the other through one bounded buffer per direction,
+ * through the sides' transports (xprt.h). The pump sees only bytes,
+ * DUET_EAGAIN and DUET_EOF.
  *
  * Buffers exist only while data is in flight: a direction takes a 64 KiB
  * buffer when a read returns data and gives it back when the write side has
@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "duet/compiler.h"
+#include "xprt.h"
 
 /*
  * 64 KiB: four full TLS records per read and one plaintext write for them
@@ -54,44 +55,6 @@ struct sc_buf *sc_buf_get(struct sc_bufpool *p) DUET_MUST_CHECK;
 void sc_buf_put(struct sc_bufpool *p, struct sc_buf *b);
 /* Frees the cached buffers (those in use stay with their owners). */
 void sc_bufpool_deinit(struct sc_bufpool *p);
-
-struct sc_side;
-
-/* recv/send/shutdown return >0 (bytes) or 0 (shutdown done), DUET_EAGAIN,
- * DUET_EOF (recv only: orderly end), or another negative code (fatal). */
-struct sc_xprt_ops {
-    const char *name;
-    int (*recv)(struct sc_side *s, void *buf, size_t len);
-    /* All of len or DUET_EAGAIN for TLS (retry with the same bytes); raw may be partial. */
-    int (*send)(struct sc_side *s, const void *buf, size_t len);
-    int (*shutdown)(struct sc_side *s);
-    /* Releases transport state (the SSL); the fd belongs to the connection. */
-    void (*close)(struct sc_side *s);
-    /* epoll interest given what the pump wants to do on this side. */
-    uint32_t (*interest)(const struct sc_side *s, bool want_recv, bool want_send);
-    /* Bytes already read from the socket but not yet returned (SSL_pending). */
-    bool (*pending)(const struct sc_side *s);
-};
-
-extern const struct sc_xprt_ops sc_xprt_raw;
-
-/* One end of a proxied connection: down (the client) or up (the upstream). */
-struct sc_side {
-    int fd;
-    const struct sc_xprt_ops *ops;
-    void *tls;        /* SSL * for the TLS xprt, NULL for raw */
-    bool rd_want_wr;  /* TLS: the last recv needs the socket writable */
-    bool wr_want_rd;  /* TLS: the last send needs the socket readable */
-    bool eof;         /* recv returned DUET_EOF: no more reads */
-    bool shut;        /* our end-of-stream was sent */
-    uint32_t events;  /* epoll interest currently registered */
-    /* TLS read-ahead (xprt_tls.c): socket bytes BoringSSL has not asked for
-     * yet, in a pool buffer held only while non-empty. */
-    struct sc_bufpool *pool;
-    struct sc_buf *rabuf;
-    uint32_t ra_off;
-    uint32_t ra_len;
-};
 
 /* One direction: bytes read from src waiting to be written to dst. */
 struct sc_pipe {

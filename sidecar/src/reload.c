@@ -3,8 +3,8 @@
  * When and from what to rebuild the TLS set (STYLE.md 10, DESIGN.md
  * duet-sidecar). Triggers: duet_watch (inotify on the folder, never on the
  * files, debounced), SIGHUP (main.c calls sc_reload_now), and a slow stat
- * poll of the folder's signature (the ..data target plus inode, size and
- * mtime of tls.crt, tls.key, ca.crt and the CRL) that also covers a CRL kept
+ * poll of the folder's signature (the ..data target plus a duet_file_sig
+ * of tls.crt, tls.key, ca.crt and the CRL) that also covers a CRL kept
  * outside the folder. A changed signature means a new set was published.
  * Files are read with duet_vol_read, from the one version folder ..data
  * named, so a concurrent publish can never mix a key with another set's
@@ -24,56 +24,31 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "duet/file.h"
+#include "duet/pki.h"
 #include "duet/vol.h"
 #include "duet/watch.h"
-#include "sc.h"
+#include "reload.h"
+#include "tls_set.h"
 
 #define MAX_FILE (1024 * 1024)
 
-static struct {
-    struct sc_app *app;
+/* What the folder looked like: the ..data target, then the set's files and the CRL. */
+struct reload_sig {
+    char version[256];
+    struct duet_file_sig files[DUET_VOL_SET_N + 1];
+};
+
+struct sc_reload {
+    const struct sc_cfg *cfg;
+    struct duet_loop *loop;
     struct duet_timer poll;
-    char sig[1024];
+    struct reload_sig sig;
     uint64_t generation;
     bool waiting_logged;
     struct duet_watch *watch;
-} rl;
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    char *buf;
-    size_t got = 0;
-    int rc;
-
-    if (fd == -1)
-        return -errno;
-    if (fstat(fd, &st) == -1 || st.st_size > MAX_FILE) {
-        rc = fstat(fd, &st) == -1 ? -errno : DUET_E_TOOBIG;
-        close(fd);
-        return rc;
-    }
-    buf = duet_malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        close(fd);
-        return DUET_ENOMEM;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    return 0;
-}
+    uint64_t ok, failed; /* atomic: the status server reads them */
+};
 
 /* The version folder ..data points to, or "" for a plain folder. */
 static void resolve_version(const char *dir, char *ver, size_t size)
@@ -86,32 +61,29 @@ static void resolve_version(const char *dir, char *ver, size_t size)
     ver[n > 0 ? n : 0] = '\0';
 }
 
-static void signature(char *out, size_t size)
+static void signature(const struct sc_reload *rl, struct reload_sig *sig)
 {
-    const struct sc_cfg *cfg = &rl.app->cfg;
-    static const char *const names[] = {"tls.crt", "tls.key", "ca.crt"};
-    char ver[256];
-    size_t off;
+    const struct sc_cfg *cfg = rl->cfg;
+    char path[4096];
 
-    resolve_version(cfg->certs, ver, sizeof(ver));
-    off = (size_t)snprintf(out, size, "%s", ver);
-    for (size_t i = 0; i <= DUET_ARRAY_SIZE(names) && off < size; i++) {
-        char path[4096];
-        struct stat st;
-
-        if (i == DUET_ARRAY_SIZE(names)) {
-            if (!cfg->crl)
-                break;
-            snprintf(path, sizeof(path), "%s", cfg->crl);
-        } else {
-            snprintf(path, sizeof(path), "%s/%s", cfg->certs, names[i]);
-        }
-        if (stat(path, &st) == -1)
-            memset(&st, 0, sizeof(st));
-        off += (size_t)snprintf(out + off, size - off, "|%lu:%ld:%ld.%ld",
-                                (unsigned long)st.st_ino, (long)st.st_size,
-                                (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    memset(sig, 0, sizeof(*sig));
+    resolve_version(cfg->certs, sig->version, sizeof(sig->version));
+    for (size_t i = 0; i < DUET_VOL_SET_N; i++) {
+        snprintf(path, sizeof(path), "%s/%s", cfg->certs, duet_vol_set_names[i]);
+        duet_file_sig_get(path, &sig->files[i]);
     }
+    duet_file_sig_get(cfg->crl, &sig->files[DUET_VOL_SET_N]);
+}
+
+static bool sig_equal(const struct reload_sig *a, const struct reload_sig *b)
+{
+    if (strcmp(a->version, b->version) != 0)
+        return false;
+    for (size_t i = 0; i < DUET_ARRAY_SIZE(a->files); i++) {
+        if (!duet_file_sig_equal(&a->files[i], &b->files[i]))
+            return false;
+    }
+    return true;
 }
 
 /* A server identity (serverAuth only) is fine for an inbound-only sidecar. */
@@ -124,33 +96,80 @@ static unsigned uses(const struct sc_cfg *cfg)
     return u;
 }
 
-static void publish(struct sc_tls_set *set, const char *why)
+static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *why)
 {
     struct sc_tls_set *old = sc_tls_acquire();
     const struct sc_tls_info *ni = sc_tls_set_info(set);
-    char na[32];
-    struct tm tm;
+    char cert[DUET_CERT_LOG_MAX], qdir[600], qver[600];
 
-    rl.generation++;
-    gmtime_r(&ni->not_after, &tm);
-    strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    rl->generation++;
     duet_log(DUET_LOG_INFO, "reload",
-             "dir=%s version=\"%s\" trigger=%s generation=%llu serial=%s sha256=%s "
-             "not_after=%s old_sha256=%s msg=\"certificate set loaded\"",
-             rl.app->cfg.certs, ni->version, why, (unsigned long long)ni->generation,
-             ni->serial, ni->fingerprint, na, old ? sc_tls_set_info(old)->fingerprint : "-");
+             "dir=%s version=%s trigger=%s generation=%llu %s old_sha256=%s "
+             "msg=\"certificate set loaded\"",
+             duet_log_quote(qdir, sizeof(qdir), rl->cfg->certs),
+             duet_log_quote(qver, sizeof(qver), ni->version), why,
+             (unsigned long long)ni->generation,
+             duet_cert_log_fields(cert, sizeof(cert), ni->serial, ni->not_after, ni->sha256),
+             old ? sc_tls_set_info(old)->sha256 : "-");
     sc_tls_set_unref(old);
     sc_tls_publish(set);
-    __atomic_add_fetch(&rl.app->reloads_ok, 1, __ATOMIC_RELAXED);
-    rl.waiting_logged = false;
+    __atomic_add_fetch(&rl->ok, 1, __ATOMIC_RELAXED);
+    rl->waiting_logged = false;
 }
 
-static void attempt(const char *why)
+/* Read the folder's files and the CRL into f; vs and *crl hold the bytes. */
+static int read_files(const struct sc_cfg *cfg, struct duet_vol_set *vs, char **crl,
+                      size_t *crl_len, struct sc_tls_files *f, struct duet_errbuf *eb)
 {
-    static const char *const names[] = {DUET_VOL_CERT, DUET_VOL_KEY, DUET_VOL_CA};
-    const struct sc_cfg *cfg = &rl.app->cfg;
+    const struct duet_vol_blob *b = vs->blobs;
+    int rc;
+
+    /* duet_vol_read resolves ..data once: key and certificate always come
+     * from the same published version (docs/internals/volume-contract.md). */
+    DUET_TRY(duet_vol_read_set(cfg->certs, MAX_FILE, vs, eb));
+    if (cfg->crl) {
+        rc = duet_file_read(cfg->crl, MAX_FILE, crl, crl_len);
+        if (rc < 0)
+            return duet_errf(eb, rc, "%s: %s", cfg->crl, duet_strerror(rc));
+    }
+    *f = (struct sc_tls_files){b[DUET_VOL_SET_CERT].data,
+                               b[DUET_VOL_SET_CERT].len,
+                               b[DUET_VOL_SET_KEY].data,
+                               b[DUET_VOL_SET_KEY].len,
+                               b[DUET_VOL_SET_CA].data,
+                               b[DUET_VOL_SET_CA].len,
+                               *crl,
+                               *crl_len};
+    return 0;
+}
+
+static void refused(struct sc_reload *rl, int rc, const char *version, const char *why,
+                    const char *msg)
+{
+    char qdir[600], qver[600], qmsg[800], text[700];
+
+    duet_log_quote(qdir, sizeof(qdir), rl->cfg->certs);
+    if (rc == -ENOENT && !sc_tls_ready()) {
+        snprintf(text, sizeof(text), "waiting for certificates: %s", msg);
+        if (!rl->waiting_logged)
+            duet_log(DUET_LOG_INFO, "reload", "dir=%s msg=%s", qdir,
+                     duet_log_quote(qmsg, sizeof(qmsg), text));
+        rl->waiting_logged = true;
+        return;
+    }
+    __atomic_add_fetch(&rl->failed, 1, __ATOMIC_RELAXED);
+    snprintf(text, sizeof(text), "refused new certificate set, keeping the current one: %s", msg);
+    duet_log(DUET_LOG_ERROR, "reload", "dir=%s version=%s trigger=%s msg=%s", qdir,
+             duet_log_quote(qver, sizeof(qver), version), why,
+             duet_log_quote(qmsg, sizeof(qmsg), text));
+}
+
+static void attempt(struct sc_reload *rl, const char *why)
+{
+    const struct sc_cfg *cfg = rl->cfg;
     struct duet_errbuf eb;
     struct duet_vol_set vs;
+    struct sc_tls_files tf;
     char *crl = NULL;
     size_t crl_len = 0;
     struct sc_tls_set *set = NULL;
@@ -158,107 +177,90 @@ static void attempt(const char *why)
 
     memset(&vs, 0, sizeof(vs));
     duet_errbuf_clear(&eb);
-    /* duet_vol_read resolves ..data once: key and certificate always come
-     * from the same published version (docs/internals/volume-contract.md). */
-    rc = duet_vol_read(cfg->certs, names, DUET_ARRAY_SIZE(names), MAX_FILE, &vs, &eb);
-    if (rc == 0 && cfg->crl) {
-        rc = read_file(cfg->crl, &crl, &crl_len);
-        if (rc < 0)
-            duet_errf(&eb, rc, "%s: %s", cfg->crl, duet_strerror(rc));
-    }
-    if (rc == 0) {
-        struct sc_tls_files tf = {vs.blobs[0].data, vs.blobs[0].len, vs.blobs[1].data,
-                                  vs.blobs[1].len,  vs.blobs[2].data, vs.blobs[2].len,
-                                  crl,              crl_len};
-
-        set = sc_tls_set_build(&tf, vs.version, rl.generation + 1, uses(cfg), &eb);
-    }
-    duet_free(crl);
-    if (!set) {
-        if (rc == -ENOENT && !sc_reload_ready()) {
-            if (!rl.waiting_logged)
-                duet_log(DUET_LOG_INFO, "reload", "dir=%s msg=\"waiting for certificates: %s\"",
-                         cfg->certs, eb.msg);
-            rl.waiting_logged = true;
-            duet_vol_set_clear(&vs);
-            return;
-        }
-        __atomic_add_fetch(&rl.app->reloads_failed, 1, __ATOMIC_RELAXED);
-        duet_log(DUET_LOG_ERROR, "reload",
-                 "dir=%s version=\"%s\" trigger=%s msg=\"refused new certificate set, keeping "
-                 "the current one: %s\"",
-                 cfg->certs, vs.version, why, eb.msg);
-        duet_vol_set_clear(&vs);
-        return;
-    }
-    publish(set, why);
+    rc = read_files(cfg, &vs, &crl, &crl_len, &tf, &eb);
+    if (rc == 0)
+        set = sc_tls_set_build(&tf, vs.version, rl->generation + 1, uses(cfg), &eb);
+    if (set)
+        publish(rl, set, why);
+    else
+        refused(rl, rc, vs.version, why, eb.msg);
+    duet_file_free(crl, crl_len);
     duet_vol_set_clear(&vs);
 }
 
-void sc_reload_now(struct sc_app *app, const char *why)
+void sc_reload_now(struct sc_reload *rl, const char *why)
 {
-    (void)app;
-    signature(rl.sig, sizeof(rl.sig));
-    attempt(why);
+    signature(rl, &rl->sig);
+    attempt(rl, why);
 }
 
-static void check(const char *why)
+static void check(struct sc_reload *rl, const char *why)
 {
-    char sig[sizeof(rl.sig)];
+    struct reload_sig sig;
 
-    signature(sig, sizeof(sig));
-    if (strcmp(sig, rl.sig) != 0) {
-        memcpy(rl.sig, sig, sizeof(sig));
-        attempt(why);
+    signature(rl, &sig);
+    if (!sig_equal(&sig, &rl->sig)) {
+        rl->sig = sig;
+        attempt(rl, why);
     }
 }
 
 static void on_poll(struct duet_loop *loop, struct duet_timer *t, void *arg)
 {
-    (void)arg;
-    check("poll");
-    duet_timer_start(loop, t, rl.app->cfg.poll_ms);
+    struct sc_reload *rl = arg;
+
+    check(rl, "poll");
+    duet_timer_start(loop, t, rl->cfg->poll_ms);
 }
 
 /* inotify on DIR (never on the files), debounced by duet_watch. */
 static void on_watch(struct duet_watch *w, void *arg)
 {
     (void)w;
-    (void)arg;
-    check("inotify");
+    check(arg, "inotify");
 }
 
-int sc_reload_init(struct sc_app *app)
+int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, struct sc_reload **out)
 {
+    struct sc_reload *rl = duet_calloc(1, sizeof(*rl));
     struct duet_errbuf eb;
     int rc;
 
-    rl.app = app;
-    rl.generation = 0;
-    duet_timer_init(&rl.poll, on_poll, NULL);
-    sc_reload_now(app, "start");
-    duet_timer_start(app->loop, &rl.poll, app->cfg.poll_ms);
+    if (!rl)
+        return DUET_ENOMEM;
+    rl->cfg = cfg;
+    rl->loop = loop;
+    duet_timer_init(&rl->poll, on_poll, rl);
+    sc_reload_now(rl, "start");
+    duet_timer_start(loop, &rl->poll, cfg->poll_ms);
     duet_errbuf_clear(&eb);
-    rc = duet_watch_new(app->loop, app->cfg.certs, NULL, on_watch, NULL, &rl.watch, &eb);
-    if (rc < 0) /* the stat poll alone still reloads, only later */
-        duet_log(DUET_LOG_WARN, "reload", "dir=%s err=%s msg=\"no folder watch: %s\"",
-                 app->cfg.certs, duet_err_name(rc), eb.msg);
+    rc = duet_watch_new(loop, cfg->certs, NULL, on_watch, rl, &rl->watch, &eb);
+    if (rc < 0) { /* the stat poll alone still reloads, only later */
+        char qdir[600], qmsg[600];
+
+        duet_log(DUET_LOG_WARN, "reload", "dir=%s err=%s msg=%s",
+                 duet_log_quote(qdir, sizeof(qdir), cfg->certs), duet_err_name(rc),
+                 duet_log_quote(qmsg, sizeof(qmsg), eb.msg));
+    }
+    *out = rl;
     return 0;
 }
 
-void sc_reload_deinit(void)
+void sc_reload_free(struct sc_reload *rl)
 {
-    duet_watch_free(rl.watch);
-    rl.watch = NULL;
-    if (rl.app)
-        duet_timer_stop(rl.app->loop, &rl.poll);
+    if (!rl)
+        return;
+    duet_watch_free(rl->watch);
+    duet_timer_stop(rl->loop, &rl->poll);
+    duet_free(rl);
 }
 
-bool sc_reload_ready(void)
+uint64_t sc_reload_ok(const struct sc_reload *rl)
 {
-    struct sc_tls_set *s = sc_tls_acquire();
-    bool ok = s && sc_tls_set_info(s)->not_after * 1000 > duet_clock_real_ms();
+    return rl ? __atomic_load_n(&rl->ok, __ATOMIC_RELAXED) : 0;
+}
 
-    sc_tls_set_unref(s);
-    return ok;
+uint64_t sc_reload_failed(const struct sc_reload *rl)
+{
+    return rl ? __atomic_load_n(&rl->failed, __ATOMIC_RELAXED) : 0;
 }

@@ -3,10 +3,10 @@
  * Name resolution off the event loops (STYLE.md 8: callbacks never block).
  * One resolver thread serves every worker: a worker queues a request, the
  * thread runs getaddrinfo(3) and posts the request back to that worker's
- * done list, waking it through its eventfd. Requests are owned by the
- * resolver until posted, then by the worker; a connection that goes away
- * first only clears the request's back pointer, on the worker thread, so the
- * two threads never touch the same field.
+ * mailbox (struct sc_resolve_box), waking it through the box's eventfd.
+ * Requests are owned by the resolver until posted, then by the worker; a
+ * requester that goes away first only clears the request's callback, on
+ * the worker thread, so the two threads never touch the same field.
  */
 #include <netdb.h>
 #include <pthread.h>
@@ -16,12 +16,14 @@
 #include <unistd.h>
 
 #include "duet/alloc.h"
-#include "sc.h"
+#include "duet/net.h"
+#include "resolve.h"
 
 struct sc_resolve_req {
     struct sc_resolve_req *next;
-    struct sc_worker *w;
-    struct sc_conn *c; /* NULL once cancelled; worker thread only */
+    struct sc_resolve_box *box;
+    sc_resolve_cb *cb; /* NULL once cancelled; worker thread only */
+    void *arg;
     char host[DUET_NET_HOST_MAX];
     char port[8];
     struct addrinfo *res;
@@ -37,14 +39,14 @@ static pthread_t thread;
 
 static void post(struct sc_resolve_req *r)
 {
-    struct sc_worker *w = r->w;
+    struct sc_resolve_box *b = r->box;
     uint64_t one = 1;
 
-    pthread_mutex_lock(&w->done_mu);
-    r->next = w->done_head;
-    w->done_head = r;
-    pthread_mutex_unlock(&w->done_mu);
-    (void)!write(w->ctl_fd, &one, sizeof(one));
+    pthread_mutex_lock(&b->mu);
+    r->next = b->head;
+    b->head = r;
+    pthread_mutex_unlock(&b->mu);
+    (void)!write(b->wake_fd, &one, sizeof(one));
 }
 
 static void *run(void *arg)
@@ -102,8 +104,26 @@ void sc_resolve_deinit(void)
     q_tail = NULL;
 }
 
-struct sc_resolve_req *sc_resolve_submit(struct sc_worker *w, struct sc_conn *c,
-                                         const char *host, unsigned port)
+void sc_resolve_box_init(struct sc_resolve_box *b, int wake_fd)
+{
+    pthread_mutex_init(&b->mu, NULL);
+    b->head = NULL;
+    b->wake_fd = wake_fd;
+}
+
+void sc_resolve_box_deinit(struct sc_resolve_box *b)
+{
+    while (b->head) {
+        struct sc_resolve_req *r = b->head;
+
+        b->head = r->next;
+        sc_resolve_free(r);
+    }
+    pthread_mutex_destroy(&b->mu);
+}
+
+struct sc_resolve_req *sc_resolve_submit(struct sc_resolve_box *b, const char *host, unsigned port,
+                                         sc_resolve_cb *cb, void *arg)
 {
     struct sc_resolve_req *r;
 
@@ -112,8 +132,9 @@ struct sc_resolve_req *sc_resolve_submit(struct sc_worker *w, struct sc_conn *c,
     r = duet_calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    r->w = w;
-    r->c = c;
+    r->box = b;
+    r->cb = cb;
+    r->arg = arg;
     snprintf(r->host, sizeof(r->host), "%s", host);
     snprintf(r->port, sizeof(r->port), "%u", port);
     pthread_mutex_lock(&mu);
@@ -129,23 +150,23 @@ struct sc_resolve_req *sc_resolve_submit(struct sc_worker *w, struct sc_conn *c,
 
 void sc_resolve_cancel(struct sc_resolve_req *r)
 {
-    r->c = NULL;
+    r->cb = NULL;
 }
 
-void sc_resolve_drain(struct sc_worker *w)
+void sc_resolve_drain(struct sc_resolve_box *b)
 {
     struct sc_resolve_req *r;
 
-    pthread_mutex_lock(&w->done_mu);
-    r = w->done_head;
-    w->done_head = NULL;
-    pthread_mutex_unlock(&w->done_mu);
+    pthread_mutex_lock(&b->mu);
+    r = b->head;
+    b->head = NULL;
+    pthread_mutex_unlock(&b->mu);
     while (r) {
         struct sc_resolve_req *next = r->next;
 
         r->next = NULL;
-        if (r->c)
-            sc_conn_resolved(r->c, r); /* the connection now owns r */
+        if (r->cb)
+            r->cb(r->arg, r); /* the requester now owns r */
         else
             sc_resolve_free(r);
         r = next;

@@ -5,7 +5,7 @@
 
 #include <openssl/ssl.h>
 
-#include "sc.h"
+#include "tls_set.h"
 
 /* The set's context for clients (outbound) or servers (inbound); borrowed. */
 SSL_CTX *sc_tls_set_ctx(struct sc_tls_set *s, bool server);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A worker: one thread, one loop, its own SO_REUSEPORT listeners, its
- * connections, its buffer cache and its resumption sessions. main talks to
- * it through an eventfd and a command word (drain, abort); the resolver
- * thread wakes it through the same eventfd. When it has nothing left to do
- * it tells main through main's eventfd and its thread returns.
+ * connections, its buffer cache and its resolver mailbox. main talks to it
+ * through an eventfd and a command word (drain, abort); the resolver thread
+ * wakes it through the same eventfd. When it has nothing left to do it
+ * tells main through the done eventfd of its env and its thread returns.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -15,22 +15,9 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
-#include "sc.h"
+#include "worker.h"
 
 #define REFUSAL_LOGS_PER_SEC 20
-
-const char *const sc_fail_names[SC_FAIL_COUNT] = {
-    [SC_FAIL_NO_CERT] = "no_cert",
-    [SC_FAIL_UNTRUSTED] = "untrusted",
-    [SC_FAIL_EXPIRED] = "expired",
-    [SC_FAIL_REVOKED] = "revoked",
-    [SC_FAIL_NOT_ALLOWED] = "not_allowed",
-    [SC_FAIL_PROTOCOL] = "protocol",
-    [SC_FAIL_TIMEOUT] = "timeout",
-    [SC_FAIL_CONNECT] = "connect",
-    [SC_FAIL_RESOLVE] = "resolve",
-    [SC_FAIL_NO_CERTS_LOADED] = "no_certs_loaded",
-};
 
 void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...)
 {
@@ -61,16 +48,8 @@ void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...)
 
 static void stop_listeners(struct sc_worker *w)
 {
-    for (unsigned i = 0; i < w->n_listeners; i++) {
-        struct sc_listener *l = &w->listeners[i];
-
-        duet_timer_stop(w->loop, &l->fd_timer);
-        if (l->fd < 0)
-            continue;
-        duet_loop_del_fd(w->loop, l->fd);
-        close(l->fd);
-        l->fd = -1;
-    }
+    for (unsigned i = 0; i < w->n_listeners; i++)
+        sc_listener_stop(&w->listeners[i]);
 }
 
 static void on_ctl(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
@@ -81,16 +60,26 @@ static void on_ctl(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
 
     (void)ev;
     (void)!read(fd, &v, sizeof(v));
-    sc_resolve_drain(w);
+    sc_resolve_drain(&w->rbox);
     cmd = __atomic_exchange_n(&w->cmd, 0, __ATOMIC_ACQ_REL);
     if (cmd & (SC_CMD_DRAIN | SC_CMD_ABORT)) {
         w->draining = true;
         stop_listeners(w);
     }
     if (cmd & SC_CMD_ABORT)
-        sc_conn_close_all(w);
-    if (w->draining && w->nconns == 0)
+        sc_conn_close_all(&w->conns);
+    if (w->draining && w->conns.n == 0)
         duet_loop_stop(loop);
+}
+
+void sc_worker_conns_changed(struct sc_worker *w)
+{
+    bool full = w->conns.n >= w->env.max_conns;
+
+    for (unsigned i = 0; i < w->n_listeners; i++)
+        sc_listener_pause(&w->listeners[i], full);
+    if (w->draining && w->conns.n == 0)
+        duet_loop_stop(w->loop);
 }
 
 void sc_worker_command(struct sc_worker *w, unsigned cmd)
@@ -101,38 +90,38 @@ void sc_worker_command(struct sc_worker *w, unsigned cmd)
     (void)!write(w->ctl_fd, &one, sizeof(one));
 }
 
-int sc_worker_new(struct sc_app *app, unsigned id, int *listen_fds, struct sc_worker **out,
-                  struct duet_errbuf *eb)
+int sc_worker_new(const struct sc_worker_env *env, unsigned id, int *listen_fds,
+                  struct sc_worker **out, struct duet_errbuf *eb)
 {
     struct sc_worker *w = duet_calloc(1, sizeof(*w));
     int rc;
 
     if (!w)
         return DUET_ENOMEM;
-    w->app = app;
+    w->env = *env;
     w->id = id;
     w->ctl_fd = -1;
-    for (unsigned i = 0; i < SC_MAX_LISTENERS; i++)
+    for (unsigned i = 0; i < SC_MAX_LISTENERS; i++) {
+        w->listeners[i].w = w;
         w->listeners[i].fd = -1;
+    }
     w->pool.max_free = SC_POOL_CACHE_BYTES / SC_BUF_SIZE;
-    w->max_conns = (app->cfg.max_conns + app->n_workers - 1) / app->n_workers;
-    pthread_mutex_init(&w->done_mu, NULL);
-    DUET_TRY_GOTO(duet_loop_new(&w->loop), rc, fail);
     w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->ctl_fd == -1) {
         rc = -errno;
-        goto fail;
+        duet_free(w);
+        return duet_errf(eb, rc, "worker %u: %s", id, duet_strerror(rc));
     }
+    sc_resolve_box_init(&w->rbox, w->ctl_fd);
+    DUET_TRY_GOTO(duet_loop_new(&w->loop), rc, fail);
+    sc_conns_init(&w->conns, w, w->loop, &w->pool, &w->rbox, env->cfg);
     DUET_TRY_GOTO(duet_loop_add_fd(w->loop, w->ctl_fd, DUET_EV_READ, on_ctl, w), rc, fail);
-    duet_loop_set_before_sleep(w->loop, sc_conn_before_sleep, w);
-    w->n_listeners = app->cfg.n_listeners;
-    for (unsigned i = 0; i < w->n_listeners; i++)
-        w->listeners[i].fd = -1;
+    duet_loop_set_before_sleep(w->loop, sc_conn_before_sleep, &w->conns);
+    w->n_listeners = env->cfg->n_listeners;
     for (unsigned i = 0; i < w->n_listeners; i++) {
         struct sc_listener *l = &w->listeners[i];
 
-        l->w = w;
-        l->cfg = &app->cfg.listeners[i];
+        l->cfg = &env->cfg->listeners[i];
         l->fd = listen_fds[i];
         listen_fds[i] = -1; /* ours now */
         DUET_TRY_GOTO(duet_loop_add_fd(w->loop, l->fd, DUET_EV_READ, sc_listener_on_accept, l),
@@ -146,6 +135,22 @@ fail:
     return rc;
 }
 
+/*
+ * Stop accepting, close every connection and run the loop until the
+ * deferred frees have happened. Called when the thread's loop returns
+ * (abort, or a loop failure) and again by sc_worker_free for a worker whose
+ * thread never ran; the second call finds nothing left to do.
+ */
+static void close_everything(struct sc_worker *w)
+{
+    stop_listeners(w);
+    sc_conn_close_all(&w->conns);
+    for (int i = 0; i < 4 && w->conns.n > 0; i++) {
+        if (duet_loop_run_once(w->loop, 0) < 0)
+            break;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct sc_worker *w = arg;
@@ -155,14 +160,9 @@ static void *worker_main(void *arg)
     if (rc < 0)
         duet_log(DUET_LOG_ERROR, "worker", "worker=%u err=%s msg=\"event loop failed\"", w->id,
                  duet_err_name(rc));
-    /* Finish closing what is still open (abort, or a loop failure). */
-    sc_conn_close_all(w);
-    for (int i = 0; i < 4 && w->nconns > 0; i++) {
-        if (duet_loop_run_once(w->loop, 0) < 0)
-            break;
-    }
-    __atomic_add_fetch(&w->app->finished, 1, __ATOMIC_ACQ_REL);
-    (void)!write(w->app->main_fd, &one, sizeof(one));
+    close_everything(w);
+    __atomic_add_fetch(w->env.finished, 1, __ATOMIC_ACQ_REL);
+    (void)!write(w->env.done_fd, &one, sizeof(one));
     return NULL;
 }
 
@@ -182,24 +182,15 @@ void sc_worker_free(struct sc_worker *w)
 {
     if (!w)
         return;
-    sc_resolve_drain(w); /* frees requests posted after the connections went */
     if (w->loop) {
-        stop_listeners(w);
-        sc_conn_close_all(w);
-        for (int i = 0; i < 4 && w->nconns > 0; i++) {
-            if (duet_loop_run_once(w->loop, 0) < 0)
-                break;
-        }
+        sc_resolve_drain(&w->rbox); /* frees requests posted after their connections went */
+        close_everything(w);
     }
-    for (unsigned i = 0; i < w->n_listeners; i++)
-        sc_tls_listener_drop_session(&w->listeners[i]);
-    if (w->ctl_fd >= 0) {
-        if (w->loop)
-            duet_loop_del_fd(w->loop, w->ctl_fd);
-        close(w->ctl_fd);
-    }
+    if (w->loop)
+        duet_loop_del_fd(w->loop, w->ctl_fd);
+    sc_resolve_box_deinit(&w->rbox);
+    close(w->ctl_fd);
     sc_bufpool_deinit(&w->pool);
     duet_loop_free(w->loop);
-    pthread_mutex_destroy(&w->done_mu);
     duet_free(w);
 }

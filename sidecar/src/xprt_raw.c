@@ -1,12 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The plaintext xprt: one syscall per recv/send, errno mapped to DUET_E*. */
+/* The plaintext xprt: no handshake, no state, one syscall per recv/send, errno mapped to DUET_E*.
+ */
+#include <stdio.h>
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "duet/err.h"
 #include "duet/loop.h"
-#include "pump.h"
+#include "xprt.h"
+
+static int raw_open(struct sc_side *s, const struct sc_xprt_args *a)
+{
+    (void)a;
+    s->ctx = NULL;
+    return 0;
+}
+
+static int raw_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
+{
+    (void)s;
+    (void)hs;
+    return 0;
+}
 
 static int raw_recv(struct sc_side *s, void *buf, size_t len)
 {
@@ -44,9 +60,11 @@ static int raw_shutdown(struct sc_side *s)
     return 0;
 }
 
-static void raw_close(struct sc_side *s)
+/* Nothing to tell the peer: close(2) of the fd, by the connection, sends the FIN. */
+static void raw_close(struct sc_side *s, bool graceful)
 {
     (void)s;
+    (void)graceful;
 }
 
 static uint32_t raw_interest(const struct sc_side *s, bool want_recv, bool want_send)
@@ -61,12 +79,20 @@ static bool raw_pending(const struct sc_side *s)
     return false;
 }
 
+static unsigned raw_cross(const struct sc_side *s)
+{
+    (void)s;
+    return SC_CROSS_NONE;
+}
+
 const struct sc_xprt_ops sc_xprt_raw = {
-    .name = "raw",
+    .open = raw_open,
+    .handshake = raw_handshake,
     .recv = raw_recv,
     .send = raw_send,
     .shutdown = raw_shutdown,
     .close = raw_close,
     .interest = raw_interest,
     .pending = raw_pending,
+    .cross = raw_cross,
 };

@@ -14,9 +14,11 @@
  * or several. The read-ahead buffer comes from the worker's pool and is
  * given back as soon as it is empty: an idle connection holds none.
  *
- * Verification failures are recorded in thread-local scratch during the
- * handshake call and read back right after it by the layer that logs, so no
- * connection carries a subject buffer for its whole life.
+ * Each TLS side has a context of its own (struct tls_ctx, the side's
+ * opaque `ctx`): the SSL, the read-ahead, the want-the-other-direction
+ * flags, and what the verify callback saw. The callback reaches it through
+ * the SSL's app data, so nothing here knows the connection; a refused
+ * certificate is kept (one reference) only until the handshake reports it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,19 +32,48 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "duet/clock.h"
-#include "sc.h"
+#include "duet/alloc.h"
+#include "duet/pki_bssl.h"
+#include "cfg.h"
+#include "pump.h"
 #include "tls_int.h"
+#include "xprt.h"
+#include "xprt_tls.h"
 
-static _Thread_local int vf_x509_err;
-static _Thread_local enum sc_fail vf_reason;
-static _Thread_local bool vf_set;
-static _Thread_local char vf_subject[256];
+/* What the last SSL call needs before it can go on (from SSL_get_error). */
+enum tls_want {
+    TLS_WANT_NOTHING = 0, /* done, or failed */
+    TLS_WANT_READ,        /* the socket readable */
+    TLS_WANT_WRITE,       /* the socket writable */
+};
 
-static void note_subject(X509 *x)
+struct tls_ctx {
+    SSL *ssl;
+    int fd;
+    bool rd_want_wr; /* the last recv (or handshake step) needs the socket writable */
+    bool wr_want_rd; /* the last send needs the socket readable */
+    const struct sc_listen_cfg *lcfg;
+    struct sc_tls_session *session; /* client: the listener's resumption slot */
+    /* Read-ahead: socket bytes BoringSSL has not asked for yet, in a pool
+     * buffer held only while non-empty. */
+    struct sc_bufpool *pool;
+    struct sc_buf *rabuf;
+    uint32_t ra_off;
+    uint32_t ra_len;
+    /* The verify callback's finding, for the handshake's report. */
+    bool vf_set;
+    int vf_x509_err;
+    enum sc_fail vf_reason;
+    X509 *vf_cert; /* the refused certificate (a reference), or NULL */
+};
+
+static void note_failure(struct tls_ctx *t, int x509_err, enum sc_fail reason, X509 *x)
 {
-    if (x)
-        X509_NAME_oneline(X509_get_subject_name(x), vf_subject, sizeof(vf_subject));
+    t->vf_set = true;
+    t->vf_x509_err = x509_err;
+    t->vf_reason = reason;
+    if (x && !t->vf_cert && X509_up_ref(x))
+        t->vf_cert = x;
 }
 
 static void get_cn(X509 *x, char *buf, size_t size)
@@ -89,29 +120,27 @@ static bool leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
-    struct sc_listener *l = ssl ? SSL_get_app_data(ssl) : NULL;
+    struct tls_ctx *t = ssl ? SSL_get_app_data(ssl) : NULL;
     X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
 
+    if (!t)
+        return 0;
     if (!ok) {
-        if (!vf_set) {
+        if (!t->vf_set) {
             int e = X509_STORE_CTX_get_error(ctx);
 
-            vf_set = true;
-            vf_x509_err = e;
-            vf_reason = e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID
-                            ? SC_FAIL_EXPIRED
-                        : e == X509_V_ERR_CERT_REVOKED ? SC_FAIL_REVOKED
-                                                       : SC_FAIL_UNTRUSTED;
-            note_subject(leaf);
+            note_failure(t, e,
+                         e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID
+                             ? SC_FAIL_EXPIRED
+                         : e == X509_V_ERR_CERT_REVOKED ? SC_FAIL_REVOKED
+                                                        : SC_FAIL_UNTRUSTED,
+                         leaf);
         }
         return 0;
     }
-    if (X509_STORE_CTX_get_error_depth(ctx) == 0 && l && l->cfg->dir == SC_INBOUND &&
-        !leaf_allowed(l->cfg, leaf)) {
-        vf_set = true;
-        vf_x509_err = X509_V_ERR_APPLICATION_VERIFICATION;
-        vf_reason = SC_FAIL_NOT_ALLOWED;
-        note_subject(leaf);
+    if (X509_STORE_CTX_get_error_depth(ctx) == 0 && t->lcfg->dir == SC_INBOUND &&
+        !leaf_allowed(t->lcfg, leaf)) {
+        note_failure(t, X509_V_ERR_APPLICATION_VERIFICATION, SC_FAIL_NOT_ALLOWED, leaf);
         X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
@@ -120,23 +149,23 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
 
 int sc_tls_on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
-    struct sc_listener *l = SSL_get_app_data(ssl);
+    struct tls_ctx *t = SSL_get_app_data(ssl);
     struct sc_tls_set *set = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
 
-    if (!l || !set || !l->cfg->resume)
+    if (!t || !t->session || !set || !t->lcfg->resume)
         return 0;
-    if (l->session)
-        SSL_SESSION_free(l->session);
-    l->session = sess; /* returning 1 keeps the reference BoringSSL handed us */
-    l->session_gen = sc_tls_set_info(set)->generation;
+    if (t->session->session)
+        SSL_SESSION_free(t->session->session);
+    t->session->session = sess; /* returning 1 keeps the reference BoringSSL handed us */
+    t->session->gen = sc_tls_set_info(set)->generation;
     return 1;
 }
 
-void sc_tls_listener_drop_session(struct sc_listener *l)
+void sc_tls_session_drop(struct sc_tls_session *slot)
 {
-    if (l->session)
-        SSL_SESSION_free(l->session);
-    l->session = NULL;
+    if (slot->session)
+        SSL_SESSION_free(slot->session);
+    slot->session = NULL;
 }
 
 /* A session-id context per listener: "duet-in" + FNV-1a of its address. */
@@ -156,36 +185,36 @@ static unsigned sid_ctx(const struct sc_listen_cfg *lc, uint8_t sid[32])
 static BIO_METHOD *ra_method;
 static pthread_once_t ra_once = PTHREAD_ONCE_INIT;
 
-static void ra_release(struct sc_side *s)
+static void ra_release(struct tls_ctx *t)
 {
-    if (s->rabuf)
-        sc_buf_put(s->pool, s->rabuf);
-    s->rabuf = NULL;
-    s->ra_off = s->ra_len = 0;
+    if (t->rabuf)
+        sc_buf_put(t->pool, t->rabuf);
+    t->rabuf = NULL;
+    t->ra_off = t->ra_len = 0;
 }
 
 static int ra_read(BIO *b, char *out, int len)
 {
-    struct sc_side *s = BIO_get_data(b);
+    struct tls_ctx *t = BIO_get_data(b);
     uint32_t take;
 
     BIO_clear_retry_flags(b);
     if (len <= 0)
         return 0;
-    if (s->ra_len == 0) {
+    if (t->ra_len == 0) {
         ssize_t n;
 
-        if (!s->rabuf && !(s->rabuf = sc_buf_get(s->pool))) {
+        if (!t->rabuf && !(t->rabuf = sc_buf_get(t->pool))) {
             errno = ENOMEM;
             return -1;
         }
         do {
-            n = read(s->fd, s->rabuf->data, SC_BUF_SIZE);
+            n = read(t->fd, t->rabuf->data, SC_BUF_SIZE);
         } while (n == -1 && errno == EINTR);
         if (n <= 0) {
             int e = errno;
 
-            ra_release(s);
+            ra_release(t);
             if (n == 0)
                 return 0;
             if (e == EAGAIN)
@@ -193,26 +222,26 @@ static int ra_read(BIO *b, char *out, int len)
             errno = e;
             return -1;
         }
-        s->ra_off = 0;
-        s->ra_len = (uint32_t)n;
+        t->ra_off = 0;
+        t->ra_len = (uint32_t)n;
     }
-    take = (uint32_t)len < s->ra_len ? (uint32_t)len : s->ra_len;
-    memcpy(out, s->rabuf->data + s->ra_off, take);
-    s->ra_off += take;
-    s->ra_len -= take;
-    if (s->ra_len == 0)
-        ra_release(s);
+    take = (uint32_t)len < t->ra_len ? (uint32_t)len : t->ra_len;
+    memcpy(out, t->rabuf->data + t->ra_off, take);
+    t->ra_off += take;
+    t->ra_len -= take;
+    if (t->ra_len == 0)
+        ra_release(t);
     return (int)take;
 }
 
 static int ra_write(BIO *b, const char *in, int len)
 {
-    struct sc_side *s = BIO_get_data(b);
+    struct tls_ctx *t = BIO_get_data(b);
     ssize_t n;
 
     BIO_clear_retry_flags(b);
     do {
-        n = send(s->fd, in, (size_t)len, MSG_NOSIGNAL);
+        n = send(t->fd, in, (size_t)len, MSG_NOSIGNAL);
     } while (n == -1 && errno == EINTR);
     if (n == -1 && errno == EAGAIN)
         BIO_set_retry_write(b);
@@ -237,77 +266,102 @@ static void ra_method_init(void)
     BIO_meth_set_ctrl(ra_method, ra_ctrl);
 }
 
-static BIO *ra_bio_new(struct sc_side *s)
+static BIO *ra_bio_new(struct tls_ctx *t)
 {
     BIO *b;
 
     pthread_once(&ra_once, ra_method_init);
     if (!ra_method || !(b = BIO_new(ra_method)))
         return NULL;
-    BIO_set_data(b, s);
+    BIO_set_data(b, t);
     BIO_set_init(b, 1);
     return b;
 }
 
-int sc_tls_side_new(struct sc_side *s, struct sc_tls_set *set, struct sc_conn *c, bool server,
-                    const struct sc_listen_cfg *lc, void *session)
+/* ---- the ops ---- */
+
+static struct tls_ctx *ctx_of(const struct sc_side *s)
 {
-    SSL *ssl = SSL_new(sc_tls_set_ctx(set, server));
-    struct sc_listener *l = sc_conn_listener(c);
-    const struct sc_tls_info *info = sc_tls_set_info(set);
+    return s->ctx;
+}
 
-    BIO *bio;
+static void ctx_free(struct tls_ctx *t)
+{
+    SSL_free(t->ssl);
+    ra_release(t);
+    X509_free(t->vf_cert);
+    duet_free(t);
+}
 
-    if (!ssl)
-        return DUET_ENOMEM;
-    bio = ra_bio_new(s);
+static int setup_ssl(struct tls_ctx *t, const struct sc_xprt_args *a)
+{
+    const struct sc_listen_cfg *lc = a->lcfg;
+    BIO *bio = ra_bio_new(t);
+
     if (!bio)
-        goto fail;
-    SSL_set_bio(ssl, bio, bio); /* one reference, owned by ssl */
-    SSL_set_app_data(ssl, l);
-    if (server) {
+        return DUET_E_TLS;
+    SSL_set_bio(t->ssl, bio, bio); /* one reference, owned by the SSL */
+    SSL_set_app_data(t->ssl, t);
+    if (a->server) {
         uint8_t sid[32];
 
         /* Sessions resume only on the listener that verified them: a
          * resumption skips verification, so a session from a listener
          * without allow lists must not open one that has them. */
-        if (!SSL_set_session_id_context(ssl, sid, sid_ctx(lc, sid)))
-            goto fail;
-        SSL_set_accept_state(ssl);
-        SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
-    } else {
-        SSL_set_connect_state(ssl);
-        SSL_set_verify(ssl, SSL_VERIFY_PEER, verify_cb);
-        if (lc->verify_ip) {
-            if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), lc->sni))
-                goto fail;
-        } else if (!SSL_set1_host(ssl, lc->sni) || !SSL_set_tlsext_host_name(ssl, lc->sni)) {
-            goto fail;
-        }
-        if (lc->resume && session && l->session_gen == info->generation)
-            SSL_set_session(ssl, session);
+        if (!SSL_set_session_id_context(t->ssl, sid, sid_ctx(lc, sid)))
+            return DUET_E_TLS;
+        SSL_set_accept_state(t->ssl);
+        SSL_set_verify(t->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+        return 0;
     }
-    s->tls = ssl;
-    s->ops = &sc_xprt_tls;
+    SSL_set_connect_state(t->ssl);
+    SSL_set_verify(t->ssl, SSL_VERIFY_PEER, verify_cb);
+    if (lc->verify_ip) {
+        if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), lc->sni))
+            return DUET_E_TLS;
+    } else if (!SSL_set1_host(t->ssl, lc->sni) || !SSL_set_tlsext_host_name(t->ssl, lc->sni)) {
+        return DUET_E_TLS;
+    }
+    if (lc->resume && t->session && t->session->session &&
+        t->session->gen == sc_tls_set_info(a->set)->generation)
+        SSL_set_session(t->ssl, t->session->session);
     return 0;
-fail:
-    SSL_free(ssl);
-    ERR_clear_error();
-    return DUET_E_TLS;
 }
 
-/* Map SSL_get_error for a call that returned r; sets the want flag for dir. */
-static int classify(struct sc_side *s, int r, bool *want_other)
+static int tls_open(struct sc_side *s, const struct sc_xprt_args *a)
 {
-    SSL *ssl = s->tls;
-    int err = SSL_get_error(ssl, r);
+    struct tls_ctx *t = duet_calloc(1, sizeof(*t));
+    int rc;
 
+    if (!t)
+        return DUET_ENOMEM;
+    t->fd = s->fd;
+    t->pool = a->pool;
+    t->lcfg = a->lcfg;
+    t->session = a->server ? NULL : a->session;
+    t->ssl = SSL_new(sc_tls_set_ctx(a->set, a->server));
+    rc = t->ssl ? setup_ssl(t, a) : DUET_ENOMEM;
+    if (rc < 0) {
+        ctx_free(t);
+        ERR_clear_error();
+        return rc;
+    }
+    s->ctx = t;
+    return 0;
+}
+
+/* Map SSL_get_error for a call that returned r: a code, and what it waits for. */
+static int classify(struct tls_ctx *t, int r, enum tls_want *want)
+{
+    int err = SSL_get_error(t->ssl, r);
+
+    *want = TLS_WANT_NOTHING;
     switch (err) {
     case SSL_ERROR_WANT_READ:
-        *want_other = false;
+        *want = TLS_WANT_READ;
         return DUET_EAGAIN;
     case SSL_ERROR_WANT_WRITE:
-        *want_other = true;
+        *want = TLS_WANT_WRITE;
         return DUET_EAGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return DUET_EOF;
@@ -323,35 +377,35 @@ static int classify(struct sc_side *s, int r, bool *want_other)
 
 static int tls_recv(struct sc_side *s, void *buf, size_t len)
 {
-    SSL *ssl = s->tls;
+    struct tls_ctx *t = ctx_of(s);
+    enum tls_want want;
     size_t got = 0;
     int r;
 
     ERR_clear_error();
     errno = 0;
-    r = SSL_read(ssl, buf, (int)len);
+    r = SSL_read(t->ssl, buf, (int)len);
     if (r <= 0) {
-        bool ww = false;
-        int rc = classify(s, r, &ww);
+        int rc = classify(t, r, &want);
 
         /* WANT_READ: the socket is simply empty. WANT_WRITE: a post-handshake
          * message (TLS 1.3 KeyUpdate) must go out first. */
-        s->rd_want_wr = rc == DUET_EAGAIN && ww;
+        t->rd_want_wr = want == TLS_WANT_WRITE;
         return rc;
     }
-    s->rd_want_wr = false;
+    t->rd_want_wr = false;
     got = (size_t)r;
     /* Decrypt every whole record already read (BoringSSL's pending bytes and
      * our read-ahead) into this one buffer: several records per wake become
      * one plaintext write. A partial record left in the read-ahead costs at
      * most one read(2), which usually brings the rest. */
-    while (got < len && (s->ra_len > 0 || SSL_pending(ssl) > 0)) {
-        r = SSL_read(ssl, (char *)buf + got, (int)(len - got));
+    while (got < len && (t->ra_len > 0 || SSL_pending(t->ssl) > 0)) {
+        r = SSL_read(t->ssl, (char *)buf + got, (int)(len - got));
         if (r <= 0) {
             /* What we have goes out first; an EOF or error comes back on the
              * next call. A reply BoringSSL could not send (KeyUpdate) must
              * still ask for writability. */
-            s->rd_want_wr = SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE;
+            t->rd_want_wr = SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_WRITE;
             ERR_clear_error(); /* only this path can leave errors queued */
             break;
         }
@@ -362,144 +416,155 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
 
 static int tls_send(struct sc_side *s, const void *buf, size_t len)
 {
-    int r;
+    struct tls_ctx *t = ctx_of(s);
+    enum tls_want want;
+    int r, rc;
 
     ERR_clear_error();
     errno = 0;
-    r = SSL_write(s->tls, buf, (int)len);
+    r = SSL_write(t->ssl, buf, (int)len);
     if (r > 0) {
-        s->wr_want_rd = false;
+        t->wr_want_rd = false;
         return r;
     }
-    bool wr = false;
-    int rc = classify(s, r, &wr);
-
-    /* classify's flag means "wants write"; for a send, wanting read is the odd case. */
-    s->wr_want_rd = rc == DUET_EAGAIN && !wr;
+    rc = classify(t, r, &want);
+    t->wr_want_rd = want == TLS_WANT_READ; /* for a send, wanting read is the odd case */
     return rc == DUET_EOF ? -EPIPE : rc;
 }
 
 static int tls_shutdown(struct sc_side *s)
 {
+    struct tls_ctx *t = ctx_of(s);
+    enum tls_want want;
     int r;
 
     ERR_clear_error();
-    r = SSL_shutdown(s->tls); /* sends close_notify; reading goes on (half-close) */
+    r = SSL_shutdown(t->ssl); /* sends close_notify; reading goes on (half-close) */
     if (r >= 0) {
-        s->rd_want_wr = false;
+        t->rd_want_wr = false;
         return 0;
     }
-    bool ww = false;
-    int rc = classify(s, r, &ww);
-
-    if (rc == DUET_EAGAIN) {
-        s->rd_want_wr = true; /* come back when writable */
-        return rc;
+    if (classify(t, r, &want) == DUET_EAGAIN) {
+        t->rd_want_wr = true; /* come back when writable */
+        return DUET_EAGAIN;
     }
     return 0; /* the peer is gone; nothing left to tell it */
 }
 
-static void tls_close(struct sc_side *s)
+static void tls_close(struct sc_side *s, bool graceful)
 {
-    SSL_free(s->tls);
-    s->tls = NULL;
-    ra_release(s);
+    struct tls_ctx *t = ctx_of(s);
+
+    if (!t)
+        return;
+    if (graceful)
+        (void)tls_shutdown(s); /* best effort close_notify */
+    ctx_free(t);
+    s->ctx = NULL;
 }
 
 static uint32_t tls_interest(const struct sc_side *s, bool want_recv, bool want_send)
 {
+    const struct tls_ctx *t = ctx_of(s);
     uint32_t ev = 0;
 
-    if (want_recv || (want_send && s->wr_want_rd))
+    if (want_recv || (want_send && t->wr_want_rd))
         ev |= DUET_EV_READ;
-    if ((want_send && !s->wr_want_rd) || s->rd_want_wr)
+    if ((want_send && !t->wr_want_rd) || t->rd_want_wr)
         ev |= DUET_EV_WRITE;
     return ev;
 }
 
 static bool tls_pending(const struct sc_side *s)
 {
-    return s->ra_len > 0 || (s->tls && SSL_pending(s->tls) > 0);
+    const struct tls_ctx *t = ctx_of(s);
+
+    return t->ra_len > 0 || SSL_pending(t->ssl) > 0;
+}
+
+static unsigned tls_cross(const struct sc_side *s)
+{
+    const struct tls_ctx *t = ctx_of(s);
+
+    return (t->rd_want_wr ? SC_CROSS_RD_WANTS_WR : 0u) |
+           (t->wr_want_rd ? SC_CROSS_WR_WANTS_RD : 0u);
+}
+
+/* After a failed handshake: the reason, and a log-ready description. */
+static void report_failure(struct tls_ctx *t, struct sc_xprt_hs *hs)
+{
+    uint32_t e = ERR_peek_error();
+
+    snprintf(hs->subject, sizeof(hs->subject), "-");
+    if (t->vf_cert)
+        X509_NAME_oneline(X509_get_subject_name(t->vf_cert), hs->subject, sizeof(hs->subject));
+    if (t->vf_set) {
+        hs->fail = t->vf_reason;
+        snprintf(hs->why, sizeof(hs->why), "%s",
+                 hs->fail == SC_FAIL_NOT_ALLOWED ? "certificate not in the allow list"
+                                                 : X509_verify_cert_error_string(t->vf_x509_err));
+    } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        hs->fail = SC_FAIL_NO_CERT;
+        snprintf(hs->why, sizeof(hs->why), "no client certificate");
+    } else {
+        const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+        hs->fail = SC_FAIL_PROTOCOL;
+        snprintf(hs->why, sizeof(hs->why), "%s", r ? r : "connection closed during handshake");
+        if (e && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+            ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)
+            hs->fail = SC_FAIL_UNTRUSTED;
+    }
+    X509_free(t->vf_cert);
+    t->vf_cert = NULL;
+    ERR_clear_error();
+}
+
+static void report_success(struct tls_ctx *t, struct sc_xprt_hs *hs)
+{
+    X509 *x = SSL_get_peer_certificate(t->ssl);
+
+    hs->resumed = SSL_session_reused(t->ssl) == 1;
+    hs->peer_not_after = x ? duet_asn1_time_to_unix(X509_get0_notAfter(x)) : 0;
+    X509_free(x);
+    X509_free(t->vf_cert); /* a callback that failed and was overruled: nothing to report */
+    t->vf_cert = NULL;
+}
+
+static int tls_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
+{
+    struct tls_ctx *t = ctx_of(s);
+    enum tls_want want;
+    int r, rc;
+
+    t->vf_set = false;
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        t->rd_want_wr = false;
+        report_success(t, hs);
+        return 0;
+    }
+    rc = classify(t, r, &want);
+    t->rd_want_wr = want == TLS_WANT_WRITE;
+    if (rc == DUET_EAGAIN) {
+        hs->events = t->rd_want_wr ? DUET_EV_WRITE : DUET_EV_READ;
+        return rc;
+    }
+    report_failure(t, hs);
+    return rc == DUET_EOF ? DUET_E_TLS : rc;
 }
 
 const struct sc_xprt_ops sc_xprt_tls = {
-    .name = "tls",
+    .open = tls_open,
+    .handshake = tls_handshake,
     .recv = tls_recv,
     .send = tls_send,
     .shutdown = tls_shutdown,
     .close = tls_close,
     .interest = tls_interest,
     .pending = tls_pending,
+    .cross = tls_cross,
 };
-
-int sc_tls_handshake(struct sc_side *s)
-{
-    int r;
-
-    vf_set = false;
-    vf_subject[0] = '\0';
-    ERR_clear_error();
-    errno = 0;
-    r = SSL_do_handshake(s->tls);
-    if (r == 1) {
-        s->rd_want_wr = false;
-        return 0;
-    }
-    bool ww = false;
-    int rc = classify(s, r, &ww);
-
-    s->rd_want_wr = rc == DUET_EAGAIN && ww;
-    return rc == DUET_EOF ? DUET_E_TLS : rc;
-}
-
-uint32_t sc_tls_hs_interest(const struct sc_side *s)
-{
-    return s->rd_want_wr ? DUET_EV_WRITE : DUET_EV_READ;
-}
-
-enum sc_fail sc_tls_fail_reason(struct sc_side *s, char *why, size_t why_len, char *subject,
-                                size_t subj_len)
-{
-    uint32_t e = ERR_peek_error();
-    enum sc_fail f;
-
-    snprintf(subject, subj_len, "%s", vf_subject[0] ? vf_subject : "-");
-    if (vf_set) {
-        f = vf_reason;
-        snprintf(why, why_len, "%s", f == SC_FAIL_NOT_ALLOWED
-                                         ? "certificate not in the allow list"
-                                         : X509_verify_cert_error_string(vf_x509_err));
-    } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
-               ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-        f = SC_FAIL_NO_CERT;
-        snprintf(why, why_len, "no client certificate");
-    } else {
-        const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-        f = SC_FAIL_PROTOCOL;
-        snprintf(why, why_len, "%s", r ? r : "connection closed during handshake");
-        if (e && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-            ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)
-            f = SC_FAIL_UNTRUSTED;
-    }
-    (void)s;
-    ERR_clear_error();
-    return f;
-}
-
-time_t sc_tls_peer_not_after(const struct sc_side *s)
-{
-    X509 *x = SSL_get_peer_certificate(s->tls);
-    int days = 0, secs = 0;
-    time_t t = 0;
-
-    if (x && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)))
-        t = time(NULL) + (time_t)days * 86400 + secs;
-    X509_free(x);
-    return t;
-}
-
-bool sc_tls_resumed(const struct sc_side *s)
-{
-    return SSL_session_reused(s->tls) == 1;
-}

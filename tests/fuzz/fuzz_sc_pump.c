@@ -74,9 +74,10 @@ static int f_shutdown(struct sc_side *s)
     return (next() & 15) == 0 ? DUET_EAGAIN : 0;
 }
 
-static void f_close(struct sc_side *s)
+static void f_close(struct sc_side *s, bool graceful)
 {
     (void)s;
+    (void)graceful;
 }
 
 static uint32_t f_interest(const struct sc_side *s, bool r, bool w)
@@ -92,7 +93,12 @@ static bool f_pending(const struct sc_side *s)
 }
 
 static const struct sc_xprt_ops fake = {
-    "fake", f_recv, f_send, f_shutdown, f_close, f_interest, f_pending,
+    .recv = f_recv,
+    .send = f_send,
+    .shutdown = f_shutdown,
+    .close = f_close,
+    .interest = f_interest,
+    .pending = f_pending,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

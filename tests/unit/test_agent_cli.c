@@ -61,11 +61,11 @@ static void cli_parse__values_lists_bools_and_positionals(void **state)
 {
     const char *env = NULL, *pos[2];
     bool force = false;
-    struct ag_list dns = {0};
-    const struct ag_flag flags[] = {{"env", AG_FLAG_STR, &env},
-                                    {"force", AG_FLAG_BOOL, &force},
-                                    {"dns", AG_FLAG_LIST, &dns},
-                                    {NULL, 0, NULL}};
+    struct duet_flag_list dns = {0};
+    const struct duet_flag flags[] = {{"env", DUET_FLAG_STR, &env, NULL},
+                                      {"force", DUET_FLAG_BOOL, &force, NULL},
+                                      {"dns", DUET_FLAG_LIST, &dns, NULL},
+                                      {NULL, 0, NULL, NULL}};
     const char *const argv[] = {"cmd", "--env=dev", "p1", "--dns", "a", "--force", "--dns", "b",
                                 "--log-level", "debug", "--", "--p2"};
     struct duet_errbuf eb = {{0}};
@@ -86,9 +86,9 @@ static void cli_parse__refuses_unknown_missing_twice_and_bad_level(void **state)
 {
     const char *env = NULL;
     bool force = false;
-    const struct ag_flag flags[] = {{"env", AG_FLAG_STR, &env},
-                                    {"force", AG_FLAG_BOOL, &force},
-                                    {NULL, 0, NULL}};
+    const struct duet_flag flags[] = {{"env", DUET_FLAG_STR, &env, NULL},
+                                      {"force", DUET_FLAG_BOOL, &force, NULL},
+                                      {NULL, 0, NULL, NULL}};
     struct {
         int argc;
         const char *argv[4];

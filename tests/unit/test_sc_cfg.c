@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "sc.h"
+#include "cfg.h"
 
 static struct sc_listen_cfg l;
 static struct duet_errbuf eb;

@@ -41,7 +41,4 @@ int duet_net_listen(const char *spec, bool reuseport, int backlog,
 /* Format a socket address as "ip:port" ("[v6]:port"). Returns buf. */
 const char *duet_net_addr_str(const struct sockaddr *sa, char *buf, size_t size);
 
-/* The local address of fd, formatted as above. Returns buf ("?" on failure). */
-const char *duet_net_local_str(int fd, char *buf, size_t size);
-
 #endif

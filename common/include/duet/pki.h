@@ -91,8 +91,6 @@ const struct duet_cert *duet_chain_at(const struct duet_chain *c, size_t i);
 void duet_chain_free(struct duet_chain *c);
 
 int duet_cert_to_pem(const struct duet_cert *c, char **pem, size_t *len) DUET_MUST_CHECK;
-/* A new handle on the same certificate (reference counted, so cheap). */
-int duet_cert_dup(const struct duet_cert *c, struct duet_cert **out) DUET_MUST_CHECK;
 void duet_cert_free(struct duet_cert *c);
 
 /* ---- names ---- */
@@ -218,6 +216,17 @@ struct duet_cert_info {
 };
 
 int duet_cert_info(const struct duet_cert *c, struct duet_cert_info *out) DUET_MUST_CHECK;
+
+/*
+ * The one way a certificate is named in a log line, in both daemons
+ * (STYLE.md 6: serial, SHA-256 and notAfter only), so that one certificate
+ * can be followed from the agent that issued it to the sidecar that serves
+ * it: "serial=<HEX> not_after=<Unix seconds> sha256=<HEX>", hex upper case
+ * as duet_cert_info gives it. Returns buf, always NUL-terminated.
+ */
+#define DUET_CERT_LOG_MAX 256
+const char *duet_cert_log_fields(char *buf, size_t size, const char *serial, int64_t not_after,
+                                 const char *sha256);
 /*
  * The same view of a CSR: subject, cn, key and the requested SANs are filled,
  * version is 1, everything else is zero.

@@ -33,8 +33,8 @@ STACK_OF(X509) *duet_chain_stack(const struct duet_chain *c);
 /* New duet objects holding a new reference to the raw object (up-ref). */
 int duet_cert_from_x509(X509 *x, struct duet_cert **out) DUET_MUST_CHECK;
 int duet_key_from_evp(EVP_PKEY *pkey, struct duet_key **out) DUET_MUST_CHECK;
-/* A chain holding new references to every certificate of sk, in order. */
-int duet_chain_from_stack(const STACK_OF(X509) *sk, struct duet_chain **out) DUET_MUST_CHECK;
+/* Seconds since the Unix epoch for an ASN1_TIME; 0 if it cannot be read. */
+int64_t duet_asn1_time_to_unix(const ASN1_TIME *t);
 
 /*
  * A new X509_STORE trusting every certificate of `bundle` (returned owned:

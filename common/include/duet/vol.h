@@ -84,6 +84,21 @@ int duet_vol_read(const char *dir, const char *const *names, size_t n, size_t ma
 /* Cleanses (key material) and frees the blobs; the struct is reset. */
 void duet_vol_set_clear(struct duet_vol_set *s);
 
+/* The three files of a TLS set, in the one order every reader indexes them. */
+enum duet_vol_set_file {
+    DUET_VOL_SET_CERT = 0, /* tls.crt */
+    DUET_VOL_SET_KEY,      /* tls.key */
+    DUET_VOL_SET_CA,       /* ca.crt */
+    DUET_VOL_SET_N,
+};
+
+/* Their names, indexed by enum duet_vol_set_file. */
+extern const char *const duet_vol_set_names[DUET_VOL_SET_N];
+
+/* duet_vol_read of the three: out->blobs[DUET_VOL_SET_CERT] is tls.crt, and so on. */
+int duet_vol_read_set(const char *dir, size_t max_len, struct duet_vol_set *out,
+                      struct duet_errbuf *eb) DUET_MUST_CHECK;
+
 /*
  * Test hook: called at each step of a publish with a step number; a hook
  * that returns non-zero makes publish stop right there as if the process had

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A worker (worker.c): one thread, one loop, its own listeners, its
+ * connections, its buffer cache and its resolver mailbox. main talks to it
+ * through sc_worker_command; it tells main it has finished through the
+ * done eventfd given at creation.
+ */
+#ifndef SC_WORKER_H
+#define SC_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "duet/err.h"
+#include "duet/loop.h"
+#include "cfg.h"
+#include "conn.h"
+#include "listener.h"
+#include "pump.h"
+#include "resolve.h"
+
+#define SC_CMD_DRAIN 0x1u
+#define SC_CMD_ABORT 0x2u
+
+/* What a worker borrows from the process for its whole life. */
+struct sc_worker_env {
+    const struct sc_cfg *cfg;
+    int done_fd;        /* eventfd written once when the thread finishes */
+    unsigned *finished; /* atomic count of finished workers */
+    unsigned max_conns; /* this worker's share of --max-conns */
+};
+
+struct sc_worker {
+    struct sc_worker_env env;
+    unsigned id;
+    pthread_t thread;
+    struct duet_loop *loop;
+    int ctl_fd; /* eventfd: main -> worker commands, resolver completions */
+    unsigned n_listeners;
+    struct sc_listener listeners[SC_MAX_LISTENERS];
+    struct sc_conns conns;
+    bool draining;
+    struct sc_bufpool pool;
+    struct sc_resolve_box rbox;
+    unsigned cmd; /* SC_CMD_* bits, atomic */
+    /* rate limit for refusal log lines */
+    int64_t log_window;
+    unsigned log_count;
+    unsigned log_suppressed;
+};
+
+/* Takes listen_fds[0 .. cfg->n_listeners) (set to -1 as they are taken). */
+int sc_worker_new(const struct sc_worker_env *env, unsigned id, int *listen_fds,
+                  struct sc_worker **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+int sc_worker_start(struct sc_worker *w) DUET_MUST_CHECK;
+/* Any thread. */
+void sc_worker_command(struct sc_worker *w, unsigned cmd);
+void sc_worker_join(struct sc_worker *w);
+/* Accepts NULL. */
+void sc_worker_free(struct sc_worker *w);
+/* Log a refused peer, at most a few lines per second per worker. */
+void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...) DUET_PRINTF(2, 3);
+/* Called by conn.c as connections come and go: pauses and resumes the
+ * listeners at the limit, and stops a draining worker's loop at zero. */
+void sc_worker_conns_changed(struct sc_worker *w);
+
+#endif

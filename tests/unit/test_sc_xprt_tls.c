@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The TLS transport over socketpairs, both ends in this process: handshake
+ * steps and their interest, data both ways, want-write on a full socket and
+ * the retry with the same bytes, half close, refusals with their reasons,
+ * a peer gone mid-handshake, and resumption bounded by the set generation.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "duet/clock.h"
+#include "duet/err.h"
+#include "duet/loop.h"
+#include "cfg.h"
+#include "pump.h"
+#include "tl_pki.h"
+#include "tls_set.h"
+#include "xprt.h"
+#include "xprt_tls.h"
+
+#define DAY 86400
+
+static struct tl_ca ca, other_ca;
+
+/* client <-> server, each end a TLS side of its own */
+struct rig {
+    int fd[2];
+    struct sc_side cli, srv;
+    struct sc_bufpool pool;
+    struct sc_listen_cfg lc_out, lc_in;
+    struct sc_tls_session slot;
+    struct sc_tls_set *cset, *sset;
+};
+
+static struct sc_tls_set *make_set(const struct tl_ca *issuer, enum duet_profile prof,
+                                   const char *cn, uint64_t gen)
+{
+    struct tl_pem p;
+    struct duet_errbuf eb;
+    struct sc_tls_set *s;
+    unsigned use = prof == DUET_PROFILE_SERVER ? SC_USE_SERVER : SC_USE_CLIENT;
+
+    duet_errbuf_clear(&eb);
+    tl_pem_issue(issuer, prof, cn, duet_clock_now(), DAY, &p);
+    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0};
+    s = sc_tls_set_build(&f, "v", gen, use, &eb);
+    if (!s)
+        print_error("set: %s\n", eb.msg);
+    assert_non_null(s);
+    tl_pem_free(&p);
+    return s;
+}
+
+static void rig_init(struct rig *r, struct sc_tls_set *cset, struct sc_tls_set *sset)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, r->fd), 0);
+    r->pool.max_free = 2;
+    r->lc_out.dir = SC_OUTBOUND;
+    snprintf(r->lc_out.sni, sizeof(r->lc_out.sni), "localhost");
+    r->lc_in.dir = SC_INBOUND;
+    r->cset = cset;
+    r->sset = sset;
+    r->cli = (struct sc_side){.fd = r->fd[0], .ops = &sc_xprt_tls};
+    r->srv = (struct sc_side){.fd = r->fd[1], .ops = &sc_xprt_tls};
+}
+
+static void rig_open(struct rig *r)
+{
+    struct sc_xprt_args ca_args = {&r->pool, r->cset, &r->lc_out, &r->slot, false};
+    struct sc_xprt_args sa_args = {&r->pool, r->sset, &r->lc_in, NULL, true};
+
+    assert_int_equal(sc_xprt_tls.open(&r->cli, &ca_args), 0);
+    assert_int_equal(sc_xprt_tls.open(&r->srv, &sa_args), 0);
+}
+
+static void rig_close(struct rig *r)
+{
+    if (r->cli.ctx)
+        r->cli.ops->close(&r->cli, false);
+    if (r->srv.ctx)
+        r->srv.ops->close(&r->srv, false);
+    if (r->fd[0] >= 0)
+        close(r->fd[0]);
+    if (r->fd[1] >= 0)
+        close(r->fd[1]);
+    assert_int_equal(r->pool.in_use, 0); /* the read-ahead gave its buffers back */
+    sc_bufpool_deinit(&r->pool);
+}
+
+/* A client and a server of the same CA, generation 1. */
+static void rig_std(struct rig *r)
+{
+    rig_init(r, make_set(&ca, DUET_PROFILE_CLIENT, "client", 1),
+             make_set(&ca, DUET_PROFILE_SERVER, "server", 1));
+}
+
+static void rig_done(struct rig *r)
+{
+    rig_close(r);
+    sc_tls_set_unref(r->cset);
+    sc_tls_set_unref(r->sset);
+}
+
+/* Step both ends until neither says DUET_EAGAIN; their last results come back. */
+static void drive(struct rig *r, int *crc, int *src, struct sc_xprt_hs *chs, struct sc_xprt_hs *shs)
+{
+    *crc = *src = DUET_EAGAIN;
+    for (int i = 0; i < 20 && (*crc == DUET_EAGAIN || *src == DUET_EAGAIN); i++) {
+        if (*crc == DUET_EAGAIN)
+            *crc = r->cli.ops->handshake(&r->cli, chs);
+        if (*src == DUET_EAGAIN)
+            *src = r->srv.ops->handshake(&r->srv, shs);
+    }
+}
+
+static void handshake_ok(struct rig *r, struct sc_xprt_hs *chs, struct sc_xprt_hs *shs)
+{
+    int crc, src;
+
+    drive(r, &crc, &src, chs, shs);
+    assert_int_equal(crc, 0);
+    assert_int_equal(src, 0);
+}
+
+/* Read until n bytes came or the socket is empty. */
+static size_t recv_all(struct sc_side *s, char *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        int r = s->ops->recv(s, buf + got, n - got);
+
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+static void handshake__first_step_waits_for_read_then_bytes_flow(void **state)
+{
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    char buf[64];
+
+    (void)state;
+    rig_std(&r);
+    rig_open(&r);
+    /* The ClientHello went out; nothing can come back before the server runs. */
+    assert_int_equal(r.cli.ops->handshake(&r.cli, &chs), DUET_EAGAIN);
+    assert_int_equal(chs.events, DUET_EV_READ);
+    handshake_ok(&r, &chs, &shs);
+    assert_false(chs.resumed);
+    /* The server learns the client certificate's notAfter, a day from now. */
+    assert_true(shs.peer_not_after > (int64_t)duet_clock_now() + DAY - 600);
+    assert_true(shs.peer_not_after <= (int64_t)duet_clock_now() + DAY);
+    assert_int_equal(r.cli.ops->send(&r.cli, "hello", 5), 5);
+    assert_int_equal(recv_all(&r.srv, buf, 5), 5);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(r.srv.ops->send(&r.srv, "world!", 6), 6);
+    assert_int_equal(recv_all(&r.cli, buf, 6), 6);
+    assert_memory_equal(buf, "world!", 6);
+    /* Nothing more: an empty socket is DUET_EAGAIN and the interest is plain read. */
+    assert_int_equal(r.srv.ops->recv(&r.srv, buf, sizeof(buf)), DUET_EAGAIN);
+    assert_int_equal(r.srv.ops->interest(&r.srv, true, false), DUET_EV_READ);
+    assert_int_equal(r.srv.ops->cross(&r.srv), SC_CROSS_NONE);
+    assert_false(r.srv.ops->pending(&r.srv));
+    rig_done(&r);
+}
+
+static void send__full_socket_wants_write_and_retry_delivers_the_same_bytes(void **state)
+{
+    static char out[16384], in[16384];
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    size_t sent = 0, got = 0;
+    int n, small = 4096;
+
+    (void)state;
+    rig_std(&r);
+    setsockopt(r.fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    rig_open(&r);
+    handshake_ok(&r, &chs, &shs);
+    for (size_t i = 0; i < sizeof(out); i++)
+        out[i] = (char)(i * 7);
+    for (;;) {
+        n = r.cli.ops->send(&r.cli, out, sizeof(out));
+        if (n == DUET_EAGAIN)
+            break;
+        assert_int_equal(n, (int)sizeof(out));
+        sent += (size_t)n;
+        assert_true(sent < 64u << 20);
+    }
+    assert_true(r.cli.ops->interest(&r.cli, false, true) & DUET_EV_WRITE);
+    /* The reader empties the socket; the same bytes, retried, go through. */
+    for (int tries = 0; tries < 10000; tries++) {
+        n = r.srv.ops->recv(&r.srv, in, sizeof(in));
+        if (n > 0) {
+            for (int i = 0; i < n; i++)
+                assert_int_equal(in[i], (char)((got + (size_t)i) % sizeof(out) * 7));
+            got += (size_t)n;
+        }
+        if (got == sent) {
+            n = r.cli.ops->send(&r.cli, out, sizeof(out));
+            if (n > 0) {
+                sent += (size_t)n;
+                break;
+            }
+        }
+    }
+    assert_int_equal(n, (int)sizeof(out));
+    assert_int_equal(recv_all(&r.srv, in, sizeof(in)), sizeof(in));
+    assert_memory_equal(in, out, sizeof(in));
+    rig_done(&r);
+}
+
+static void shutdown__half_close_keeps_the_other_direction(void **state)
+{
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    char buf[16];
+
+    (void)state;
+    rig_std(&r);
+    rig_open(&r);
+    handshake_ok(&r, &chs, &shs);
+    assert_int_equal(r.cli.ops->shutdown(&r.cli), 0);
+    assert_int_equal(r.srv.ops->recv(&r.srv, buf, sizeof(buf)), DUET_EOF);
+    assert_int_equal(r.srv.ops->send(&r.srv, "late", 4), 4);
+    assert_int_equal(recv_all(&r.cli, buf, 4), 4);
+    assert_memory_equal(buf, "late", 4);
+    rig_done(&r);
+}
+
+static void handshake__untrusted_server_is_refused_with_its_subject(void **state)
+{
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    int crc, src;
+
+    (void)state;
+    rig_init(&r, make_set(&ca, DUET_PROFILE_CLIENT, "client", 1),
+             make_set(&other_ca, DUET_PROFILE_SERVER, "stranger", 1));
+    rig_open(&r);
+    drive(&r, &crc, &src, &chs, &shs);
+    assert_true(crc < 0);
+    assert_int_equal(chs.fail, SC_FAIL_UNTRUSTED);
+    assert_non_null(strstr(chs.subject, "CN=stranger"));
+    assert_true(chs.why[0] != '\0');
+    rig_done(&r);
+}
+
+static void handshake__allow_list_refuses_another_cn(void **state)
+{
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    int crc, src;
+
+    (void)state;
+    rig_std(&r);
+    r.lc_in.n_cn = 1;
+    snprintf(r.lc_in.allow_cn[0], sizeof(r.lc_in.allow_cn[0]), "someone-else");
+    rig_open(&r);
+    drive(&r, &crc, &src, &chs, &shs);
+    assert_true(src < 0);
+    assert_int_equal(shs.fail, SC_FAIL_NOT_ALLOWED);
+    assert_string_equal(shs.why, "certificate not in the allow list");
+    assert_non_null(strstr(shs.subject, "CN=client"));
+    rig_done(&r);
+}
+
+static void handshake__peer_gone_midway_is_a_protocol_failure(void **state)
+{
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    int rc = DUET_EAGAIN;
+
+    (void)state;
+    rig_std(&r);
+    rig_open(&r);
+    assert_int_equal(r.cli.ops->handshake(&r.cli, &chs), DUET_EAGAIN);
+    r.cli.ops->close(&r.cli, false);
+    close(r.fd[0]);
+    r.fd[0] = -1;
+    /* The ClientHello is there to read; the answer finds nobody. */
+    for (int i = 0; i < 5 && rc == DUET_EAGAIN; i++)
+        rc = r.srv.ops->handshake(&r.srv, &shs);
+    assert_true(rc < 0);
+    assert_int_equal(shs.fail, SC_FAIL_PROTOCOL);
+    assert_string_equal(shs.subject, "-");
+    rig_done(&r);
+}
+
+/* One full connection on the listener slot; returns whether it resumed. */
+static bool connect_once(struct sc_tls_set *cset, struct sc_tls_set *sset,
+                         struct sc_tls_session *slot)
+{
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    char buf[8];
+
+    rig_init(&r, cset, sset);
+    r.lc_out.resume = true;
+    r.slot = *slot;
+    rig_open(&r);
+    handshake_ok(&r, &chs, &shs);
+    /* TLS 1.3 tickets come after the handshake: a round trip delivers them. */
+    assert_int_equal(r.srv.ops->send(&r.srv, "x", 1), 1);
+    assert_int_equal(recv_all(&r.cli, buf, 1), 1);
+    *slot = r.slot;
+    rig_close(&r);
+    return chs.resumed;
+}
+
+static void open__resumes_only_within_one_generation(void **state)
+{
+    struct sc_tls_set *c1 = make_set(&ca, DUET_PROFILE_CLIENT, "client", 1);
+    struct sc_tls_set *c2 = make_set(&ca, DUET_PROFILE_CLIENT, "client", 2);
+    struct sc_tls_set *s1 = make_set(&ca, DUET_PROFILE_SERVER, "server", 1);
+    struct sc_tls_session slot = {0};
+
+    (void)state;
+    assert_false(connect_once(c1, s1, &slot));
+    assert_non_null(slot.session);
+    assert_int_equal(slot.gen, 1);
+    assert_true(connect_once(c1, s1, &slot));
+    /* A reload: the next set must not resume a session of the last one. */
+    assert_false(connect_once(c2, s1, &slot));
+    assert_int_equal(slot.gen, 2);
+    sc_tls_session_drop(&slot);
+    assert_null(slot.session);
+    sc_tls_set_unref(c1);
+    sc_tls_set_unref(c2);
+    sc_tls_set_unref(s1);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    tl_ca_new(&ca, "duet test CA");
+    tl_ca_new(&other_ca, "another CA");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tl_ca_free(&ca);
+    tl_ca_free(&other_ca);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(handshake__first_step_waits_for_read_then_bytes_flow),
+        cmocka_unit_test(send__full_socket_wants_write_and_retry_delivers_the_same_bytes),
+        cmocka_unit_test(shutdown__half_close_keeps_the_other_direction),
+        cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
+        cmocka_unit_test(handshake__allow_list_refuses_another_cn),
+        cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
+        cmocka_unit_test(open__resumes_only_within_one_generation),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
