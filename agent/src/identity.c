@@ -191,6 +191,10 @@ static struct ag_set_expect expect_of(const struct ag_ident *id, const struct ag
         .require_uri = is->uri_sans,
         .server = id->server,
         .sans = &id->sans,
+        .key_type = id->key_type,
+        .validity_ms = id->validity_ms,
+        .exact_lifetime = is->exact_lifetime,
+        .max_backdate_ms = is->max_backdate_ms,
     };
     return e;
 }
@@ -200,7 +204,7 @@ static int judge_set(struct ag_ident *id, struct ag_issuer *is, const struct due
                      struct duet_cert_info *info, struct duet_errbuf *eb)
 {
     struct duet_key *key = NULL;
-    struct duet_chain *chain = NULL, *published = NULL, *bundle = NULL;
+    struct duet_chain *chain = NULL, *published = NULL, *bundle = NULL, *signer = NULL;
     struct ag_set_expect exp = expect_of(id, is);
     int rc;
 
@@ -211,11 +215,17 @@ static int judge_set(struct ag_ident *id, struct ag_issuer *is, const struct due
     DUET_TRY_GOTO(duet_chain_from_pem(set->blobs[2].data, set->blobs[2].len, DUET_VOL_CA,
                                       &published, eb), rc, out);
     DUET_TRY_GOTO(is->ops->bundle(is, &bundle, eb), rc, out);
+    /* A set from a CA the configuration no longer names is re-issued. */
+    if (is->ops->signer) {
+        DUET_TRY_GOTO(is->ops->signer(is, &signer, eb), rc, out);
+        exp.signer = duet_chain_at(signer, 0);
+    }
     DUET_TRY_GOTO(ag_set_check(&exp, key, chain, bundle, duet_clock_now(), info, eb), rc, out);
     rc = same_bundle(published, bundle);
     if (rc < 0)
         duet_errf(eb, rc, "ca.crt differs from the current trust bundle");
 out:
+    duet_chain_free(signer);
     duet_chain_free(bundle);
     duet_chain_free(published);
     duet_chain_free(chain);

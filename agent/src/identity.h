@@ -27,7 +27,30 @@ struct ag_set_expect {
     bool require_uri;                   /* false for issuers that cannot add it */
     bool server;                        /* serverAuth instead of clientAuth */
     const struct duet_sans *sans;       /* DNS names a server certificate must carry */
+    /* What the configuration fixes beyond the names (ag_cert_conforms). */
+    enum duet_key_type key_type;        /* 0: not compared */
+    int64_t validity_ms;                /* 0: lifetime not compared */
+    bool exact_lifetime;                /* the issuer honours validity_ms (local) */
+    int64_t max_backdate_ms;            /* 0: AG_MAX_BACKDATE_MS */
+    const struct duet_cert *signer;     /* the configured CA certificate; NULL: any in the bundle */
 };
+
+/*
+ * How far an issuer may backdate notBefore by default: CFSSL takes about
+ * five minutes, rounded down to the minute (so up to 5m59s); the local
+ * issuer min(5 min, validity / 10). Configurable as issuer.max_backdate.
+ */
+#define AG_MAX_BACKDATE_MS (6 * 60 * 1000)
+
+/*
+ * Does leaf (with info, its duet_cert_info) match what exp asks for, beyond
+ * key and chain: CA:FALSE, keyUsage, extendedKeyUsage, exact subject and
+ * SANs, key type, lifetime, signer (ident_check.c says precisely). `now` in
+ * seconds. 0, or DUET_E_VERIFY with eb naming the field that differs.
+ */
+int ag_cert_conforms(const struct ag_set_expect *exp, const struct duet_cert *leaf,
+                     const struct duet_cert_info *info, int64_t now,
+                     struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /*
  * The key matches chain[0], the chain verifies against bundle at `now` for
