@@ -82,8 +82,9 @@ int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
     id->product = duet_strdup(p->product);
     id->name = dup_printf("%s/%s", p->env, p->product);
     id->dir = dup_printf("%s/%s/%s", p->output_dir, p->env, p->product);
+    id->root = duet_strdup(p->output_dir);
     id->uri = dup_printf("spiffe://%s/%s/%s", p->trust_domain, p->env, p->product);
-    if (!id->product || !id->name || !id->dir || !id->uri)
+    if (!id->product || !id->name || !id->dir || !id->uri || !id->root)
         goto fail;
     id->uris[0] = id->uri;
     id->sans.uris = id->uris;
@@ -121,6 +122,7 @@ void ag_ident_free(struct ag_ident *id)
     duet_free(id->product);
     duet_free(id->name);
     duet_free(id->dir);
+    duet_free(id->root);
     duet_free(id->uri);
     duet_free(id);
 }
@@ -144,6 +146,15 @@ static void disk_sig(const char *dir, struct ag_disk_sig *s)
             s->v[4 * i + 1] = (uint64_t)st.st_size;
             s->v[4 * i + 2] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
             s->v[4 * i + 3] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
+        }
+    }
+    /* A chmod or chown of the folders changes their ctime (item 16). */
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        snprintf(path, sizeof(path), i ? "%s/" DUET_VOL_DATA "/" : "%s", dir);
+        if (lstat(path, &st) == 0) {
+            s->v[12 + 2 * i] = st.st_ino;
+            s->v[13 + 2 * i] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
         }
     }
 }
@@ -253,6 +264,36 @@ static int check_links(const char *dir, const char *const *names, size_t n,
     return 0;
 }
 
+/*
+ * The files of a set and how they are published: one table for the writer
+ * and for the check of modes and owners. data/len are filled by publish.
+ */
+static void set_layout(const struct ag_ident *id, const struct ag_policy *pol,
+                       struct duet_vol_file files[3], struct duet_vol_opts *vo)
+{
+    bool group = pol->key_group != (gid_t)-1;
+
+    files[0] = (struct duet_vol_file){DUET_VOL_KEY, NULL, 0, group ? 0640 : 0600};
+    files[1] = (struct duet_vol_file){DUET_VOL_CERT, NULL, 0, 0644};
+    files[2] = (struct duet_vol_file){DUET_VOL_CA, NULL, 0, 0644};
+    *vo = (struct duet_vol_opts){.gid = pol->key_group, .dir_mode = group ? 0750 : 0755,
+                                 .root = id->root};
+}
+
+/* Modes, owners and symlinks of the published set, before its content. */
+static int check_layout(struct ag_ident *id, const struct ag_policy *pol, struct duet_errbuf *eb)
+{
+    struct duet_vol_file files[3];
+    struct duet_vol_opts vo;
+    int rc;
+
+    set_layout(id, pol, files, &vo);
+    rc = duet_vol_inspect(id->dir, files, 3, &vo, eb);
+    if (rc == DUET_E_VOL_UNSAFE)
+        id->unsafe_sets++;
+    return rc;
+}
+
 int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
                         struct duet_errbuf *eb)
 {
@@ -268,7 +309,9 @@ int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct 
      * makes the next comparison differ and the set is read again. */
     disk_sig(id->dir, &before);
     memset(&set, 0, sizeof(set));
-    rc = duet_vol_read(id->dir, names, 3, SET_MAX_FILE, &set, eb);
+    rc = check_layout(id, pol, eb);
+    if (rc == 0)
+        rc = duet_vol_read(id->dir, names, 3, SET_MAX_FILE, &set, eb);
     if (rc == 0)
         rc = check_links(id->dir, names, 3, eb);
     if (rc == 0)
@@ -309,18 +352,20 @@ static int publish(struct ag_ident *id, const struct duet_key *key, const struct
 {
     char *kp = NULL, *cp = NULL, *bp = NULL;
     size_t kl = 0, cl = 0, bl = 0;
-    bool group = pol->key_group != (gid_t)-1;
+    struct duet_vol_file files[3];
+    struct duet_vol_opts vo;
     int rc;
 
     DUET_TRY_GOTO(duet_key_to_pem(key, NULL, &kp, &kl, eb), rc, out);
     DUET_TRY_GOTO(duet_chain_to_pem(r->chain, &cp, &cl), rc, out);
     DUET_TRY_GOTO(duet_chain_to_pem(r->bundle, &bp, &bl), rc, out);
-    const struct duet_vol_file files[] = {
-        {DUET_VOL_KEY, kp, kl, group ? 0640 : 0600},
-        {DUET_VOL_CERT, cp, cl, 0644},
-        {DUET_VOL_CA, bp, bl, 0644},
-    };
-    const struct duet_vol_opts vo = {.gid = pol->key_group, .dir_mode = group ? 0750 : 0755};
+    set_layout(id, pol, files, &vo);
+    files[0].data = kp;
+    files[0].len = kl;
+    files[1].data = cp;
+    files[1].len = cl;
+    files[2].data = bp;
+    files[2].len = bl;
     rc = duet_vol_publish(id->dir, files, 3, &vo, eb);
 out:
     if (kp)

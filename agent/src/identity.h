@@ -65,7 +65,7 @@ int ag_set_check(const struct ag_set_expect *exp, const struct duet_key *key,
 /* Identity of the files of a published set, to skip re-reading an unchanged one. */
 struct ag_disk_sig {
     char data[256]; /* the ..data target */
-    uint64_t v[12];
+    uint64_t v[16]; /* per file ino, size, mtime, ctime; then DIR's and ..data's ino, ctime */
 };
 
 struct ag_ident_params {
@@ -84,6 +84,7 @@ struct ag_ident {
     char *product;
     char *name; /* "env/product", for logs and metrics */
     char *dir;  /* output_dir/env/product */
+    char *root; /* output_dir: nothing below it is trusted (duet_vol_opts.root) */
     char *uri;  /* spiffe://trust_domain/env/product */
     enum duet_key_type key_type;
     int64_t validity_ms;
@@ -106,6 +107,7 @@ struct ag_ident {
 
     uint64_t renewals; /* successful issuances */
     uint64_t failures; /* failed issuances */
+    uint64_t unsafe_sets; /* published sets found with a wrong mode/owner or a symlink */
     int64_t last_success; /* wall seconds, 0: never */
     bool keep; /* scratch for the SIGHUP reconciliation */
 };

@@ -250,6 +250,7 @@ static void carry_over(const struct ag_gen *old, struct ag_gen *g)
             n->rot = o->rot;
             n->renewals = o->renewals;
             n->failures = o->failures;
+            n->unsafe_sets = o->unsafe_sets;
             n->last_success = o->last_success;
             n->attempt = o->attempt;
             memcpy(n->serial, o->serial, sizeof(n->serial));

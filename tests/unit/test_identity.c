@@ -475,6 +475,49 @@ static void ident_check_disk__reissues_on_changed_configuration(void **state)
     assert_non_null(strstr(msg, "issuer is not the configured CA"));
 }
 
+/* ---- modes and symlinks (items 16, 17) -------------------------------------------- */
+
+static void ident_check_disk__counts_and_refuses_mode_drift(void **state)
+{
+    struct fx *f = *state;
+    char msg[512], path[400];
+    struct stat st;
+
+    issue_ok(f);
+    assert_int_equal(chmod(tl_path(path, sizeof(path), "%s/tls.key", f->id->dir), 0644), 0);
+    assert_true(ag_ident_disk_changed(f->id)); /* the scan notices the chmod */
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(msg, "tls.key: mode 0644, want 0600"));
+    assert_false(f->id->rot.have);
+    assert_int_equal(f->id->unsafe_sets, 1);
+    issue_ok(f); /* the re-issue publishes with the right mode */
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(check(f, NULL, 0), 0);
+    /* The version folder opened up is noticed too. */
+    assert_int_equal(chmod(tl_path(path, sizeof(path), "%s/..data/", f->id->dir), 0777), 0);
+    assert_true(ag_ident_disk_changed(f->id));
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VOL_UNSAFE);
+    assert_int_equal(f->id->unsafe_sets, 2);
+}
+
+static void ident_issue__refuses_symlinked_folder(void **state)
+{
+    struct fx *f = *state;
+    char victim[300], path[400], out[4096];
+    struct duet_errbuf eb;
+
+    tl_path(victim, sizeof(victim), "%s/victim", f->dir);
+    assert_int_equal(mkdir(victim, 0700), 0);
+    assert_int_equal(tl_sh(out, sizeof(out), "mkdir -p %s/out/dev", f->dir), 0);
+    assert_int_equal(symlink(victim, f->id->dir), 0);
+    duet_errbuf_clear(&eb);
+    assert_int_equal(ag_ident_issue(f->id, f->is, &f->pol, &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "/out/dev/productA: a symlink"));
+    assert_null(tl_read_file(tl_path(path, sizeof(path), "%s/tls.key", victim), NULL));
+    assert_int_equal(check(f, NULL, 0), DUET_E_VOL_UNSAFE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +533,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(ident_issue__refuses_what_was_not_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__reissues_on_changed_configuration, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__counts_and_refuses_mode_drift, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ident_issue__refuses_symlinked_folder, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
