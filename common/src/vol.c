@@ -847,3 +847,148 @@ int duet_vol_inspect(const char *dir, const struct duet_vol_file *files, size_t 
     close(dfd);
     return rc;
 }
+
+/* ---- removing --------------------------------------------------------------- */
+
+/* Zero a file's content and sync it before it is unlinked. */
+static int wipe_file(int dfd, const char *name)
+{
+    static const char zeros[4096];
+    struct stat st;
+    int fd = openat(dfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int rc = 0;
+
+    if (fd == -1)
+        return errno == ELOOP ? 0 : -errno; /* a symlink has no content of ours */
+    if (fstat(fd, &st) == -1) {
+        rc = -errno;
+    } else if (S_ISREG(st.st_mode)) {
+        for (off_t left = st.st_size; rc == 0 && left > 0;) {
+            size_t n = (size_t)DUET_MIN(left, (off_t)sizeof(zeros));
+
+            rc = write_all(fd, zeros, n);
+            left -= (off_t)n;
+        }
+        if (rc == 0 && fsync(fd) == -1)
+            rc = -errno;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Wipe and remove a version folder (flat; deeper debris goes with remove_tree). */
+static int wipe_version(int dfd, const char *name)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = 0;
+    DIR *d;
+    struct dirent *e;
+
+    if (fd == -1)
+        return errno == ENOTDIR || errno == ELOOP ? remove_tree(dfd, name, 0) : -errno;
+    d = fdopendir(fd);
+    if (!d) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    while (rc == 0 && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            rc = wipe_file(dirfd(d), e->d_name);
+    closedir(d);
+    return rc == 0 ? remove_tree(dfd, name, 0) : rc;
+}
+
+/* rmdir DIR, its parent reached the way publish reaches it; a user's own file keeps it. */
+static int remove_empty_dir(const char *dir, const struct duet_vol_opts *o, struct duet_errbuf *eb)
+{
+    const char *base = strrchr(dir, '/');
+    char parent[4096];
+    bool created;
+    int pfd, rc = 0;
+
+    if (!base || base == dir || (size_t)(base - dir) >= sizeof(parent))
+        return 0;
+    memcpy(parent, dir, (size_t)(base - dir));
+    parent[base - dir] = '\0';
+    if (o->root) {
+        DUET_TRY(open_below(o->root, parent, false, &pfd, &created, eb));
+    } else if ((pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+        rc = -errno;
+        return duet_errf(eb, rc, "%s: %s", parent, duet_strerror(rc));
+    }
+    if (unlinkat(pfd, base + 1, AT_REMOVEDIR) == -1) {
+        rc = -errno;
+        rc = duet_errf(eb, rc, "%s: set removed, folder kept: %s", dir, duet_strerror(rc));
+    }
+    close(pfd);
+    return rc;
+}
+
+int duet_vol_remove(const char *dir, const struct duet_vol_opts *opts, struct duet_errbuf *eb)
+{
+    static const struct duet_vol_opts defaults = {.gid = (gid_t)-1};
+    const struct duet_vol_opts *o = opts ? opts : &defaults;
+    char target[256];
+    bool created;
+    int dfd = -1, rc;
+    DIR *d = NULL;
+    struct dirent *e;
+
+    if (o->root) {
+        DUET_TRY(open_below(o->root, dir, false, &dfd, &created, eb));
+    } else if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+        rc = -errno;
+        return duet_errf(eb, rc, "%s: %s", dir, duet_strerror(rc));
+    }
+    if (flock(dfd, LOCK_EX | LOCK_NB) == -1) {
+        rc = errno == EWOULDBLOCK ? DUET_EAGAIN : -errno;
+        close(dfd);
+        return duet_errf(eb, rc, "%s: another process is publishing here", dir);
+    }
+    if (resolve_data(dfd, target, sizeof(target)) <= 0) {
+        close(dfd);
+        return duet_errf(eb, DUET_E_VOL_LAYOUT, "%s: no %s, not a published set: left alone", dir,
+                         DUET_VOL_DATA);
+    }
+    /* One pass: top-level links and ..data go, version folders are wiped. */
+    rc = dup(dfd);
+    d = rc == -1 ? NULL : fdopendir(rc);
+    if (!d) {
+        int err = -errno;
+
+        if (rc != -1)
+            close(rc);
+        close(dfd);
+        return duet_errf(eb, err, "%s: opendir: %s", dir, duet_strerror(err));
+    }
+    rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+            continue;
+        if (strncmp(nm, "..", 2) != 0) {
+            char t[512];
+            ssize_t n = readlinkat(dfd, nm, t, sizeof(t) - 1);
+
+            if (n > 0 && (t[n] = '\0', strncmp(t, DATA_PREFIX, strlen(DATA_PREFIX)) == 0) &&
+                unlinkat(dfd, nm, 0) == -1 && errno != ENOENT)
+                rc = -errno;
+        } else if (strcmp(nm, DUET_VOL_DATA) == 0 || strcmp(nm, DATA_TMP) == 0 ||
+                   strcmp(nm, LINK_TMP) == 0) {
+            if (unlinkat(dfd, nm, 0) == -1 && errno != ENOENT)
+                rc = -errno;
+        } else {
+            rc = wipe_version(dfd, nm);
+        }
+    }
+    closedir(d);
+    if (rc == 0 && fsync(dfd) == -1)
+        rc = -errno;
+    close(dfd);
+    if (rc < 0)
+        return duet_errf(eb, rc, "%s: remove: %s", dir, duet_strerror(rc));
+    return remove_empty_dir(dir, o, eb);
+}
+

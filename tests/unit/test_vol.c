@@ -665,6 +665,45 @@ static void vol_inspect__reports_mode_owner_and_symlinks(void **state)
     tl_rmrf(root);
 }
 
+static void vol_remove__wipes_then_unlinks(void **state)
+{
+    char base[256], root[300], dir[400], path[400], victim[300], buf[16];
+    const struct duet_vol_opts o = {.gid = (gid_t)-1, .root = root};
+    struct duet_errbuf eb;
+    struct stat st;
+    int fd;
+
+    tl_tmpdir(base, sizeof(base));
+    tl_path(root, sizeof(root), "%s/out", base);
+    tl_path(dir, sizeof(dir), "%s/dev/gone", root);
+    assert_int_equal(publish_below(root, dir, 'A', &eb), 0);
+    /* A reader that still has the key open sees zeros after the removal. */
+    fd = open(tl_path(path, sizeof(path), "%s/tls.key", dir), O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(duet_vol_remove(dir, &o, &eb), 0);
+    assert_int_equal(pread(fd, buf, 5, 0), 5);
+    assert_memory_equal(buf, "\0\0\0\0\0", 5);
+    close(fd);
+    assert_int_equal(lstat(dir, &st), -1);
+    assert_int_equal(stat(tl_path(path, sizeof(path), "%s/dev", root), &st), 0);
+    /* A user's own file keeps the folder (the set goes). */
+    assert_int_equal(publish_below(root, dir, 'B', &eb), 0);
+    tl_write_file(tl_path(path, sizeof(path), "%s/notes.txt", dir), "n", 1, 0644);
+    assert_int_equal(duet_vol_remove(dir, &o, &eb), -ENOTEMPTY);
+    assert_non_null(strstr(eb.msg, "folder kept"));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(lstat(tl_path(path, sizeof(path), "%s/..data", dir), &st), -1);
+    assert_int_equal(lstat(tl_path(path, sizeof(path), "%s/tls.key", dir), &st), -1);
+    /* Not a set: left alone. A symlink: refused, its target untouched. */
+    assert_int_equal(duet_vol_remove(dir, &o, &eb), DUET_E_VOL_LAYOUT);
+    tl_path(victim, sizeof(victim), "%s/victim", base);
+    assert_int_equal(publish_below(base, victim, 'C', &eb), 0);
+    assert_int_equal(symlink(victim, tl_path(path, sizeof(path), "%s/dev/link", root)), 0);
+    assert_int_equal(duet_vol_remove(path, &o, &eb), DUET_E_VOL_UNSAFE);
+    assert_int_equal(consistent_letter(victim), 'C');
+    tl_rmrf(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -683,6 +722,7 @@ int main(void)
         cmocka_unit_test(vol_publish__latency),
         cmocka_unit_test(vol_publish__below_root_refuses_symlinks_and_foreign_folders),
         cmocka_unit_test(vol_inspect__reports_mode_owner_and_symlinks),
+        cmocka_unit_test(vol_remove__wipes_then_unlinks),
     };
 
     return cmocka_run_group_tests_name("vol", tests, NULL, NULL);

@@ -81,6 +81,19 @@ int duet_vol_publish(const char *dir, const struct duet_vol_file *files, size_t 
 int duet_vol_inspect(const char *dir, const struct duet_vol_file *files, size_t n,
                      const struct duet_vol_opts *opts, struct duet_errbuf *eb) DUET_MUST_CHECK;
 
+/*
+ * Remove a published set and its folder DIR for good: take the publish
+ * lock, overwrite every regular file in the ".." folders with zeros and
+ * fsync it (the key must not survive in the file's blocks), unlink it,
+ * remove the folders, ..data and the top-level links into it, then DIR
+ * itself. DIR is reached as publish reaches it (opts->root). A folder
+ * without ..data is not a set and is left alone (DUET_E_VOL_LAYOUT); other
+ * entries of DIR (a user's own file) stay, and so does DIR then
+ * (-ENOTEMPTY, the message names DIR). 0 when everything is gone.
+ */
+int duet_vol_remove(const char *dir, const struct duet_vol_opts *opts,
+                    struct duet_errbuf *eb) DUET_MUST_CHECK;
+
 /* One file read back from a set. data is NUL-terminated and owned by the set. */
 struct duet_vol_blob {
     char *data;
