@@ -282,6 +282,7 @@ static void on_hup(struct duet_loop *loop, void *arg)
     for (size_t i = 0; i < g->n_ids; i++)
         g->ids[i]->sig_valid = false; /* re-read everything once */
     adopt_disk_sets(g);
+    ag_prune_unconfigured(g);
     watch_folders(r, g);
     ag_gen_free(r->gen);
     r->gen = g;
@@ -368,6 +369,7 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
                                       &r->status, eb));
     check_ready(r->gen);
     adopt_disk_sets(r->gen);
+    ag_prune_unconfigured(r->gen);
     watch_folders(r, r->gen);
     duet_timer_start(r->loop, &r->scan, SCAN_MS);
     duet_loop_defer(r->loop, &r->eval);

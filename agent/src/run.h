@@ -35,6 +35,12 @@ struct ag_gen {
 void ag_gen_free(struct ag_gen *g);
 
 /*
+ * Wipe and remove the published folders of identities of g's environment
+ * that g no longer configures (run_prune.c); logs each one. Blocking.
+ */
+void ag_prune_unconfigured(const struct ag_gen *g);
+
+/*
  * Read and validate `path` completely, then build a generation. On failure
  * eb names the file and field at fault and nothing is left allocated. The
  * error class is CONFIG for anything the file says.
