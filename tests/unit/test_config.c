@@ -372,6 +372,20 @@ static void config_load__names_the_file(void **state)
     duet_errbuf_clear(&eb);
     assert_int_equal(ag_config_load(path, &c, &eb), DUET_E_CFG_PARSE);
     assert_non_null(strstr(eb.msg, "NUL byte"));
+
+    /* The escaped form too: "a\u0000b" must not become "a" (issue 10, item 19). */
+    {
+        static const char nul[] = HEAD LOCAL ",\"identities\":[{\"product\":\"a\\u0000b\"}]}";
+        tl_write_file(path, nul, strlen(nul), 0644);
+    }
+    duet_errbuf_clear(&eb);
+    assert_int_equal(ag_config_load(path, &c, &eb), DUET_E_CFG_PARSE);
+    assert_null(c);
+    assert_non_null(strstr(eb.msg, "\\u0000 (NUL) in a string is not allowed"));
+    /* An escaped backslash before "u0000" is an ordinary string. */
+    c = parse_ok(GOOD("\"cn_template\":\"{product}\\\\u0000\","));
+    assert_string_equal(c->cn_template, "{product}\\u0000");
+    ag_config_free(c);
     tl_rmrf(dir);
 }
 
