@@ -518,6 +518,43 @@ static void ident_issue__refuses_symlinked_folder(void **state)
     assert_int_equal(check(f, NULL, 0), DUET_E_VOL_UNSAFE);
 }
 
+static void ident_issue__server_identity_matches_exactly(void **state)
+{
+    struct fx *f = *state;
+    static const char *const dns[] = {"resource.example.org", "*.api.example.org"};
+    static const char *const ips[] = {"127.0.0.1", "::1"};
+    char out[300], msg[512];
+    struct ag_ident_params p = {
+        .env = "dev",
+        .product = "resource",
+        .trust_domain = "example.org",
+        .output_dir = tl_path(out, sizeof(out), "%s/out", f->dir),
+        .cn_template = "{env}.{product}.{env}",
+        .subject = &f->subj,
+        .key_type = DUET_KEY_RSA2048,
+        .validity_ms = 86400 * 1000,
+        .server = true,
+        .dns = dns,
+        .n_dns = 2,
+        .ips = ips,
+        .n_ips = 2,
+    };
+
+    ag_ident_free(f->id);
+    f->id = NULL;
+    assert_int_equal(ag_ident_new(&p, &f->id, NULL), 0);
+    issue_ok(f); /* serverAuth, keyEncipherment for RSA, DNS and IP SANs: all as asked */
+    assert_int_equal(check(f, NULL, 0), 0);
+    /* One DNS name fewer in the configuration: the set no longer matches. */
+    f->id->sans.n_dns = 1;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "DNS name that was not requested"));
+    f->id->sans.n_dns = 2;
+    f->id->sans.n_ips = 1;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "IP address that was not requested"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +573,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ident_check_disk__counts_and_refuses_mode_drift, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(ident_issue__refuses_symlinked_folder, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_issue__server_identity_matches_exactly, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
