@@ -8,6 +8,8 @@
  * duet_vol_remove, which reaches it below output_dir without following
  * symlinks. Folders of other environments, folders without ..data and
  * anything that is not a folder are left alone: they are not ours to judge.
+ * Only identities published as <output_dir>/<env>/<product> take part;
+ * one published elsewhere (a per-volume folder) is managed by its owner.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -19,21 +21,41 @@
 #include "duet/log.h"
 #include "duet/vol.h"
 
-static bool configured(const struct ag_gen *g, const char *name)
+/*
+ * Is id published in the folder layout, <root>/<env>/<product>? Then
+ * *env_len is the length of "<root>/<env>". Identities published elsewhere
+ * (a per-volume folder) are neither configured nor pruned here.
+ */
+static bool in_layout(const struct ag_ident *id, size_t *env_len)
+{
+    size_t rl = strlen(id->root), dl = strlen(id->dir), pl = strlen(id->product);
+    const char *env;
+
+    if (dl < rl + 3 + pl || strncmp(id->dir, id->root, rl) != 0 || id->dir[rl] != '/' ||
+        id->dir[dl - pl - 1] != '/' || strcmp(id->dir + dl - pl, id->product) != 0)
+        return false;
+    env = id->dir + rl + 1;
+    if (env == id->dir + dl - pl - 1 || memchr(env, '/', (size_t)(id->dir + dl - pl - 1 - env)))
+        return false;
+    *env_len = dl - pl - 1;
+    return true;
+}
+
+static bool configured(const struct ag_gen *g, const char *envdir, const char *name)
 {
     for (size_t i = 0; i < g->n_ids; i++) {
-        const char *base = strrchr(g->ids[i]->dir, '/');
+        size_t el;
 
-        if (base && strcmp(base + 1, name) == 0)
+        if (in_layout(g->ids[i], &el) && strlen(envdir) == el &&
+            strncmp(g->ids[i]->dir, envdir, el) == 0 && strcmp(g->ids[i]->product, name) == 0)
             return true;
     }
     return false;
 }
 
-static void remove_one(const struct ag_gen *g, const char *env, const char *path,
-                       const char *name)
+static void remove_one(const char *root, const char *env, const char *path, const char *name)
 {
-    const struct duet_vol_opts vo = {.gid = (gid_t)-1, .root = g->ids[0]->root};
+    const struct duet_vol_opts vo = {.gid = (gid_t)-1, .root = root};
     struct duet_errbuf eb;
     char q[600], d[600];
     int rc;
@@ -51,24 +73,28 @@ static void remove_one(const struct ag_gen *g, const char *env, const char *path
 void ag_prune_unconfigured(const struct ag_gen *g)
 {
     char envdir[4096], path[4096], link[4200];
+    const struct ag_ident *first = NULL;
     const char *env;
     struct dirent *e;
+    size_t el = 0;
     DIR *d;
 
-    if (g->n_ids == 0)
+    /* Every folder identity shares output_dir and env: the first one says. */
+    for (size_t i = 0; !first && i < g->n_ids; i++)
+        if (in_layout(g->ids[i], &el))
+            first = g->ids[i];
+    if (!first || el >= sizeof(envdir))
         return;
-    snprintf(envdir, sizeof(envdir), "%s", g->ids[0]->dir);
-    if (!strrchr(envdir, '/'))
-        return;
-    *strrchr(envdir, '/') = '\0';
-    env = strrchr(envdir, '/') ? strrchr(envdir, '/') + 1 : envdir;
+    memcpy(envdir, first->dir, el);
+    envdir[el] = '\0';
+    env = strrchr(envdir, '/') + 1;
     d = opendir(envdir);
     if (!d)
         return; /* nothing published yet */
     while ((e = readdir(d)) != NULL) {
         struct stat st;
 
-        if (e->d_name[0] == '.' || configured(g, e->d_name))
+        if (e->d_name[0] == '.' || configured(g, envdir, e->d_name))
             continue;
         if ((size_t)snprintf(path, sizeof(path), "%s/%s", envdir, e->d_name) >= sizeof(path))
             continue;
@@ -77,7 +103,7 @@ void ag_prune_unconfigured(const struct ag_gen *g)
         if (lstat(path, &st) == -1 || !S_ISDIR(st.st_mode) || lstat(link, &st) == -1 ||
             !S_ISLNK(st.st_mode))
             continue;
-        remove_one(g, env, path, e->d_name);
+        remove_one(first->root, env, path, e->d_name);
     }
     closedir(d);
 }
