@@ -11,6 +11,10 @@
 # So the next package missing from scripts/deps fails here, not on a
 # newcomer's machine. Needs the Debian archive and the npm registry (as
 # scripts/deps does); network on the container's default podman network.
+# Where this machine trusts local CAs (/usr/local/share/ca-certificates: an
+# egress proxy that intercepts TLS), npm in the container gets this
+# machine's CA bundle, as a machine on that network would be set up; the
+# image itself stays pristine.
 # Bounded: the container gets DUET_FRESH_TIMEOUT seconds (default 3000),
 # then it is removed. Exit 77 (skipped) only when podman cannot run here.
 set -uo pipefail
@@ -51,12 +55,20 @@ echo "== DUET_TEST_FAST=1 scripts/test"
 DUET_TEST_FAST=1 scripts/test
 EOF
 
+site_ca=()
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1 && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$tmp/site-ca.crt"
+    site_ca=(-v "$tmp/site-ca.crt:/etc/duet-site-ca.crt:ro"
+             -e NODE_EXTRA_CA_CERTS=/etc/duet-site-ca.crt -e npm_config_cafile=/etc/duet-site-ca.crt)
+    e2e_log "npm in the container trusts this machine's CA bundle (local CAs present)"
+fi
+
 e2e_log "pristine $image: scripts/deps --e2e, then DUET_TEST_FAST=1 scripts/test (limit ${limit}s)"
 t0=$(date +%s)
 rc=0
 timeout --kill-after=30 "$limit" \
     podman run --rm --name "$name" -v "$tmp/src:/src:ro" -v "$tmp/run.sh:/run.sh:ro" \
-    "$image" bash /run.sh >"$tmp/fresh.log" 2>&1 || rc=$?
+    "${site_ca[@]}" "$image" bash /run.sh >"$tmp/fresh.log" 2>&1 || rc=$?
 took=$(($(date +%s) - t0))
 tail -40 "$tmp/fresh.log" >&2
 [ "$rc" = 124 ] || [ "$rc" = 137 ] && e2e_fail "not done within ${limit}s"
