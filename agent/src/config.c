@@ -118,6 +118,9 @@ static const struct duet_cfg_field issuer_fields[] = {
     F_STR(struct ag_issuer_cfg, client_cert, 0, 1, PATH_LEN, NULL),
     F_STR(struct ag_issuer_cfg, client_key, 0, 1, PATH_LEN, NULL),
     F_DUR(struct ag_issuer_cfg, timeout, 0, 100, 3600 * 1000, "10s"),
+    {.name = "insecure_http", .type = DUET_CFG_BOOL,
+     .offset = offsetof(struct ag_issuer_cfg, insecure_http)},
+    F_DUR(struct ag_issuer_cfg, max_backdate, 0, 1000, 3600 * 1000, "6m"),
 };
 static const struct duet_cfg_table issuer_table =
     DUET_CFG_TABLE(struct ag_issuer_cfg, issuer_fields);
@@ -288,8 +291,12 @@ static int check_listen(const char *s, struct duet_errbuf *eb)
                      shown(s, b, sizeof(b)));
 }
 
-/* http(s)://host[:port] with an optional trailing '/', nothing else. */
-static int check_url(const char *u, struct duet_errbuf *eb)
+/*
+ * http(s)://host[:port] with an optional trailing '/', nothing else. Plain
+ * HTTP carries the CSR, the auth token's HMAC and the certificate in clear
+ * and lets anyone on the path answer for the CA: only with insecure_http.
+ */
+static int check_url(const char *u, bool insecure_http, struct duet_errbuf *eb)
 {
     const char *host = NULL, *slash;
     char b[64];
@@ -301,6 +308,9 @@ static int check_url(const char *u, struct duet_errbuf *eb)
     if (!host)
         return duet_errf(eb, DUET_E_CFG_RANGE, "issuer.url: \"%s\" must start with https:// "
                          "or http://", shown(u, b, sizeof(b)));
+    if (host == u + 7 && !insecure_http)
+        return duet_errf(eb, DUET_E_CFG_RANGE, "issuer.url: \"%s\" is not HTTPS (set "
+                         "issuer.insecure_http to true to allow it)", shown(u, b, sizeof(b)));
     slash = strchr(host, '/');
     if (*host == '\0' || *host == '/' || *host == ':' || strpbrk(host, " \t?#@") ||
         (slash && slash[1] != '\0'))
@@ -355,7 +365,7 @@ static int check_issuer(struct ag_issuer_cfg *is, struct duet_errbuf *eb)
                                  DUET_ARRAY_SIZE(cfssl_only), "local", eb);
     DUET_TRY(check_issuer_keys(is, cfssl_need, DUET_ARRAY_SIZE(cfssl_need), local_only,
                                DUET_ARRAY_SIZE(local_only), "cfssl", eb));
-    DUET_TRY(check_url(is->url, eb));
+    DUET_TRY(check_url(is->url, is->insecure_http, eb));
     if (!is->client_cert != !is->client_key)
         return duet_errf(eb, DUET_E_CFG_MISSING, "issuer.%s: needed with issuer.%s",
                          is->client_cert ? "client_key" : "client_cert",

@@ -46,6 +46,8 @@ struct ag_issuer_cfg {
     char *client_cert;   /* both or neither of client_cert, client_key */
     char *client_key;
     int64_t timeout; /* ms, default 10 s */
+    bool insecure_http;   /* allow an http:// url (warned at every start) */
+    int64_t max_backdate; /* ms, default 6 min: how far notBefore may precede issuance */
 };
 
 struct ag_identity_cfg {

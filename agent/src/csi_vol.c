@@ -184,6 +184,7 @@ static int make_ident(const struct ag_csi_vol *v, const struct ag_config *c,
 
     ag_ident_params_init(&p, c, ic);
     p.dir = v->data;
+    p.root = v->root;
     p.uri = uri;
     p.name = v->name;
     p.has_group = v->has_group;

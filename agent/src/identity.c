@@ -70,7 +70,8 @@ int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
                      : duet_strdupf("%s/%s/%s", p->output_dir, p->env, p->product);
     id->uri = p->uri ? duet_strdup(p->uri)
                      : duet_strdupf("spiffe://%s/%s/%s", p->trust_domain, p->env, p->product);
-    if (!id->product || !id->name || !id->dir || !id->uri)
+    id->root = duet_strdup(p->root ? p->root : p->output_dir);
+    if (!id->product || !id->name || !id->dir || !id->uri || !id->root)
         goto fail;
     id->uris[0] = id->uri;
     id->sans.uris = id->uris;
@@ -108,6 +109,7 @@ void ag_ident_free(struct ag_ident *id)
     duet_free(id->product);
     duet_free(id->name);
     duet_free(id->dir);
+    duet_free(id->root);
     duet_free(id->uri);
     duet_free(id);
 }
@@ -117,6 +119,7 @@ void ag_ident_carry(struct ag_ident *n, const struct ag_ident *o)
     n->rot = o->rot;
     n->renewals = o->renewals;
     n->failures = o->failures;
+    n->unsafe_sets = o->unsafe_sets;
     n->last_success = o->last_success;
     n->attempt = o->attempt;
     memcpy(n->serial, o->serial, sizeof(n->serial));
@@ -142,6 +145,15 @@ static void disk_sig(const char *dir, struct ag_disk_sig *s)
             s->v[4 * i + 1] = (uint64_t)st.st_size;
             s->v[4 * i + 2] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
             s->v[4 * i + 3] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
+        }
+    }
+    /* A chmod or chown of the folders changes their ctime (item 16). */
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        snprintf(path, sizeof(path), i ? "%s/" DUET_VOL_DATA "/" : "%s", dir);
+        if (lstat(path, &st) == 0) {
+            s->v[12 + 2 * i] = st.st_ino;
+            s->v[13 + 2 * i] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
         }
     }
 }
@@ -189,6 +201,10 @@ static struct ag_set_expect expect_of(const struct ag_ident *id, const struct ag
         .require_uri = is->uri_sans,
         .server = id->server,
         .sans = &id->sans,
+        .key_type = id->key_type,
+        .validity_ms = id->validity_ms,
+        .exact_lifetime = is->exact_lifetime,
+        .max_backdate_ms = is->max_backdate_ms,
     };
     return e;
 }
@@ -198,7 +214,7 @@ static int judge_set(struct ag_ident *id, struct ag_issuer *is, const struct due
                      struct duet_cert_info *info, struct duet_errbuf *eb)
 {
     struct duet_key *key = NULL;
-    struct duet_chain *chain = NULL, *published = NULL, *bundle = NULL;
+    struct duet_chain *chain = NULL, *published = NULL, *bundle = NULL, *signer = NULL;
     struct ag_set_expect exp = expect_of(id, is);
     int rc;
 
@@ -209,11 +225,17 @@ static int judge_set(struct ag_ident *id, struct ag_issuer *is, const struct due
     DUET_TRY_GOTO(duet_chain_from_pem(set->blobs[2].data, set->blobs[2].len, DUET_VOL_CA,
                                       &published, eb), rc, out);
     DUET_TRY_GOTO(is->ops->bundle(is, &bundle, eb), rc, out);
+    /* A set from a CA the configuration no longer names is re-issued. */
+    if (is->ops->signer) {
+        DUET_TRY_GOTO(is->ops->signer(is, &signer, eb), rc, out);
+        exp.signer = duet_chain_at(signer, 0);
+    }
     DUET_TRY_GOTO(ag_set_check(&exp, key, chain, bundle, duet_clock_now(), info, eb), rc, out);
     rc = same_bundle(published, bundle);
     if (rc < 0)
         duet_errf(eb, rc, "ca.crt differs from the current trust bundle");
 out:
+    duet_chain_free(signer);
     duet_chain_free(bundle);
     duet_chain_free(published);
     duet_chain_free(chain);
@@ -241,6 +263,37 @@ static int check_links(const char *dir, const char *const *names, size_t n,
     return 0;
 }
 
+/*
+ * The files of a set and how they are published: one table for the writer
+ * and for the check of modes and owners. data/len are filled by publish.
+ */
+static void set_layout(const struct ag_ident *id, const struct ag_policy *pol,
+                       struct duet_vol_file files[3], struct duet_vol_opts *vo)
+{
+    /* A pod's volume carries the pod's fsGroup; a folder identity the policy's key_group. */
+    gid_t gid = id->has_group ? id->group : pol->key_group;
+    bool group = gid != (gid_t)-1;
+
+    files[0] = (struct duet_vol_file){DUET_VOL_KEY, NULL, 0, group ? 0640 : 0600};
+    files[1] = (struct duet_vol_file){DUET_VOL_CERT, NULL, 0, 0644};
+    files[2] = (struct duet_vol_file){DUET_VOL_CA, NULL, 0, 0644};
+    *vo = (struct duet_vol_opts){.gid = gid, .dir_mode = group ? 0750 : 0755, .root = id->root};
+}
+
+/* Modes, owners and symlinks of the published set, before its content. */
+static int check_layout(struct ag_ident *id, const struct ag_policy *pol, struct duet_errbuf *eb)
+{
+    struct duet_vol_file files[3];
+    struct duet_vol_opts vo;
+    int rc;
+
+    set_layout(id, pol, files, &vo);
+    rc = duet_vol_inspect(id->dir, files, 3, &vo, eb);
+    if (rc == DUET_E_VOL_UNSAFE)
+        id->unsafe_sets++;
+    return rc;
+}
+
 int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
                         struct duet_errbuf *eb)
 {
@@ -256,7 +309,9 @@ int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct 
      * makes the next comparison differ and the set is read again. */
     disk_sig(id->dir, &before);
     memset(&set, 0, sizeof(set));
-    rc = duet_vol_read(id->dir, names, 3, SET_MAX_FILE, &set, eb);
+    rc = check_layout(id, pol, eb);
+    if (rc == 0)
+        rc = duet_vol_read(id->dir, names, 3, SET_MAX_FILE, &set, eb);
     if (rc == 0)
         rc = check_links(id->dir, names, 3, eb);
     if (rc == 0)
@@ -298,19 +353,20 @@ static int publish(struct ag_ident *id, const struct duet_key *key, const struct
 {
     char *kp = NULL, *cp = NULL, *bp = NULL;
     size_t kl = 0, cl = 0, bl = 0;
-    gid_t gid = id->has_group ? id->group : pol->key_group;
-    bool group = gid != (gid_t)-1;
+    struct duet_vol_file files[3];
+    struct duet_vol_opts vo;
     int rc;
 
     DUET_TRY_GOTO(duet_key_to_pem(key, NULL, &kp, &kl, eb), rc, out);
     DUET_TRY_GOTO(duet_chain_to_pem(r->chain, &cp, &cl), rc, out);
     DUET_TRY_GOTO(duet_chain_to_pem(r->bundle, &bp, &bl), rc, out);
-    const struct duet_vol_file files[] = {
-        {DUET_VOL_KEY, kp, kl, group ? 0640 : 0600},
-        {DUET_VOL_CERT, cp, cl, 0644},
-        {DUET_VOL_CA, bp, bl, 0644},
-    };
-    const struct duet_vol_opts vo = {.gid = gid, .dir_mode = group ? 0750 : 0755};
+    set_layout(id, pol, files, &vo);
+    files[0].data = kp;
+    files[0].len = kl;
+    files[1].data = cp;
+    files[1].len = cl;
+    files[2].data = bp;
+    files[2].len = bl;
     rc = duet_vol_publish(id->dir, files, 3, &vo, eb);
 out:
     if (kp)

@@ -29,7 +29,30 @@ struct ag_set_expect {
     bool require_uri;                   /* false for issuers that cannot add it */
     bool server;                        /* serverAuth instead of clientAuth */
     const struct duet_sans *sans;       /* DNS names a server certificate must carry */
+    /* What the configuration fixes beyond the names (ag_cert_conforms). */
+    enum duet_key_type key_type;        /* 0: not compared */
+    int64_t validity_ms;                /* 0: lifetime not compared */
+    bool exact_lifetime;                /* the issuer honours validity_ms (local) */
+    int64_t max_backdate_ms;            /* 0: AG_MAX_BACKDATE_MS */
+    const struct duet_cert *signer;     /* the configured CA certificate; NULL: any in the bundle */
 };
+
+/*
+ * How far an issuer may backdate notBefore by default: CFSSL takes about
+ * five minutes, rounded down to the minute (so up to 5m59s); the local
+ * issuer min(5 min, validity / 10). Configurable as issuer.max_backdate.
+ */
+#define AG_MAX_BACKDATE_MS (6 * 60 * 1000)
+
+/*
+ * Does leaf (with info, its duet_cert_info) match what exp asks for, beyond
+ * key and chain: CA:FALSE, keyUsage, extendedKeyUsage, exact subject and
+ * SANs, key type, lifetime, signer (ident_check.c says precisely). `now` in
+ * seconds. 0, or DUET_E_VERIFY with eb naming the field that differs.
+ */
+int ag_cert_conforms(const struct ag_set_expect *exp, const struct duet_cert *leaf,
+                     const struct duet_cert_info *info, int64_t now,
+                     struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /*
  * The key matches chain[0], the chain verifies against bundle at `now` for
@@ -44,7 +67,7 @@ int ag_set_check(const struct ag_set_expect *exp, const struct duet_key *key,
 /* Identity of the files of a published set, to skip re-reading an unchanged one. */
 struct ag_disk_sig {
     char data[256]; /* the ..data target */
-    uint64_t v[12];
+    uint64_t v[16]; /* per file ino, size, mtime, ctime; then DIR's and ..data's ino, ctime */
 };
 
 struct ag_ident_params {
@@ -61,6 +84,7 @@ struct ag_ident_params {
      * values; NULL / false keep output_dir/env/product, the env/product
      * SPIFFE path, "env/product" and the policy's key_group. */
     const char *dir;
+    const char *root; /* nothing below it is trusted (duet_vol_opts.root); default output_dir */
     const char *uri;
     const char *name;
     bool has_group;
@@ -71,6 +95,7 @@ struct ag_ident {
     char *product;
     char *name; /* "env/product", for logs and metrics */
     char *dir;  /* output_dir/env/product */
+    char *root; /* output_dir: nothing below it is trusted (duet_vol_opts.root) */
     char *uri;  /* spiffe://trust_domain/env/product */
     enum duet_key_type key_type;
     int64_t validity_ms;
@@ -95,6 +120,7 @@ struct ag_ident {
 
     uint64_t renewals; /* successful issuances */
     uint64_t failures; /* failed issuances */
+    uint64_t unsafe_sets; /* published sets found with a wrong mode/owner or a symlink */
     int64_t last_success; /* wall seconds, 0: never */
     bool keep; /* scratch for the SIGHUP reconciliation */
 };

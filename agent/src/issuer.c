@@ -111,5 +111,5 @@ int ag_set_check(const struct ag_set_expect *exp, const struct duet_key *key,
         uri_ok |= strcmp(info->uris[i], exp->uri) == 0;
     if (!uri_ok && exp->require_uri)
         return duet_errf(eb, DUET_E_VERIFY, "certificate lacks SAN URI %s", exp->uri);
-    return 0;
+    return ag_cert_conforms(exp, leaf, info, now, eb);
 }

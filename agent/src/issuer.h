@@ -57,6 +57,12 @@ struct ag_issuer_ops {
     int (*validate)(struct ag_issuer *is, struct duet_errbuf *eb);
     /* Check the issuer can sign at all (CFSSL: POST /info). May be NULL. */
     int (*ready)(struct ag_issuer *is, struct duet_errbuf *eb);
+    /*
+     * The CA certificate that signs (re-read from its file), first in *out,
+     * owned by the caller; a set signed by another CA no longer matches the
+     * configuration. May be NULL (CFSSL: only the bundle is known).
+     */
+    int (*signer)(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb);
     void (*free)(struct ag_issuer *is);
 };
 
@@ -66,6 +72,10 @@ struct ag_issuer {
      * cannot (it drops URI SANs from CSRs and turns `hosts` into DNS names),
      * so for it the URI SAN is not required. */
     bool uri_sans;
+    /* notAfter - notBefore is the validity we ask for plus the backdating
+     * (local); CFSSL's profile decides, so only an upper bound holds. */
+    bool exact_lifetime;
+    int64_t max_backdate_ms; /* issuer.max_backdate; 0: AG_MAX_BACKDATE_MS */
 };
 
 static inline void ag_issuer_free(struct ag_issuer *is)

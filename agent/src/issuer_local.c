@@ -187,6 +187,13 @@ static int local_validate(struct ag_issuer *is, struct duet_errbuf *eb)
     return rc;
 }
 
+static int local_signer(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb)
+{
+    struct local_issuer *li = (struct local_issuer *)is;
+
+    return duet_chain_load(li->ca_cert, out, eb);
+}
+
 static void local_free(struct ag_issuer *is)
 {
     struct local_issuer *li = (struct local_issuer *)is;
@@ -205,6 +212,7 @@ static const struct ag_issuer_ops local_ops = {
     .bundle = local_bundle,
     .validate = local_validate,
     .ready = NULL,
+    .signer = local_signer,
     .free = local_free,
 };
 
@@ -217,6 +225,7 @@ int ag_issuer_local_new(const struct ag_local_opts *o, struct ag_issuer **out,
         return duet_errf(eb, DUET_ENOMEM, "local issuer: out of memory");
     li->base.ops = &local_ops;
     li->base.uri_sans = true;
+    li->base.exact_lifetime = true;
     li->ca_cert = duet_strdup(o->ca_cert);
     li->ca_key = duet_strdup(o->ca_key);
     if (o->ca_key_passphrase_file)

@@ -335,6 +335,7 @@ static void on_hup(struct duet_loop *loop, void *arg)
     for (size_t i = 0; i < g->n_ids; i++)
         g->ids[i]->sig_valid = false; /* re-read everything once */
     adopt_disk_sets(g);
+    ag_prune_unconfigured(g);
     watch_folders(r, g);
     ag_gen_free(r->gen);
     r->gen = g;
@@ -483,6 +484,7 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
         DUET_TRY(ag_csi_start(r->loop, r->gen, &r->eval, &r->csi, eb));
     }
     adopt_disk_sets(r->gen);
+    ag_prune_unconfigured(r->gen);
     watch_folders(r, r->gen);
     watch_config(r);
     duet_timer_start(r->loop, &r->scan, SCAN_MS);

@@ -43,6 +43,12 @@ void ag_ident_params_init(struct ag_ident_params *p, const struct ag_config *c,
                           const struct ag_identity_cfg *ic);
 
 /*
+ * Wipe and remove the published folders of identities of g's environment
+ * that g no longer configures (run_prune.c); logs each one. Blocking.
+ */
+void ag_prune_unconfigured(const struct ag_gen *g);
+
+/*
  * Read and validate `path` completely, then build a generation. On failure
  * eb names the file and field at fault and nothing is left allocated. The
  * error class is CONFIG for anything the file says.

@@ -5,12 +5,14 @@
  * generation keeps the configuration alive because identities borrow its
  * DNS/IP lists.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
 #include "run.h"
 
 #include "duet/alloc.h"
+#include "duet/log.h"
 #include "duet/watch.h"
 
 struct gen_priv {
@@ -37,8 +39,8 @@ void ag_gen_free(struct ag_gen *g)
     duet_free(gp);
 }
 
-static int make_issuer(const struct ag_issuer_cfg *ic, struct ag_issuer **out,
-                       struct duet_errbuf *eb)
+static int make_issuer_type(const struct ag_issuer_cfg *ic, struct ag_issuer **out,
+                            struct duet_errbuf *eb)
 {
     if (ic->type == AG_ISSUER_LOCAL) {
         const struct ag_local_opts lo = {
@@ -80,6 +82,19 @@ void ag_ident_params_init(struct ag_ident_params *p, const struct ag_config *c,
         .ips = (const char *const *)ic->ip,
         .n_ips = ic->n_ip,
     };
+}
+
+static int make_issuer(const struct ag_issuer_cfg *ic, struct ag_issuer **out,
+                       struct duet_errbuf *eb)
+{
+    DUET_TRY(make_issuer_type(ic, out, eb));
+    (*out)->max_backdate_ms = ic->max_backdate;
+    /* Every start and every reload: an operator reading any log sees it. */
+    if (ic->type == AG_ISSUER_CFSSL && ic->insecure_http && strncmp(ic->url, "http://", 7) == 0)
+        duet_log(DUET_LOG_WARN, "agent", "issuer=cfssl url=%s insecure_http=true "
+                 "msg=\"plain HTTP to the CA: requests and certificates travel unprotected\"",
+                 ic->url);
+    return 0;
 }
 
 static int make_idents(const struct ag_config *c, struct ag_gen *g, struct duet_errbuf *eb)

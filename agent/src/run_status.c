@@ -53,6 +53,8 @@ static const struct series per_ident[] = {
     {"duet_agent_failures_total", "counter", "failed issuance attempts"},
     {"duet_agent_last_success_timestamp_seconds", "gauge",
      "Unix time of the last successful issuance (0: none by this process)"},
+    {"duet_agent_unsafe_sets_total", "counter",
+     "published sets found with a wrong mode or owner, or a symlink, and re-issued"},
 };
 
 static double ident_value(const struct ag_ident *id, size_t which, int64_t now_ms)
@@ -68,8 +70,10 @@ static double ident_value(const struct ag_ident *id, size_t which, int64_t now_m
         return (double)id->renewals;
     case 4:
         return (double)id->failures;
-    default:
+    case 5:
         return (double)id->last_success;
+    default:
+        return (double)id->unsafe_sets;
     }
 }
 

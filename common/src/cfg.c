@@ -399,6 +399,28 @@ static int parse_err(const char *text, size_t len, const char *at, const char *w
     return duet_errf(eb, DUET_E_CFG_PARSE, "line %d column %d: %s", line, col, what);
 }
 
+/*
+ * The escape \u0000 inside a JSON string: cJSON decodes it to a NUL and
+ * every C consumer then sees the value cut there ("a\u0000b" became "a").
+ * Returns where it starts, or NULL. Strings are tracked so that an escaped
+ * backslash followed by "u0000" is not taken for one.
+ */
+static const char *find_nul_escape(const char *text, size_t len)
+{
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && text[i] == '\\' && i + 1 < len) {
+            if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0)
+                return text + i;
+            i++; /* the escaped character, whatever it is */
+        }
+    }
+    return NULL;
+}
+
 int duet_cfg_load_string(const char *text, size_t len, const struct duet_cfg_table *t,
                          void *obj, struct duet_errbuf *eb)
 {
@@ -411,6 +433,9 @@ int duet_cfg_load_string(const char *text, size_t len, const struct duet_cfg_tab
     end = memchr(text, '\0', len);
     if (end)
         return parse_err(text, len, end, "NUL byte in configuration", eb);
+    end = find_nul_escape(text, len);
+    if (end)
+        return parse_err(text, len, end, "\\u0000 (NUL) in a string is not allowed", eb);
     json = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!json)
         return parse_err(text, len, end, "malformed JSON", eb);

@@ -22,7 +22,12 @@
  * removes); a crash after 4 leaves the new one.
  *
  * Everything is relative to directory fds (openat, mkdirat, renameat), so a
- * concurrent rename of DIR's parents cannot redirect a write.
+ * concurrent rename of DIR's parents cannot redirect a write. With
+ * opts->root (the agent's output_dir) DIR itself is reached from root one
+ * component at a time with O_NOFOLLOW, and every folder on the way must be
+ * ours and closed to others: a symlink pre-placed at output_dir/dev/productB
+ * would otherwise receive the key and have its ".."-entries swept.
+ * duet_vol_inspect checks a published set's owners and modes the same way.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -146,13 +151,123 @@ static int make_parents(const char *dir, mode_t mode, bool *created, struct duet
     }
 }
 
+/*
+ * A folder below the root we are about to use: ours (owner), not writable by
+ * anyone else. `made`: we just created it (its mode is set by the caller).
+ */
+static int check_folder(int fd, const char *path, bool made, struct duet_errbuf *eb)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == -1) {
+        int rc = -errno;
+
+        return duet_errf(eb, rc, "%s: stat: %s", path, duet_strerror(rc));
+    }
+    if (st.st_uid != geteuid())
+        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s: owned by uid %u, not by this process (uid %u): "
+                         "refusing a folder it did not create", path, (unsigned)st.st_uid,
+                         (unsigned)geteuid());
+    if (!made && (st.st_mode & 022))
+        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s: mode %04o is writable by group or others: "
+                         "refusing it", path, (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
+/*
+ * Open `dir` below `root` one component at a time, each relative to its
+ * parent's fd with O_NOFOLLOW | O_DIRECTORY, so no symlink placed anywhere
+ * below root can redirect a write. Missing components are created when
+ * `create` (the last one with mode 0700, fixed by the caller, and *created
+ * set). *out is the open fd of dir.
+ */
+static int open_below(const char *root, const char *dir, bool create, int *out, bool *created,
+                      struct duet_errbuf *eb)
+{
+    size_t rl = strlen(root);
+    char path[4096];
+    const char *rest;
+    int fd;
+
+    *created = false;
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
+    if (strncmp(dir, root, rl) != 0 || (dir[rl] != '/' && dir[rl] != '\0') ||
+        strlen(dir) >= sizeof(path))
+        return duet_errf(eb, DUET_EINVAL, "%s: not below %s", dir, root);
+    /* The root is the operator's path, made as given (mkdir -p). */
+    if (create)
+        DUET_TRY(make_parents(root, 0755, created, eb));
+    *created = false;
+    fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) {
+        int rc = -errno;
+
+        return duet_errf(eb, rc, "%s: open: %s", root, duet_strerror(rc));
+    }
+    memcpy(path, dir, rl);
+    path[rl] = '\0';
+    for (rest = dir + rl; *rest == '/'; rest++)
+        ;
+    while (*rest) {
+        size_t len = strcspn(rest, "/");
+        const char *next = rest + len;
+        bool made = false;
+        char comp[256];
+        int nfd, rc;
+
+        while (*next == '/')
+            next++;
+        if (len >= sizeof(comp) || (len == 1 && rest[0] == '.') ||
+            (len == 2 && rest[0] == '.' && rest[1] == '.')) {
+            close(fd);
+            return duet_errf(eb, DUET_EINVAL, "%s: bad path component", dir);
+        }
+        memcpy(comp, rest, len);
+        comp[len] = '\0';
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", comp);
+        nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd == -1 && errno == ENOENT && create) {
+            if (mkdirat(fd, comp, *next ? 0755 : 0700) == 0) {
+                made = true;
+            } else if (errno != EEXIST) {
+                rc = -errno;
+                close(fd);
+                return duet_errf(eb, rc, "%s: mkdir: %s", path, duet_strerror(rc));
+            }
+            nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        rc = -errno;
+        close(fd);
+        if (nfd == -1 && (rc == -ELOOP || rc == -ENOTDIR))
+            return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s: a symlink or not a folder: refusing it",
+                             path);
+        if (nfd == -1)
+            return duet_errf(eb, rc, "%s: %s", path, duet_strerror(rc));
+        rc = check_folder(nfd, path, made, eb);
+        if (rc < 0) {
+            close(nfd);
+            return rc;
+        }
+        fd = nfd;
+        *created = made && !*next;
+        rest = next;
+    }
+    *out = fd;
+    return 0;
+}
+
 static int open_dir(struct pub *p)
 {
     mode_t mode = p->opts->dir_mode ? p->opts->dir_mode : 0755;
     bool created;
 
-    DUET_TRY(make_parents(p->dir, mode, &created, p->eb));
-    p->dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (p->opts->root) {
+        DUET_TRY(open_below(p->opts->root, p->dir, true, &p->dfd, &created, p->eb));
+    } else {
+        DUET_TRY(make_parents(p->dir, mode, &created, p->eb));
+        p->dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     if (p->dfd == -1)
         return sys_err(p, "open", ".");
     /* Never wait: a hung writer must not hang this one (its caller retries later). */
@@ -606,3 +721,236 @@ int duet_vol_read_set(const char *dir, size_t max_len, struct duet_vol_set *out,
 {
     return duet_vol_read(dir, duet_vol_set_names, DUET_VOL_SET_N, max_len, out, eb);
 }
+
+/* ---- inspecting ------------------------------------------------------------- */
+
+/* One entry of a published set: ours, the mode and group publish gives it. */
+static int check_entry(int fd, const char *dir, const char *name, mode_t mode, gid_t gid,
+                       bool folder, struct duet_errbuf *eb)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == -1) {
+        int rc = -errno;
+
+        return duet_errf(eb, rc, "%s/%s: stat: %s", dir, name, duet_strerror(rc));
+    }
+    if (folder ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s/%s: not a %s", dir, name,
+                         folder ? "folder" : "regular file");
+    if (st.st_uid != geteuid())
+        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s/%s: owner uid %u, want %u", dir, name,
+                         (unsigned)st.st_uid, (unsigned)geteuid());
+    if (gid != (gid_t)-1 && st.st_gid != gid)
+        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s/%s: group %u, want %u", dir, name,
+                         (unsigned)st.st_gid, (unsigned)gid);
+    if ((st.st_mode & 07777) != mode)
+        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s/%s: mode %04o, want %04o", dir, name,
+                         (unsigned)(st.st_mode & 07777), (unsigned)mode);
+    return 0;
+}
+
+static int inspect_version(int dfd, const char *dir, const struct duet_vol_file *files, size_t n,
+                           const struct duet_vol_opts *o, struct duet_errbuf *eb)
+{
+    mode_t dir_mode = o->dir_mode ? o->dir_mode : 0755;
+    char version[256], where[600];
+    int vfd, rc;
+
+    rc = resolve_data(dfd, version, sizeof(version));
+    if (rc == 0)
+        return duet_errf(eb, -ENOENT, "%s/%s: missing", dir, DUET_VOL_DATA);
+    if (rc < 0 || strncmp(version, "..", 2) != 0 || strchr(version, '/'))
+        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s/%s: not a link to a version folder", dir,
+                         DUET_VOL_DATA);
+    vfd = openat(dfd, version, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (vfd == -1) {
+        rc = -errno;
+        return duet_errf(eb, rc == -ELOOP || rc == -ENOTDIR ? DUET_E_VOL_UNSAFE : rc,
+                         "%s/%s: %s", dir, version, duet_strerror(rc));
+    }
+    rc = check_entry(vfd, dir, version, dir_mode, o->gid, true, eb);
+    snprintf(where, sizeof(where), "%s/%s", dir, version);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int fd = openat(vfd, files[i].name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+        if (fd == -1) {
+            rc = -errno;
+            rc = duet_errf(eb, rc == -ELOOP ? DUET_E_VOL_UNSAFE : rc, "%s/%s: %s", where,
+                           files[i].name, duet_strerror(rc));
+            break;
+        }
+        rc = check_entry(fd, where, files[i].name, files[i].mode, o->gid, false, eb);
+        close(fd);
+    }
+    close(vfd);
+    return rc;
+}
+
+int duet_vol_inspect(const char *dir, const struct duet_vol_file *files, size_t n,
+                     const struct duet_vol_opts *opts, struct duet_errbuf *eb)
+{
+    static const struct duet_vol_opts defaults = {.gid = (gid_t)-1};
+    const struct duet_vol_opts *o = opts ? opts : &defaults;
+    bool created;
+    int dfd, rc;
+
+    DUET_TRY(check_files(dir, files, n, eb));
+    if (o->root) {
+        DUET_TRY(open_below(o->root, dir, false, &dfd, &created, eb));
+    } else {
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd == -1) {
+            rc = -errno;
+            return duet_errf(eb, rc, "%s: %s", dir, duet_strerror(rc));
+        }
+    }
+    rc = inspect_version(dfd, dir, files, n, o, eb);
+    close(dfd);
+    return rc;
+}
+
+/* ---- removing --------------------------------------------------------------- */
+
+/* Zero a file's content and sync it before it is unlinked. */
+static int wipe_file(int dfd, const char *name)
+{
+    static const char zeros[4096];
+    struct stat st;
+    int fd = openat(dfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int rc = 0;
+
+    if (fd == -1)
+        return errno == ELOOP ? 0 : -errno; /* a symlink has no content of ours */
+    if (fstat(fd, &st) == -1) {
+        rc = -errno;
+    } else if (S_ISREG(st.st_mode)) {
+        for (off_t left = st.st_size; rc == 0 && left > 0;) {
+            size_t n = (size_t)DUET_MIN(left, (off_t)sizeof(zeros));
+
+            rc = write_all(fd, zeros, n);
+            left -= (off_t)n;
+        }
+        if (rc == 0 && fsync(fd) == -1)
+            rc = -errno;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Wipe and remove a version folder (flat; deeper debris goes with remove_tree). */
+static int wipe_version(int dfd, const char *name)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = 0;
+    DIR *d;
+    struct dirent *e;
+
+    if (fd == -1)
+        return errno == ENOTDIR || errno == ELOOP ? remove_tree(dfd, name, 0) : -errno;
+    d = fdopendir(fd);
+    if (!d) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    while (rc == 0 && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            rc = wipe_file(dirfd(d), e->d_name);
+    closedir(d);
+    return rc == 0 ? remove_tree(dfd, name, 0) : rc;
+}
+
+/* rmdir DIR, its parent reached the way publish reaches it; a user's own file keeps it. */
+static int remove_empty_dir(const char *dir, const struct duet_vol_opts *o, struct duet_errbuf *eb)
+{
+    const char *base = strrchr(dir, '/');
+    char parent[4096];
+    bool created;
+    int pfd, rc = 0;
+
+    if (!base || base == dir || (size_t)(base - dir) >= sizeof(parent))
+        return 0;
+    memcpy(parent, dir, (size_t)(base - dir));
+    parent[base - dir] = '\0';
+    if (o->root) {
+        DUET_TRY(open_below(o->root, parent, false, &pfd, &created, eb));
+    } else if ((pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+        rc = -errno;
+        return duet_errf(eb, rc, "%s: %s", parent, duet_strerror(rc));
+    }
+    if (unlinkat(pfd, base + 1, AT_REMOVEDIR) == -1) {
+        rc = -errno;
+        rc = duet_errf(eb, rc, "%s: set removed, folder kept: %s", dir, duet_strerror(rc));
+    }
+    close(pfd);
+    return rc;
+}
+
+int duet_vol_remove(const char *dir, const struct duet_vol_opts *opts, struct duet_errbuf *eb)
+{
+    static const struct duet_vol_opts defaults = {.gid = (gid_t)-1};
+    const struct duet_vol_opts *o = opts ? opts : &defaults;
+    char target[256];
+    bool created;
+    int dfd = -1, rc;
+    DIR *d = NULL;
+    struct dirent *e;
+
+    if (o->root) {
+        DUET_TRY(open_below(o->root, dir, false, &dfd, &created, eb));
+    } else if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+        rc = -errno;
+        return duet_errf(eb, rc, "%s: %s", dir, duet_strerror(rc));
+    }
+    if (flock(dfd, LOCK_EX | LOCK_NB) == -1) {
+        rc = errno == EWOULDBLOCK ? DUET_EAGAIN : -errno;
+        close(dfd);
+        return duet_errf(eb, rc, "%s: another process is publishing here", dir);
+    }
+    if (resolve_data(dfd, target, sizeof(target)) <= 0) {
+        close(dfd);
+        return duet_errf(eb, DUET_E_VOL_LAYOUT, "%s: no %s, not a published set: left alone", dir,
+                         DUET_VOL_DATA);
+    }
+    /* One pass: top-level links and ..data go, version folders are wiped. */
+    rc = dup(dfd);
+    d = rc == -1 ? NULL : fdopendir(rc);
+    if (!d) {
+        int err = -errno;
+
+        if (rc != -1)
+            close(rc);
+        close(dfd);
+        return duet_errf(eb, err, "%s: opendir: %s", dir, duet_strerror(err));
+    }
+    rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
+            continue;
+        if (strncmp(nm, "..", 2) != 0) {
+            char t[512];
+            ssize_t n = readlinkat(dfd, nm, t, sizeof(t) - 1);
+
+            if (n > 0 && (t[n] = '\0', strncmp(t, DATA_PREFIX, strlen(DATA_PREFIX)) == 0) &&
+                unlinkat(dfd, nm, 0) == -1 && errno != ENOENT)
+                rc = -errno;
+        } else if (strcmp(nm, DUET_VOL_DATA) == 0 || strcmp(nm, DATA_TMP) == 0 ||
+                   strcmp(nm, LINK_TMP) == 0) {
+            if (unlinkat(dfd, nm, 0) == -1 && errno != ENOENT)
+                rc = -errno;
+        } else {
+            rc = wipe_version(dfd, nm);
+        }
+    }
+    closedir(d);
+    if (rc == 0 && fsync(dfd) == -1)
+        rc = -errno;
+    close(dfd);
+    if (rc < 0)
+        return duet_errf(eb, rc, "%s: remove: %s", dir, duet_strerror(rc));
+    return remove_empty_dir(dir, o, eb);
+}
+

@@ -16,9 +16,24 @@ e2e_skip() { e2e_log "SKIP: $*"; exit 77; }
 # tests/e2e/tools, which scripts/deps --e2e installs. Without them, the
 # integration test skips (deps ran without --e2e, DUET_TEST_NO_E2E=1) and
 # the e2e test fails (deps --e2e should have installed them).
+# A kubectl counts only when its kustomize (v4 or later) loads a folder
+# listed under resources:, as the overlays do. Debian 12's kubernetes-client
+# (1.20, kustomize v2.0.3, no kustomizeVersion in its version output) does
+# not ("'../../base' must be a file").
+e2e_kustomize_ok() {
+    local v
+    v=$(kubectl version --client -o json 2>/dev/null |
+        sed -n 's/.*"kustomizeVersion": *"v\([0-9][0-9]*\).*/\1/p')
+    [ -n "$v" ] && [ "$v" -ge 4 ]
+}
+
 e2e_need_render_tools() {
     local missing=""
-    command -v kubectl >/dev/null || missing=" kubectl"
+    if ! command -v kubectl >/dev/null; then
+        missing=" kubectl"
+    elif ! e2e_kustomize_ok; then
+        missing=" kubectl-with-kustomize-v4+"
+    fi
     command -v node >/dev/null || missing="$missing node"
     [ -d "$e2e_tools/node_modules/kubernetes-models" ] || missing="$missing tests/e2e/tools/node_modules"
     [ -z "$missing" ] && return 0

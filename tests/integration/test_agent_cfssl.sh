@@ -132,10 +132,18 @@ cfssl serve -address 127.0.0.1 -port "$nport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/
 AGENT_PIDS+=("$!")
 agent_wait 20 curl -s -o /dev/null "http://127.0.0.1:$nport/" || t_fail "signer-less cfssl did not listen"
 sed -e "s|https://127.0.0.1:$cport|http://127.0.0.1:$nport|" -e "s|\"output_dir\": \"$out\"|\"output_dir\": \"$T/nosigner\"|" \
-    "$T/agent.json" >"$T/nosigner.json"
+    "$T/agent.json" >"$T/nosigner-https-only.json"
+# Plain HTTP is refused unless the configuration says so, and then warned about.
+rc=0
+"$DUET_AGENT" run --config "$T/nosigner-https-only.json" >"$T/http-refused.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q 'issuer.url: .* is not HTTPS' "$T/http-refused.log" ||
+    t_fail "http:// issuer accepted without insecure_http (rc=$rc)"
+sed -e 's|"profile": "client",|"profile": "client", "insecure_http": true,|' \
+    "$T/nosigner-https-only.json" >"$T/nosigner.json"
 agent_start nosigner "$T/nosigner.json"
 agent_wait 20 grep -q "issuer=cfssl err=DUET_E_ISSUER .*CFSSL runs without a signer" "$T/nosigner.log" ||
     t_fail "signer-less cfssl not reported at start"
+grep -q 'level=warn .*insecure_http' "$T/nosigner.log" || t_fail "insecure_http not warned at start"
 agent_stop "$AGENT_PID"
 echo "signer-less cfssl reported: $(grep -o 'msg="cfssl info[^"]*"' "$T/nosigner.log" | head -1)"
 

@@ -8,7 +8,10 @@
 # - repair: deleted tls.crt, corrupted tls.crt, another identity's key,
 #   a new CA (certificate and key) each give a correct new set in seconds;
 # - SIGHUP adds and removes identities, refuses an invalid configuration;
+# - a chmod 0644 on tls.key is repaired and counted (unsafe_sets_total);
+# - SIGHUP and start remove (wipe, unlink) folders of unconfigured identities;
 # - SIGTERM exits 0 at once; a restart keeps the valid sets (no reissue);
+# - a restart with another key type re-issues and logs which property;
 # - a bad configuration exits 2 naming the field;
 # - no binding from the executable to libcrypto.so.3 (COMPAT.md 4).
 source "$(dirname "$0")/agent_lib.sh"
@@ -145,6 +148,17 @@ cat "$B/tls.key" >"$A/..data/tls.key"
 agent_wait 10 agent_set_ok_new "$A" "$s" || t_fail "foreign key not repaired"
 echo "repaired: swapped key"
 
+# ---- repair: a key file whose mode drifted (chmod 0644) is re-issued and counted
+s=$(agent_serial "$A/tls.crt")
+chmod 0644 "$A/..data/tls.key"
+agent_wait 10 agent_set_ok_new "$A" "$s" || t_fail "chmod 0644 tls.key not repaired"
+[ "$(stat -L -c %a "$A/tls.key")" = 640 ] || t_fail "tls.key mode $(stat -L -c %a "$A/tls.key") after repair"
+[ "$(agent_metric "$port" duet_agent_unsafe_sets_total 'identity="dev/productA"')" = 1 ] ||
+    t_fail "mode drift not counted"
+grep -q 'identity=dev/productA err=DUET_E_VOL_UNSAFE .*tls.key: mode 0644, want 0640' "$T/agent.log" ||
+    t_fail "mode drift not logged"
+echo "repaired: key mode drift"
+
 # ---- repair: a new CA (certificate and key replaced, as a Secret update does)
 sa=$(agent_serial "$A/tls.crt")
 sb=$(agent_serial "$B/tls.crt")
@@ -166,6 +180,10 @@ kill -HUP "$pid"
 agent_wait 10 agent_set_ok "$C" || t_fail "productC not published after SIGHUP"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
 grep -q 'identity="dev/productB"' <<<"$metrics" && t_fail "productB still renewed after SIGHUP"
+# Its folder, key included, is gone (wiped, then unlinked).
+agent_wait 5 bash -c "[ ! -e '$B' ]" || t_fail "productB folder left after SIGHUP"
+grep -q 'identity=dev/productB .*msg="no longer configured: key wiped' "$T/agent.log" ||
+    t_fail "productB removal not logged"
 grep -q '^duet_agent_reloads_total 1' <<<"$metrics" || t_fail "reloads_total"
 # An invalid configuration is refused; the old one stays.
 echo '{"env": ' >"$T/agent.json"
@@ -192,17 +210,34 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 echo "SIGTERM exit after ${ms} ms"
 [ "$ms" -lt 3000 ] || t_fail "SIGTERM took ${ms} ms"
 ORG="Other Org" write_config productA productC
+# A set left by an identity no longer configured goes at start.
+cp -a "$C" "$out/dev/productZ"
 agent_start agent2 "$T/agent.json"
 pid=$AGENT_PID
 agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/readyz | grep -q ready" || t_fail "restart not ready"
 [ "$(agent_serial "$A/tls.crt")" = "$sa" ] || t_fail "restart reissued productA"
 [ "$(agent_serial "$C/tls.crt")" = "$sc" ] || t_fail "restart reissued productC"
 grep -q "kept the published set" "$T/agent2.log" || t_fail "restart did not say it kept the sets"
+[ ! -e "$out/dev/productZ" ] || t_fail "unconfigured productZ left at start"
+grep -q 'identity=dev/productZ .*no longer configured' "$T/agent2.log" || t_fail "productZ removal not logged"
 # Old version folders are gone.
 n=$(find "$A" -maxdepth 1 -name '..2*' | wc -l)
 [ "$n" -eq 1 ] || t_fail "$n version folders in $A"
 agent_stop "$pid"
 echo "restart ok"
+
+# ---- a restart under another key type re-issues at once and says why
+sa=$(agent_serial "$A/tls.crt")
+ORG="Other Org" write_config productA productC
+sed -i 's/"key_type": "rsa2048"/"key_type": "ec-p256"/' "$T/agent.json"
+agent_start agent3 "$T/agent.json"
+pid=$AGENT_PID
+agent_wait 10 agent_set_ok_new "$A" "$sa" || t_fail "key type change did not re-issue productA"
+openssl x509 -in "$A/tls.crt" -noout -text | grep -q "NIST CURVE: P-256" || t_fail "productA not EC after the change"
+grep -q 'identity=dev/productA err=DUET_E_VERIFY msg="key type is rsa2048, configured ec-p256" action=reissue' \
+    "$T/agent3.log" || t_fail "key type change not logged"
+agent_stop "$pid"
+echo "configuration change re-issued"
 
 # ---- the executable binds nothing to OpenSSL's libcrypto.so.3 (LD_BIND_NOW
 # resolves every symbol up front, so the list is complete)

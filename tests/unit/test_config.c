@@ -140,7 +140,7 @@ static void config_parse__applies_defaults(void **state)
 {
     struct ag_config *c = parse_ok(
         "{\"env\":\"dev\",\"trust_domain\":\"example.org\",\"output_dir\":\"/d\","
-        "\"issuer\":{\"type\":\"cfssl\",\"url\":\"http://127.0.0.1:8888/\",\"ca_bundle\":\"/b\"},"
+        "\"issuer\":{\"type\":\"cfssl\",\"url\":\"https://127.0.0.1:8888/\",\"ca_bundle\":\"/b\"},"
         "\"identities\":[{\"product\":\"a\"}]}");
 
     assert_string_equal(c->cn_template, "{env}.{product}.{env}");
@@ -151,6 +151,8 @@ static void config_parse__applies_defaults(void **state)
     assert_null(c->status_listen);
     assert_null(c->subject.c);
     assert_int_equal(c->issuer.timeout, 10000);
+    assert_false(c->issuer.insecure_http);
+    assert_int_equal(c->issuer.max_backdate, 6 * 60 * 1000);
     assert_null(c->issuer.profile);
     assert_null(c->issuer.client_cert);
     assert_string_equal(c->issuer.server_ca, "/b");
@@ -225,6 +227,11 @@ static const struct bad_case bad_cases[] = {
      "issuer.ca_key: not used by issuer type \"cfssl\""},
     {HEAD CFSSL(",\"url\":\"ftp://x\"") "," IDS "}", DUET_E_CFG_RANGE,
      "issuer.url: \"ftp://x\" must start with https:// or http://"},
+    {HEAD CFSSL(",\"url\":\"http://127.0.0.1:8888\"") "," IDS "}", DUET_E_CFG_RANGE,
+     "issuer.url: \"http://127.0.0.1:8888\" is not HTTPS (set issuer.insecure_http to true to "
+     "allow it)"},
+    {HEAD CFSSL(",\"url\":\"https://x\",\"max_backdate\":\"2h\"") "," IDS "}", DUET_E_CFG_RANGE,
+     "issuer.max_backdate: 2h not in [1s, 1h]"},
     {HEAD CFSSL(",\"url\":\"https://x:8888/api/v1\"") "," IDS "}", DUET_E_CFG_RANGE,
      "issuer.url: \"https://x:8888/api/v1\" must be http(s)://host[:port] without a path"},
     {HEAD CFSSL(",\"url\":\"https://x\",\"client_cert\":\"/cc\"") "," IDS "}", DUET_E_CFG_MISSING,
@@ -299,7 +306,8 @@ static void config_parse__accepts_good_variants(void **state)
         GOOD("\"key_group\":0,\"log_level\":\"WARN\","),
         GOOD("\"subject\":{\"C\":\"LK\",\"ST\":\"WP\",\"L\":\"Colombo\",\"O\":\"Example, Inc.\","
              "\"OU\":\"Dev\",\"emailAddress\":\"ca@example.com\"},"),
-        HEAD CFSSL(",\"url\":\"http://127.0.0.1:8888\"") "," IDS "}",
+        HEAD CFSSL(",\"url\":\"http://127.0.0.1:8888\",\"insecure_http\":true") "," IDS "}",
+        HEAD CFSSL(",\"url\":\"https://x\",\"max_backdate\":\"1h\"") "," IDS "}",
     };
 
     for (size_t i = 0; i < DUET_ARRAY_SIZE(good); i++)
@@ -364,6 +372,20 @@ static void config_load__names_the_file(void **state)
     duet_errbuf_clear(&eb);
     assert_int_equal(ag_config_load(path, &c, &eb), DUET_E_CFG_PARSE);
     assert_non_null(strstr(eb.msg, "NUL byte"));
+
+    /* The escaped form too: "a\u0000b" must not become "a" (issue 10, item 19). */
+    {
+        static const char nul[] = HEAD LOCAL ",\"identities\":[{\"product\":\"a\\u0000b\"}]}";
+        tl_write_file(path, nul, strlen(nul), 0644);
+    }
+    duet_errbuf_clear(&eb);
+    assert_int_equal(ag_config_load(path, &c, &eb), DUET_E_CFG_PARSE);
+    assert_null(c);
+    assert_non_null(strstr(eb.msg, "\\u0000 (NUL) in a string is not allowed"));
+    /* An escaped backslash before "u0000" is an ordinary string. */
+    c = parse_ok(GOOD("\"cn_template\":\"{product}\\\\u0000\","));
+    assert_string_equal(c->cn_template, "{product}\\u0000");
+    ag_config_free(c);
     tl_rmrf(dir);
 }
 

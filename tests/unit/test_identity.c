@@ -299,6 +299,262 @@ static void local_sign__intermediate_follows_leaf(void **state)
                      0);
 }
 
+
+/* ---- a CA that returns whatever it is told to (item 13) ----------------------- */
+
+/* What the fake issuer's next certificate carries: openssl x509 -extfile lines,
+ * a subject (NULL: the CSR's), a lifetime in days. */
+struct fake_ca {
+    struct ag_issuer base; /* first */
+    struct fx *f;
+    const char *ext;
+    const char *subj;
+    int days;
+};
+
+static int fake_sign(struct ag_issuer *is, const struct ag_issue_req *req,
+                     struct ag_issue_result *out, struct duet_errbuf *eb)
+{
+    struct fake_ca *fc = (struct fake_ca *)is;
+    struct fx *f = fc->f;
+    char path[400], out_s[4096];
+    char *pem = NULL;
+    size_t len = 0;
+
+    /* The CSR from our own key, with the subject the test wants. */
+    assert_int_equal(duet_key_to_pem(f->id->pending_key, NULL, &pem, &len, NULL), 0);
+    tl_write_file(tl_path(path, sizeof(path), "%s/leaf.key", f->dir), pem, len, 0600);
+    duet_secret_free(pem, len);
+    assert_int_equal(duet_csr_to_pem(req->csr, &pem, &len), 0);
+    tl_write_file(tl_path(path, sizeof(path), "%s/leaf.csr", f->dir), pem, len, 0644);
+    duet_free(pem);
+    tl_write_file(tl_path(path, sizeof(path), "%s/leaf.ext", f->dir), fc->ext, strlen(fc->ext),
+                  0644);
+    if (fc->subj)
+        assert_int_equal(tl_sh(out_s, sizeof(out_s),
+                               "cd %s && openssl req -new -key leaf.key -subj '%s' -out leaf.csr",
+                               f->dir, fc->subj), 0);
+    if (tl_sh(out_s, sizeof(out_s),
+              "cd %s && openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -passin file:ca.pass"
+              " -days %d -set_serial 7 -extfile leaf.ext -out leaf.crt",
+              f->dir, fc->days) != 0)
+        fail_msg("openssl x509: %s", out_s);
+    assert_int_equal(duet_chain_load(tl_path(path, sizeof(path), "%s/leaf.crt", f->dir), &out->chain,
+                                     eb), 0);
+    return duet_chain_load(f->ca_crt, &out->bundle, eb);
+}
+
+static int fake_bundle(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb)
+{
+    return duet_chain_load(((struct fake_ca *)is)->f->ca_crt, out, eb);
+}
+
+static void fake_free(struct ag_issuer *is)
+{
+}
+
+static const struct ag_issuer_ops fake_ops = {
+    .name = "fake", .sign = fake_sign, .bundle = fake_bundle, .free = fake_free,
+};
+
+#define GOOD_EXT                                                                        \
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"          \
+    "extendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://example.org/dev/productA\n"
+
+static int fake_issue(struct fx *f, struct fake_ca *fc, char *msg, size_t size)
+{
+    struct duet_errbuf eb;
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    rc = ag_ident_issue(f->id, &fc->base, &f->pol, &eb);
+    snprintf(msg, size, "%s", eb.msg);
+    return rc;
+}
+
+static void ident_issue__refuses_what_was_not_asked(void **state)
+{
+    struct fx *f = *state;
+    struct fake_ca fc = {.base = {.ops = &fake_ops, .uri_sans = true}, .f = f, .days = 1};
+    static const struct {
+        const char *ext, *subj, *field;
+        int days;
+    } bad[] = {
+        /* The report: a CA certificate with serverAuth and an extra DNS name. */
+        {"basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature,keyCertSign\n"
+         "extendedKeyUsage=clientAuth,serverAuth\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA,DNS:dev.productB.dev\n",
+         NULL, "CA:TRUE", 1},
+        {"keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "basicConstraints", 1},
+        {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyCertSign\n"
+         "extendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://example.org/dev/productA\n",
+         NULL, "keyCertSign", 1},
+        {"basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "keyUsage", 1},
+        {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+         "extendedKeyUsage=clientAuth,serverAuth\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "extendedKeyUsage", 1},
+        {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "extendedKeyUsage", 1},
+        {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+         "extendedKeyUsage=clientAuth\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA,DNS:dev.productB.dev\n",
+         NULL, "DNS", 1},
+        {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+         "extendedKeyUsage=clientAuth\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA,URI:spiffe://example.org/dev/productB\n",
+         NULL, "URI", 1},
+        {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+         "extendedKeyUsage=clientAuth\n"
+         "subjectAltName=URI:spiffe://example.org/dev/productA,email:a@example.org\n",
+         NULL, "kind", 1},
+        {GOOD_EXT, "/C=LK/O=Example, Inc./CN=dev.productA.dev/O=Evil", "attributes", 1},
+        {GOOD_EXT, "/C=LK/O=Example, Inc./CN=dev.productB.dev", "subject CN", 1},
+        {GOOD_EXT, NULL, "lifetime", 400},
+    };
+    char msg[512], before[96];
+
+    f->id->validity_ms = 86400 * 1000;
+    fc.ext = GOOD_EXT;
+    assert_int_equal(fake_issue(f, &fc, msg, sizeof(msg)), 0);
+    snprintf(before, sizeof(before), "%s", f->id->serial);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fc.ext = bad[i].ext;
+        fc.subj = bad[i].subj;
+        fc.days = bad[i].days;
+        assert_int_equal(fake_issue(f, &fc, msg, sizeof(msg)), DUET_E_VERIFY);
+        if (!strstr(msg, bad[i].field) || !strstr(msg, "refused the certificate from fake"))
+            fail_msg("case %zu: \"%s\" does not name %s", i, msg, bad[i].field);
+        /* The current set stays. */
+        assert_int_equal(check(f, NULL, 0), 0);
+        assert_string_equal(f->id->serial, before);
+    }
+}
+
+/* ---- a set that no longer matches the configuration (item 14) -------------------- */
+
+static void ident_check_disk__reissues_on_changed_configuration(void **state)
+{
+    struct fx *f = *state;
+    char msg[512], b[300];
+
+    issue_ok(f);
+    assert_int_equal(check(f, NULL, 0), 0);
+    /* Key type. */
+    f->id->key_type = DUET_KEY_RSA2048;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "key type is ec-p256, configured rsa2048"));
+    f->id->key_type = DUET_KEY_EC_P256;
+    /* Lifetime: longer and shorter validity (the local issuer honours it). */
+    f->id->validity_ms = 1800 * 1000;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "lifetime"));
+    f->id->validity_ms = 365LL * 86400 * 1000;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "shorter than validity"));
+    f->id->validity_ms = 3600 * 1000;
+    assert_int_equal(check(f, NULL, 0), 0);
+    /* Issuer: a new CA, with the bundle still trusting the old one. */
+    tl_sh(msg, sizeof(msg), "cp %s %s/old-ca.crt", f->ca_crt, f->dir);
+    write_ca(f, "Unit Root CA 2");
+    tl_sh(msg, sizeof(msg), "cat %s %s/old-ca.crt > %s/bundle.crt", f->ca_crt, f->dir, f->dir);
+    struct ag_issuer *is = NULL;
+    const struct ag_local_opts lo = {f->ca_crt, f->ca_key, f->ca_pass,
+                                     tl_path(b, sizeof(b), "%s/bundle.crt", f->dir)};
+    assert_int_equal(ag_issuer_local_new(&lo, &is, NULL), 0);
+    ag_issuer_free(f->is);
+    f->is = is;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "issuer is not the configured CA"));
+    issue_ok(f); /* the new bundle published, signed by the new CA */
+    assert_int_equal(check(f, NULL, 0), 0);
+    /* The bundle unchanged, but the configured CA is now the old one again. */
+    tl_sh(msg, sizeof(msg), "cp %s/old-ca.crt %s", f->dir, f->ca_crt);
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "issuer is not the configured CA"));
+}
+
+/* ---- modes and symlinks (items 16, 17) -------------------------------------------- */
+
+static void ident_check_disk__counts_and_refuses_mode_drift(void **state)
+{
+    struct fx *f = *state;
+    char msg[512], path[400];
+    struct stat st;
+
+    issue_ok(f);
+    assert_int_equal(chmod(tl_path(path, sizeof(path), "%s/tls.key", f->id->dir), 0644), 0);
+    assert_true(ag_ident_disk_changed(f->id)); /* the scan notices the chmod */
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(msg, "tls.key: mode 0644, want 0600"));
+    assert_false(f->id->rot.have);
+    assert_int_equal(f->id->unsafe_sets, 1);
+    issue_ok(f); /* the re-issue publishes with the right mode */
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(check(f, NULL, 0), 0);
+    /* The version folder opened up is noticed too. */
+    assert_int_equal(chmod(tl_path(path, sizeof(path), "%s/..data/", f->id->dir), 0777), 0);
+    assert_true(ag_ident_disk_changed(f->id));
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VOL_UNSAFE);
+    assert_int_equal(f->id->unsafe_sets, 2);
+}
+
+static void ident_issue__refuses_symlinked_folder(void **state)
+{
+    struct fx *f = *state;
+    char victim[300], path[400], out[4096];
+    struct duet_errbuf eb;
+
+    tl_path(victim, sizeof(victim), "%s/victim", f->dir);
+    assert_int_equal(mkdir(victim, 0700), 0);
+    assert_int_equal(tl_sh(out, sizeof(out), "mkdir -p %s/out/dev", f->dir), 0);
+    assert_int_equal(symlink(victim, f->id->dir), 0);
+    duet_errbuf_clear(&eb);
+    assert_int_equal(ag_ident_issue(f->id, f->is, &f->pol, &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "/out/dev/productA: a symlink"));
+    assert_null(tl_read_file(tl_path(path, sizeof(path), "%s/tls.key", victim), NULL));
+    assert_int_equal(check(f, NULL, 0), DUET_E_VOL_UNSAFE);
+}
+
+static void ident_issue__server_identity_matches_exactly(void **state)
+{
+    struct fx *f = *state;
+    static const char *const dns[] = {"resource.example.org", "*.api.example.org"};
+    static const char *const ips[] = {"127.0.0.1", "::1"};
+    char out[300], msg[512];
+    struct ag_ident_params p = {
+        .env = "dev",
+        .product = "resource",
+        .trust_domain = "example.org",
+        .output_dir = tl_path(out, sizeof(out), "%s/out", f->dir),
+        .cn_template = "{env}.{product}.{env}",
+        .subject = &f->subj,
+        .key_type = DUET_KEY_RSA2048,
+        .validity_ms = 86400 * 1000,
+        .server = true,
+        .dns = dns,
+        .n_dns = 2,
+        .ips = ips,
+        .n_ips = 2,
+    };
+
+    ag_ident_free(f->id);
+    f->id = NULL;
+    assert_int_equal(ag_ident_new(&p, &f->id, NULL), 0);
+    issue_ok(f); /* serverAuth, keyEncipherment for RSA, DNS and IP SANs: all as asked */
+    assert_int_equal(check(f, NULL, 0), 0);
+    /* One DNS name fewer in the configuration: the set no longer matches. */
+    f->id->sans.n_dns = 1;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "DNS name that was not requested"));
+    f->id->sans.n_dns = 2;
+    f->id->sans.n_ips = 1;
+    assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_VERIFY);
+    assert_non_null(strstr(msg, "IP address that was not requested"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +567,14 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_keeps_pending_key, setup, teardown),
         cmocka_unit_test_setup_teardown(local_sign__intermediate_follows_leaf, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_issue__refuses_what_was_not_asked, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__reissues_on_changed_configuration, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__counts_and_refuses_mode_drift, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ident_issue__refuses_symlinked_folder, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_issue__server_identity_matches_exactly, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -568,6 +568,142 @@ static void vol_publish__latency(void **state)
     tl_rmrf(dir);
 }
 
+static int publish_below(const char *root, const char *dir, char letter, struct duet_errbuf *eb)
+{
+    struct letter_set s;
+    const struct duet_vol_opts o = {.gid = (gid_t)-1, .root = root};
+
+    make_set(&s, letter, (gid_t)-1);
+    duet_errbuf_clear(eb);
+    return duet_vol_publish(dir, s.files, 3, &o, eb);
+}
+
+static void vol_publish__below_root_refuses_symlinks_and_foreign_folders(void **state)
+{
+    char base[256], root[300], victim[256], dir[400], path[400], out[256];
+    struct duet_errbuf eb;
+    struct stat st;
+
+    tl_tmpdir(victim, sizeof(victim));
+    tl_tmpdir(base, sizeof(base));
+    tl_path(root, sizeof(root), "%s/out", base); /* created by the first publish */
+    assert_int_equal(publish_below(root, tl_path(dir, sizeof(dir), "%s/dev/productA", root), 'A',
+                                   &eb), 0);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    /* The report: a symlink pre-placed at <output_dir>/dev/productB. */
+    tl_write_file(tl_path(path, sizeof(path), "%s/..precious", victim), "x", 1, 0644);
+    assert_int_equal(symlink(victim, tl_path(path, sizeof(path), "%s/dev/productB", root)), 0);
+    assert_int_equal(publish_below(root, path, 'B', &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "/dev/productB: a symlink"));
+    assert_null(tl_read_file(tl_path(out, sizeof(out), "%s/tls.key", victim), NULL));
+    assert_non_null(strstr(tl_sh(out, sizeof(out), "ls -a %s", victim) == 0 ? out : "", "..precious"));
+    /* A symlink higher up. */
+    assert_int_equal(symlink(victim, tl_path(path, sizeof(path), "%s/stage", root)), 0);
+    assert_int_equal(publish_below(root, tl_path(path, sizeof(path), "%s/stage/p", root), 'C', &eb),
+                     DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "/stage: a symlink"));
+    assert_int_equal(lstat(tl_path(out, sizeof(out), "%s/p", victim), &st), -1);
+    /* A folder others may write to. */
+    assert_int_equal(mkdir(tl_path(path, sizeof(path), "%s/dev/productD", root), 0700), 0);
+    assert_int_equal(chmod(path, 0777), 0);
+    assert_int_equal(publish_below(root, path, 'D', &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "/dev/productD: mode 0777"));
+    /* A folder someone else owns (only root can make one). */
+    if (geteuid() == 0) {
+        assert_int_equal(mkdir(tl_path(path, sizeof(path), "%s/dev/productE", root), 0755), 0);
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_int_equal(publish_below(root, path, 'E', &eb), DUET_E_VOL_UNSAFE);
+        assert_non_null(strstr(eb.msg, "owned by uid 65534"));
+    }
+    /* Paths outside the root or with ".." are refused. */
+    assert_int_equal(publish_below(root, victim, 'F', &eb), DUET_EINVAL);
+    assert_int_equal(publish_below(root, tl_path(path, sizeof(path), "%s/dev/../x", root), 'F', &eb),
+                     DUET_EINVAL);
+    /* The good identity still republishes. */
+    assert_int_equal(publish_below(root, dir, 'G', &eb), 0);
+    assert_int_equal(consistent_letter(dir), 'G');
+    tl_rmrf(victim);
+    tl_rmrf(base);
+}
+
+static void vol_inspect__reports_mode_owner_and_symlinks(void **state)
+{
+    char root[256], dir[400], path[400];
+    struct letter_set s;
+    const struct duet_vol_opts o = {.gid = (gid_t)-1, .root = root};
+    struct duet_errbuf eb;
+
+    tl_tmpdir(root, sizeof(root));
+    tl_path(dir, sizeof(dir), "%s/dev/p", root);
+    make_set(&s, 'A', (gid_t)-1);
+    duet_errbuf_clear(&eb);
+    assert_int_equal(duet_vol_inspect(dir, s.files, 3, &o, &eb), -ENOENT);
+    assert_int_equal(publish_below(root, dir, 'A', &eb), 0);
+    assert_int_equal(duet_vol_inspect(dir, s.files, 3, &o, &eb), 0);
+    /* The report: chmod 0644 on the published key. */
+    assert_int_equal(chmod(tl_path(path, sizeof(path), "%s/tls.key", dir), 0644), 0);
+    assert_int_equal(duet_vol_inspect(dir, s.files, 3, &o, &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "tls.key: mode 0644, want 0600"));
+    /* The version folder opened up. */
+    assert_int_equal(publish_below(root, dir, 'B', &eb), 0);
+    assert_int_equal(chmod(tl_path(path, sizeof(path), "%s/..data/", dir), 0777), 0);
+    assert_int_equal(duet_vol_inspect(dir, s.files, 3, &o, &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "mode 0777, want 0755"));
+    /* A file replaced by a symlink. */
+    assert_int_equal(publish_below(root, dir, 'C', &eb), 0);
+    assert_int_equal(unlink(tl_path(path, sizeof(path), "%s/..data/tls.crt", dir)), 0);
+    assert_int_equal(symlink("/etc/hostname", path), 0);
+    assert_int_equal(duet_vol_inspect(dir, s.files, 3, &o, &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "tls.crt"));
+    /* ..data pointing out of the folder. */
+    assert_int_equal(publish_below(root, dir, 'D', &eb), 0);
+    assert_int_equal(unlink(tl_path(path, sizeof(path), "%s/..data", dir)), 0);
+    assert_int_equal(symlink("/etc", path), 0);
+    assert_int_equal(duet_vol_inspect(dir, s.files, 3, &o, &eb), DUET_E_VOL_UNSAFE);
+    assert_non_null(strstr(eb.msg, "..data: not a link to a version folder"));
+    tl_rmrf(root);
+}
+
+static void vol_remove__wipes_then_unlinks(void **state)
+{
+    char base[256], root[300], dir[400], path[400], victim[300], buf[16];
+    const struct duet_vol_opts o = {.gid = (gid_t)-1, .root = root};
+    struct duet_errbuf eb;
+    struct stat st;
+    int fd;
+
+    tl_tmpdir(base, sizeof(base));
+    tl_path(root, sizeof(root), "%s/out", base);
+    tl_path(dir, sizeof(dir), "%s/dev/gone", root);
+    assert_int_equal(publish_below(root, dir, 'A', &eb), 0);
+    /* A reader that still has the key open sees zeros after the removal. */
+    fd = open(tl_path(path, sizeof(path), "%s/tls.key", dir), O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(duet_vol_remove(dir, &o, &eb), 0);
+    assert_int_equal(pread(fd, buf, 5, 0), 5);
+    assert_memory_equal(buf, "\0\0\0\0\0", 5);
+    close(fd);
+    assert_int_equal(lstat(dir, &st), -1);
+    assert_int_equal(stat(tl_path(path, sizeof(path), "%s/dev", root), &st), 0);
+    /* A user's own file keeps the folder (the set goes). */
+    assert_int_equal(publish_below(root, dir, 'B', &eb), 0);
+    tl_write_file(tl_path(path, sizeof(path), "%s/notes.txt", dir), "n", 1, 0644);
+    assert_int_equal(duet_vol_remove(dir, &o, &eb), -ENOTEMPTY);
+    assert_non_null(strstr(eb.msg, "folder kept"));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(lstat(tl_path(path, sizeof(path), "%s/..data", dir), &st), -1);
+    assert_int_equal(lstat(tl_path(path, sizeof(path), "%s/tls.key", dir), &st), -1);
+    /* Not a set: left alone. A symlink: refused, its target untouched. */
+    assert_int_equal(duet_vol_remove(dir, &o, &eb), DUET_E_VOL_LAYOUT);
+    tl_path(victim, sizeof(victim), "%s/victim", base);
+    assert_int_equal(publish_below(base, victim, 'C', &eb), 0);
+    assert_int_equal(symlink(victim, tl_path(path, sizeof(path), "%s/dev/link", root)), 0);
+    assert_int_equal(duet_vol_remove(path, &o, &eb), DUET_E_VOL_UNSAFE);
+    assert_int_equal(consistent_letter(victim), 'C');
+    tl_rmrf(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +720,9 @@ int main(void)
         cmocka_unit_test(vol_publish__sigkill_at_random_moments_leaves_one_set),
         cmocka_unit_test(vol_read__concurrent_writer_never_mixes_sets),
         cmocka_unit_test(vol_publish__latency),
+        cmocka_unit_test(vol_publish__below_root_refuses_symlinks_and_foreign_folders),
+        cmocka_unit_test(vol_inspect__reports_mode_owner_and_symlinks),
+        cmocka_unit_test(vol_remove__wipes_then_unlinks),
     };
 
     return cmocka_run_group_tests_name("vol", tests, NULL, NULL);

@@ -68,6 +68,7 @@ enum duet_err_class {
     /* config: add new codes above this line */                                         \
     /* volume and watch -43xx */                                                        \
     X(DUET_E_VOL_LAYOUT, -4301, PROTO, "folder is not a Secret-volume layout")          \
+    X(DUET_E_VOL_UNSAFE, -4302, PROTO, "symlink, foreign owner or wrong mode in volume") \
     /* volume: add new codes above this line */                                         \
     /* sidecar -44xx */                                                                 \
     X(DUET_E_TLS, -4401, PROTO, "TLS failure")                                          \

@@ -39,6 +39,16 @@ struct duet_vol_file {
 struct duet_vol_opts {
     gid_t gid;     /* group applied to files and folders; (gid_t)-1 keeps the default */
     mode_t dir_mode; /* for the version folder, and DIR when publish creates it; 0: 0755 */
+    /*
+     * NULL: DIR is opened as given (CLI output folders). Otherwise DIR must
+     * lie below `root` (the agent's output_dir, itself trusted as given):
+     * every component below root is opened relative to its parent's fd with
+     * O_NOFOLLOW | O_DIRECTORY, created when missing, and must belong to
+     * this process's user and not be writable by group or others; a
+     * symlink or a foreign or too open folder is refused with
+     * DUET_E_VOL_UNSAFE naming the path.
+     */
+    const char *root;
 };
 
 /*
@@ -57,6 +67,32 @@ struct duet_vol_opts {
  */
 int duet_vol_publish(const char *dir, const struct duet_vol_file *files, size_t n,
                      const struct duet_vol_opts *opts, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/*
+ * Check, without reading any content, that the published set in `dir` is
+ * what duet_vol_publish(dir, files, n, opts) leaves: DIR reached below
+ * opts->root as publish does; ..data a symlink to a "..<version>" folder
+ * of DIR owned by this user with mode opts->dir_mode (and group opts->gid);
+ * each file a regular file there (not a symlink) owned by this user with
+ * exactly files[i].mode (and group opts->gid). files[i].data is not used.
+ * 0, -ENOENT when DIR or ..data is missing, DUET_E_VOL_UNSAFE (eb names
+ * the path and what is wrong), or another negative errno.
+ */
+int duet_vol_inspect(const char *dir, const struct duet_vol_file *files, size_t n,
+                     const struct duet_vol_opts *opts, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/*
+ * Remove a published set and its folder DIR for good: take the publish
+ * lock, overwrite every regular file in the ".." folders with zeros and
+ * fsync it (the key must not survive in the file's blocks), unlink it,
+ * remove the folders, ..data and the top-level links into it, then DIR
+ * itself. DIR is reached as publish reaches it (opts->root). A folder
+ * without ..data is not a set and is left alone (DUET_E_VOL_LAYOUT); other
+ * entries of DIR (a user's own file) stay, and so does DIR then
+ * (-ENOTEMPTY, the message names DIR). 0 when everything is gone.
+ */
+int duet_vol_remove(const char *dir, const struct duet_vol_opts *opts,
+                    struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /* One file read back from a set. data is NUL-terminated and owned by the set. */
 struct duet_vol_blob {
