@@ -394,12 +394,16 @@ static void watch_config(struct ag_run *r)
                  r->config_path, duet_log_quote(q, sizeof(q), eb.msg));
 }
 
-static const char run_usage[] = "usage: duet-agent run --config FILE\n";
+static const char run_usage[] =
+    "usage: duet-agent run --config FILE [--check]\n"
+    "  --check  validate the configuration (every field and rule, not the files it names)\n"
+    "           and exit: 0 valid, 2 not\n";
 
-static int parse_args(int argc, char **argv, const char **config)
+static int parse_args(int argc, char **argv, const char **config, bool *check)
 {
     const struct duet_flag flags[] = {
         {"config", DUET_FLAG_STR, config, NULL},
+        {"check", DUET_FLAG_BOOL, check, NULL},
         {NULL, 0, NULL, NULL},
     };
     struct duet_errbuf eb;
@@ -511,16 +515,42 @@ static void stop(struct ag_run *r)
     duet_loop_free(r->loop);
 }
 
+/* --check: what a ConfigMap would make the agent do, without starting it (exit 0 or 2). */
+static int check_config(const char *path)
+{
+    struct ag_config *c = NULL;
+    struct duet_errbuf eb;
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    rc = ag_config_load(path, &c, &eb);
+    if (rc < 0) {
+        fprintf(stderr, "duet-agent run: %s\n", eb.msg[0] ? eb.msg : duet_strerror(rc));
+        return duet_err_exit_status(rc);
+    }
+    if (c->csi)
+        printf("%s: valid; CSI driver %s, %zu products, %zu bindings\n", path, c->csi->driver,
+               c->n_identities, c->csi->n_bindings);
+    else
+        printf("%s: valid; %zu identities published below %s\n", path, c->n_identities,
+               c->output_dir);
+    ag_config_free(c);
+    return 0;
+}
+
 int ag_run_main(int argc, char **argv)
 {
     struct ag_run r = {0};
     struct duet_errbuf eb;
     const char *config;
+    bool check = false;
     int rc;
 
-    rc = parse_args(argc, argv, &config);
+    rc = parse_args(argc, argv, &config, &check);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    if (check)
+        return check_config(config);
     if (duet_log_init_from_env() < 0)
         fprintf(stderr, "duet-agent run: DUET_LOG_LEVEL ignored (error, warn, info, debug)\n");
     duet_errbuf_clear(&eb);

@@ -249,5 +249,28 @@ else
     bad "components/sidecar: kubectl kustomize: $(cat "$tmp/component.err")"
 fi
 
+# Every agent configuration the manifests ship is one the agent accepts, as
+# the agent itself reads it (a field the binary does not know fails a pod at
+# start, which no schema check of the YAML would see).
+for cfg in "$DUET_SRC"/manifests/base/agent.json "$DUET_SRC"/manifests/overlays/*/agent.json; do
+    name=${cfg#"$DUET_SRC"/}
+    if out=$("$DUET_AGENT" run --config "$cfg" --check 2>&1); then
+        ok "$name: duet-agent run --check: ${out#*: }"
+    else
+        bad "$name: $out"
+    fi
+done
+
+# ... and --check really checks: a binding naming a product that is not configured.
+sed 's/"products": \["productA"\]/"products": ["productZ"]/' "$DUET_SRC/manifests/base/agent.json" \
+    >"$tmp/bad-agent.json"
+if out=$("$DUET_AGENT" run --config "$tmp/bad-agent.json" --check 2>&1); then
+    bad "--check accepted a binding to an unknown product"
+elif [ $? -eq 2 ] && grep -q 'csi.bindings\[0\].products\[0\]: "productZ"' <<<"$out"; then
+    ok "--check refuses a binding to an unknown product (exit 2, names the field)"
+else
+    bad "--check on a bad binding: $out"
+fi
+
 [ "$fails" -eq 0 ] || e2e_fail "$fails check(s) failed"
 echo "manifests: all checks passed"
