@@ -296,10 +296,26 @@ def main():
     print("ok: clean stop removes the registration socket")
 
 
+def lifetime(path):
+    r = openssl("x509", "-in", path, "-noout", "-startdate", "-enddate")
+    if r.returncode != 0:
+        return 0
+    d = dict(l.split("=", 1) for l in r.stdout.decode().splitlines())
+    t = lambda v: time.mktime(time.strptime(" ".join(v.split()), "%b %d %H:%M:%S %Y GMT"))
+    return t(d["notAfter"]) - t(d["notBefore"])
+
+
 def config_reload(ep):
-    """A new configuration file (as a ConfigMap update swaps it) applies without SIGHUP."""
+    """A new configuration file (as a ConfigMap update swaps it) applies without SIGHUP:
+    a new binding, and a changed product that live volumes are re-issued for."""
     import json
+    ta3 = target_of("uid-a3")
+    code, det = publish(ep, publish_req("vol-a3", ta3, "duet-demo", "client-a-3", "uid-a3",
+                                        "client-a"))
+    check(code == grpc.StatusCode.OK, f"publish vol-a3: {code} {det}")
+    check(lifetime(f"{ta3}/tls.crt") < 80, "vol-a3 does not have a 60 s certificate")
     cfg = json.load(open(CONFIG))
+    cfg["identities"][0]["validity"] = "90s"  # productA
     cfg["csi"]["bindings"].append({"namespace": "duet-demo", "service_account": "client-c",
                                    "products": ["productB"]})
     with open(CONFIG + ".new", "w") as f:
@@ -314,6 +330,10 @@ def config_reload(ep):
     code, _ = publish(ep, publish_req("vol-c3", target_of("uid-c3"), "duet-demo", "client-c-3",
                                       "uid-c3", "client-c", "productA"))
     check(code == grpc.StatusCode.PERMISSION_DENIED, f"client-c asking productA after reload: {code}")
+    wait_for(lambda: lifetime(f"{ta3}/tls.crt") > 80, 20,
+             "vol-a3 re-issued with the new validity of productA")
+    code, _ = unpublish(ep, "vol-a3", ta3)
+    check(code == grpc.StatusCode.OK, "unpublish vol-a3")
     print("ok: a changed configuration file is reloaded without SIGHUP")
 
 
