@@ -20,6 +20,7 @@
 #include "cli.h"
 
 #include "duet/alloc.h"
+#include "duet/file.h"
 #include "duet/clock.h"
 #include "duet/pki.h"
 #include "duet/vol.h"
@@ -105,28 +106,6 @@ static int load_pem(struct inspect *in, const char *pem, size_t len, const char 
     return 0;
 }
 
-static int read_small_file(const char *path, char **buf, size_t *len, struct duet_errbuf *eb)
-{
-    FILE *f = fopen(path, "re");
-    size_t n;
-
-    if (!f)
-        return duet_errf(eb, -errno, "%s: cannot open: %s", path, strerror(errno));
-    *buf = duet_malloc(INSPECT_MAX_FILE + 1);
-    if (!*buf) {
-        fclose(f);
-        return DUET_ENOMEM;
-    }
-    n = fread(*buf, 1, INSPECT_MAX_FILE + 1, f);
-    fclose(f);
-    if (n > INSPECT_MAX_FILE) {
-        duet_secret_free(*buf, INSPECT_MAX_FILE + 1);
-        return duet_errf(eb, DUET_E_TOOBIG, "%s: larger than %d bytes", path, INSPECT_MAX_FILE);
-    }
-    (*buf)[n] = '\0';
-    *len = n;
-    return 0;
-}
 
 static int load_file(struct inspect *in, struct duet_errbuf *eb)
 {
@@ -134,9 +113,13 @@ static int load_file(struct inspect *in, struct duet_errbuf *eb)
     size_t len = 0;
     int rc;
 
-    DUET_TRY(read_small_file(in->path, &buf, &len, eb));
+    rc = duet_file_read(in->path, INSPECT_MAX_FILE, &buf, &len);
+    if (rc == DUET_E_TOOBIG)
+        return duet_errf(eb, rc, "%s: larger than %d bytes", in->path, INSPECT_MAX_FILE);
+    if (rc < 0)
+        return duet_errf(eb, rc, "%s: cannot read: %s", in->path, duet_strerror(rc));
     rc = load_pem(in, buf, len, in->path, eb);
-    duet_secret_free(buf, INSPECT_MAX_FILE + 1); /* it may hold a key */
+    duet_file_free(buf, len); /* cleansed: it may hold a key */
     return rc;
 }
 

@@ -128,8 +128,8 @@ void ag_ident_carry(struct ag_ident *n, const struct ag_ident *o)
 
 static void disk_sig(const char *dir, struct ag_disk_sig *s)
 {
-    static const char *const names[] = {DUET_VOL_KEY, DUET_VOL_CERT, DUET_VOL_CA};
     char path[4096];
+    struct stat st;
     ssize_t n;
 
     memset(s, 0, sizeof(*s));
@@ -137,25 +137,15 @@ static void disk_sig(const char *dir, struct ag_disk_sig *s)
     n = readlink(path, s->data, sizeof(s->data) - 1);
     if (n > 0)
         s->data[n] = '\0';
-    for (size_t i = 0; i < 3; i++) {
-        struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        if (stat(path, &st) == 0) {
-            s->v[4 * i] = st.st_ino;
-            s->v[4 * i + 1] = (uint64_t)st.st_size;
-            s->v[4 * i + 2] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
-            s->v[4 * i + 3] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
-        }
+    for (size_t i = 0; i < DUET_VOL_SET_N; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, duet_vol_set_names[i]);
+        duet_file_sig_get(path, &s->files[i]);
     }
-    /* A chmod or chown of the folders changes their ctime (item 16). */
-    for (size_t i = 0; i < 2; i++) {
-        struct stat st;
-        snprintf(path, sizeof(path), i ? "%s/" DUET_VOL_DATA "/" : "%s", dir);
-        if (lstat(path, &st) == 0) {
-            s->v[12 + 2 * i] = st.st_ino;
-            s->v[13 + 2 * i] = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
-        }
-    }
+    if (lstat(dir, &st) == 0)
+        duet_file_sig_from_stat(&st, &s->dir);
+    snprintf(path, sizeof(path), "%s/" DUET_VOL_DATA "/", dir);
+    if (lstat(path, &st) == 0)
+        duet_file_sig_from_stat(&st, &s->version);
 }
 
 bool ag_ident_disk_changed(const struct ag_ident *id)
@@ -216,13 +206,16 @@ static int judge_set(struct ag_ident *id, struct ag_issuer *is, const struct due
     struct duet_key *key = NULL;
     struct duet_chain *chain = NULL, *published = NULL, *bundle = NULL, *signer = NULL;
     struct ag_set_expect exp = expect_of(id, is);
+    const struct duet_vol_blob *k = &set->blobs[DUET_VOL_SET_KEY];
+    const struct duet_vol_blob *c = &set->blobs[DUET_VOL_SET_CERT];
+    const struct duet_vol_blob *b = &set->blobs[DUET_VOL_SET_CA];
     int rc;
 
-    DUET_TRY_GOTO(duet_key_from_pem(set->blobs[0].data, set->blobs[0].len, NULL, DUET_VOL_KEY, &key,
+    DUET_TRY_GOTO(duet_key_from_pem(k->data, k->len, NULL, DUET_VOL_KEY, &key,
                                     eb), rc, out);
-    DUET_TRY_GOTO(duet_chain_from_pem(set->blobs[1].data, set->blobs[1].len, DUET_VOL_CERT, &chain,
+    DUET_TRY_GOTO(duet_chain_from_pem(c->data, c->len, DUET_VOL_CERT, &chain,
                                       eb), rc, out);
-    DUET_TRY_GOTO(duet_chain_from_pem(set->blobs[2].data, set->blobs[2].len, DUET_VOL_CA,
+    DUET_TRY_GOTO(duet_chain_from_pem(b->data, b->len, DUET_VOL_CA,
                                       &published, eb), rc, out);
     DUET_TRY_GOTO(is->ops->bundle(is, &bundle, eb), rc, out);
     /* A set from a CA the configuration no longer names is re-issued. */
@@ -297,7 +290,6 @@ static int check_layout(struct ag_ident *id, const struct ag_policy *pol, struct
 int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
                         struct duet_errbuf *eb)
 {
-    static const char *const names[] = {DUET_VOL_KEY, DUET_VOL_CERT, DUET_VOL_CA};
     struct duet_vol_set set;
     struct duet_cert_info *info = duet_malloc(sizeof(*info));
     struct ag_disk_sig before;
@@ -311,9 +303,9 @@ int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct 
     memset(&set, 0, sizeof(set));
     rc = check_layout(id, pol, eb);
     if (rc == 0)
-        rc = duet_vol_read(id->dir, names, 3, SET_MAX_FILE, &set, eb);
+        rc = duet_vol_read_set(id->dir, SET_MAX_FILE, &set, eb);
     if (rc == 0)
-        rc = check_links(id->dir, names, 3, eb);
+        rc = check_links(id->dir, duet_vol_set_names, DUET_VOL_SET_N, eb);
     if (rc == 0)
         rc = judge_set(id, is, &set, info, eb);
     duet_vol_set_clear(&set);

@@ -18,7 +18,9 @@
 #include "rotate.h"
 
 #include "duet/err.h"
+#include "duet/file.h"
 #include "duet/pki.h"
+#include "duet/vol.h"
 
 struct ag_keypool;
 
@@ -66,8 +68,9 @@ int ag_set_check(const struct ag_set_expect *exp, const struct duet_key *key,
 
 /* Identity of the files of a published set, to skip re-reading an unchanged one. */
 struct ag_disk_sig {
-    char data[256]; /* the ..data target */
-    uint64_t v[16]; /* per file ino, size, mtime, ctime; then DIR's and ..data's ino, ctime */
+    char data[256];                                /* the ..data target */
+    struct duet_file_sig files[DUET_VOL_SET_N];    /* in duet_vol_set_names order */
+    struct duet_file_sig dir, version;             /* a chmod of the folders shows (item 16) */
 };
 
 struct ag_ident_params {

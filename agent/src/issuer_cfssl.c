@@ -34,6 +34,7 @@
 #include "issuer.h"
 
 #include "duet/alloc.h"
+#include "duet/file.h"
 #include "duet/clock.h"
 #include "duet/err.h"
 #include "duet/pki.h"
@@ -237,18 +238,16 @@ static int hexval(int ch)
 /* The hex key of CFSSL's auth_keys, decoded; whitespace around it ignored. */
 static int read_auth_key(const char *path, uint8_t *key, size_t *len, struct duet_errbuf *eb)
 {
-    char hex[2 * AUTH_KEY_MAX + 64];
-    FILE *f = fopen(path, "re");
-    size_t n, i, start = 0;
-    int rc = 0;
+    char *hex = NULL;
+    size_t n = 0, size = 0, i, start = 0;
+    int rc = duet_file_read(path, 2 * AUTH_KEY_MAX + 64, &hex, &size);
 
-    if (!f)
-        return duet_errf(eb, -errno, "auth_key_file %s: %s", path, strerror(errno));
-    n = fread(hex, 1, sizeof(hex) - 1, f);
-    fclose(f);
-    hex[n] = '\0';
+    if (rc < 0)
+        return duet_errf(eb, rc == DUET_E_TOOBIG ? DUET_E_CFG_RANGE : rc, "auth_key_file %s: %s",
+                         path, duet_strerror(rc));
+    n = size;
     while (n > 0 && strchr(" \t\r\n", hex[n - 1]))
-        hex[--n] = '\0';
+        n--;
     while (start < n && strchr(" \t\r\n", hex[start]))
         start++;
     n -= start;
@@ -267,7 +266,7 @@ static int read_auth_key(const char *path, uint8_t *key, size_t *len, struct due
     }
     *len = n / 2;
 out:
-    OPENSSL_cleanse(hex, sizeof(hex));
+    duet_file_free(hex, size); /* cleansed: it is the HMAC key */
     return rc;
 }
 

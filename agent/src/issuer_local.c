@@ -48,25 +48,25 @@ void ag_issue_result_clear(struct ag_issue_result *r)
  * written by `echo` or an editor end with one; the OpenSSL CLI's
  * -passin file: reads the first line too). The caller cleanses `buf`.
  */
+/* The first line, as openssl's -passin file: reads it (the file may end in a newline). */
 static int read_passphrase(const char *path, char *buf, size_t size, struct duet_errbuf *eb)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
+    char *text = NULL;
+    size_t len = 0, line;
+    int rc = duet_file_read(path, 4096, &text, &len);
 
-    if (fd == -1) {
-        int e = errno;
-        return duet_errf(eb, -e, "ca_key_passphrase_file %s: %s", path, strerror(e));
+    if (rc < 0)
+        return duet_errf(eb, rc == DUET_E_TOOBIG ? DUET_E_PASSPHRASE : rc,
+                         "ca_key_passphrase_file %s: %s", path, duet_strerror(rc));
+    line = strcspn(text, "\r\n");
+    if (line == 0 || line >= size) {
+        duet_file_free(text, len);
+        return duet_errf(eb, DUET_E_PASSPHRASE, "ca_key_passphrase_file %s: %s", path,
+                         line ? "passphrase too long" : "empty");
     }
-    do {
-        n = read(fd, buf, size - 1);
-    } while (n == -1 && errno == EINTR);
-    close(fd);
-    if (n < 0)
-        return duet_errf(eb, DUET_E_PASSPHRASE, "ca_key_passphrase_file %s: unreadable", path);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (buf[0] == '\0')
-        return duet_errf(eb, DUET_E_PASSPHRASE, "ca_key_passphrase_file %s: empty", path);
+    memcpy(buf, text, line);
+    buf[line] = '\0';
+    duet_file_free(text, len);
     return 0;
 }
 
