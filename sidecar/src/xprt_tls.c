@@ -76,25 +76,54 @@ static void note_failure(struct tls_ctx *t, int x509_err, enum sc_fail reason, X
         t->vf_cert = x;
 }
 
-static void get_cn(X509 *x, char *buf, size_t size)
+/*
+ * The subject's one CN, decoded to UTF-8, into buf. Returns 1 with buf set,
+ * 0 when the subject has no CN, -1 when it cannot name anyone: more than one
+ * CN (which one would an allow entry mean?), an embedded NUL (so
+ * "a.dev\0.evil" never compares equal to "a.dev"), or a CN longer than any
+ * allow entry can be (never truncated into a match).
+ */
+static int subject_cn(X509 *x, char *buf, size_t size)
 {
+    const X509_NAME *nm = X509_get_subject_name(x);
+    int i = X509_NAME_get_index_by_NID(nm, NID_commonName, -1);
+    unsigned char *utf8 = NULL;
+    int len;
+
     buf[0] = '\0';
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)size) < 0)
-        buf[0] = '\0';
+    if (i < 0)
+        return 0;
+    if (X509_NAME_get_index_by_NID(nm, NID_commonName, i) >= 0)
+        return -1;
+    len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(nm, i)));
+    if (len < 0) {
+        ERR_clear_error();
+        return -1;
+    }
+    if ((size_t)len >= size || memchr(utf8, 0, (size_t)len)) {
+        OPENSSL_free(utf8);
+        return -1;
+    }
+    memcpy(buf, utf8, (size_t)len);
+    buf[len] = '\0';
+    OPENSSL_free(utf8);
+    return 1;
 }
 
-/* Allow lists by CN and SAN URI (only when the listener has any). */
-static bool leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
+bool sc_tls_leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
 {
     char cn[DUET_NET_HOST_MAX];
     char uris[SC_MAX_ALLOW][DUET_NET_HOST_MAX];
     const char *ptrs[SC_MAX_ALLOW];
     unsigned n = 0;
     GENERAL_NAMES *gens;
+    int has_cn;
 
     if (l->n_cn == 0 && l->n_san == 0)
         return true;
-    get_cn(x, cn, sizeof(cn));
+    has_cn = subject_cn(x, cn, sizeof(cn));
+    if (has_cn < 0)
+        return false; /* an ambiguous subject is refused outright, whichever list would match */
     gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     for (size_t i = 0; gens && i < sk_GENERAL_NAME_num(gens) && n < SC_MAX_ALLOW; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
@@ -114,7 +143,7 @@ static bool leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
         n++;
     }
     GENERAL_NAMES_free(gens);
-    return sc_cfg_allowed(l, cn, ptrs, n);
+    return sc_cfg_allowed(l, has_cn ? cn : NULL, ptrs, n);
 }
 
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
@@ -139,7 +168,7 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
         return 0;
     }
     if (X509_STORE_CTX_get_error_depth(ctx) == 0 && t->lcfg->dir == SC_INBOUND &&
-        !leaf_allowed(t->lcfg, leaf)) {
+        !sc_tls_leaf_allowed(t->lcfg, leaf)) {
         note_failure(t, X509_V_ERR_APPLICATION_VERIFICATION, SC_FAIL_NOT_ALLOWED, leaf);
         X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;

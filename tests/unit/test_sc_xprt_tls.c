@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <cmocka.h>
 
 #include "duet/clock.h"
@@ -23,6 +26,7 @@
 #include "cfg.h"
 #include "pump.h"
 #include "tl_pki.h"
+#include "tls_int.h"
 #include "tls_set.h"
 #include "xprt.h"
 #include "xprt_tls.h"
@@ -260,6 +264,65 @@ static void handshake__untrusted_server_is_refused_with_its_subject(void **state
     rig_done(&r);
 }
 
+/* A bare certificate whose subject holds these CNs (raw bytes, lengths given). */
+static X509 *cert_with_cns(const char *const *cns, const size_t *lens, size_t n)
+{
+    X509 *x = X509_new();
+
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(X509_NAME_add_entry_by_NID(X509_get_subject_name(x), NID_commonName,
+                                                    V_ASN1_UTF8STRING,
+                                                    (const unsigned char *)cns[i],
+                                                    (int)lens[i], -1, 0),
+                         1);
+    return x;
+}
+
+static bool allowed_cns(const char *const *cns, const size_t *lens, size_t n)
+{
+    struct sc_listen_cfg lc = {.dir = SC_INBOUND, .n_cn = 1};
+    X509 *x = cert_with_cns(cns, lens, n);
+    bool ok;
+
+    snprintf(lc.allow_cn[0], sizeof(lc.allow_cn[0]), "dev.productA.dev");
+    ok = sc_tls_leaf_allowed(&lc, x);
+    X509_free(x);
+    return ok;
+}
+
+static void leaf_allowed__exact_cn_only(void **state)
+{
+    static const char nul[] = "dev.productA.dev\0.productC";
+    char long_cn[264];
+    const char *one[] = {"dev.productA.dev"};
+    const size_t one_len[] = {16};
+    const char *with_nul[] = {nul};
+    const size_t with_nul_len[] = {sizeof(nul) - 1};
+    const char *two[] = {"dev.productA.dev", "dev.productC.dev"};
+    const size_t two_len[] = {16, 16};
+    const char *prefix[] = {"dev.productA.de"};
+    const size_t prefix_len[] = {15};
+    const char *longer[] = {long_cn};
+    const size_t longer_len[] = {sizeof(long_cn)};
+    struct sc_listen_cfg lc = {.dir = SC_INBOUND, .n_cn = 1};
+
+    (void)state;
+    assert_true(allowed_cns(one, one_len, 1));
+    assert_false(allowed_cns(with_nul, with_nul_len, 1));
+    assert_false(allowed_cns(two, two_len, 2));
+    assert_false(allowed_cns(prefix, prefix_len, 1));
+    /* 264 bytes whose first 255 are the allow entry: never truncated into a match. */
+    memset(long_cn, 'a', sizeof(long_cn));
+    memset(lc.allow_cn[0], 'a', sizeof(lc.allow_cn[0]) - 1);
+    {
+        X509 *x = cert_with_cns(longer, longer_len, 1);
+
+        assert_false(sc_tls_leaf_allowed(&lc, x));
+        X509_free(x);
+    }
+}
+
 static void handshake__allow_list_refuses_another_cn(void **state)
 {
     struct rig r;
@@ -368,6 +431,7 @@ int main(void)
         cmocka_unit_test(shutdown__half_close_keeps_the_other_direction),
         cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
         cmocka_unit_test(handshake__allow_list_refuses_another_cn),
+        cmocka_unit_test(leaf_allowed__exact_cn_only),
         cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
         cmocka_unit_test(open__resumes_only_within_one_generation),
     };
