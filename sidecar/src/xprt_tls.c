@@ -146,6 +146,15 @@ bool sc_tls_leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
     return sc_cfg_allowed(l, has_cn ? cn : NULL, ptrs, n);
 }
 
+/* An upstream must say it is a TLS server: an extendedKeyUsage extension
+ * that lists serverAuth. X509_PURPOSE_SSL_SERVER alone lets a certificate
+ * without the extension (a v1 certificate, say) pass as anything. */
+static bool leaf_is_server(X509 *x)
+{
+    return (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+           (X509_get_extended_key_usage(x) & XKU_SSL_SERVER);
+}
+
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -165,6 +174,12 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
                                                         : SC_FAIL_UNTRUSTED,
                          leaf);
         }
+        return 0;
+    }
+    if (X509_STORE_CTX_get_error_depth(ctx) == 0 && t->lcfg->dir == SC_OUTBOUND &&
+        !leaf_is_server(leaf)) {
+        note_failure(t, X509_V_ERR_INVALID_PURPOSE, SC_FAIL_UNTRUSTED, leaf);
+        X509_STORE_CTX_set_error(ctx, X509_V_ERR_INVALID_PURPOSE);
         return 0;
     }
     if (X509_STORE_CTX_get_error_depth(ctx) == 0 && t->lcfg->dir == SC_INBOUND &&
@@ -351,6 +366,10 @@ static int setup_ssl(struct tls_ctx *t, const struct sc_xprt_args *a)
     } else if (!SSL_set1_host(t->ssl, lc->sni) || !SSL_set_tlsext_host_name(t->ssl, lc->sni)) {
         return DUET_E_TLS;
     }
+    /* Host names are matched against DNS SANs only, never the subject CN
+     * (RFC 6125 6.4.4; a CN is free text, and a certificate without SANs
+     * must not stand in for a name). */
+    X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(t->ssl), X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     if (lc->resume && t->session && t->session->session &&
         t->session->gen == sc_tls_set_info(a->set)->generation)
         SSL_set_session(t->ssl, t->session->session);
