@@ -219,8 +219,22 @@ static bool setup_server(SSL_CTX *ctx, const struct material *m, X509_STORE *sto
         X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
     }
     SSL_CTX_set_session_id_context(ctx, (const uint8_t *)"duet", 4);
+    /* Our order, not the client's: AEAD with ECDHE whatever it lists first. */
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     return true;
 }
+
+/*
+ * TLS 1.2 suites, offered (outbound) and accepted (inbound): ECDHE key
+ * exchange only (forward secrecy) with an AEAD (no CBC, so no LUCKY13; no
+ * 64-bit blocks, so no SWEET32). TLS 1.3 is preferred by version
+ * negotiation and its suites are all AEAD (BoringSSL fixes them). The
+ * strict setter fails on any name this build does not know.
+ */
+#define SC_TLS12_CIPHERS                                                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"          \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"          \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server)
 {
@@ -232,6 +246,7 @@ static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server
         !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
         /* X25519 first: the cheapest key exchange (DESIGN.md "Performance budget"). */
         !SSL_CTX_set1_curves_list(ctx, "X25519:P-256:P-384") ||
+        !SSL_CTX_set_strict_cipher_list(ctx, SC_TLS12_CIPHERS) ||
         !SSL_CTX_use_certificate(ctx, duet_cert_x509(duet_chain_at(m->chain, 0))) ||
         !SSL_CTX_use_PrivateKey(ctx, duet_key_evp(m->key)))
         goto fail;

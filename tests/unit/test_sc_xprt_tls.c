@@ -323,6 +323,28 @@ static void leaf_allowed__exact_cn_only(void **state)
     }
 }
 
+/* Every TLS 1.2 suite either context offers or accepts is ECDHE with an AEAD. */
+static void set_build__tls12_suites_are_ecdhe_aead_only(void **state)
+{
+    struct sc_tls_set *s = make_set(&ca, DUET_PROFILE_SERVER, "server", 1);
+
+    (void)state;
+    for (int server = 0; server < 2; server++) {
+        STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(sc_tls_set_ctx(s, server));
+
+        assert_true(sk_SSL_CIPHER_num(sk) > 0);
+        for (size_t i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+
+            if (SSL_CIPHER_get_min_version(c) > TLS1_2_VERSION)
+                continue;
+            if (!SSL_CIPHER_is_aead(c) || SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe)
+                fail_msg("suite %s is allowed", SSL_CIPHER_get_name(c));
+        }
+    }
+    sc_tls_set_unref(s);
+}
+
 static void handshake__allow_list_refuses_another_cn(void **state)
 {
     struct rig r;
@@ -432,6 +454,7 @@ int main(void)
         cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
         cmocka_unit_test(handshake__allow_list_refuses_another_cn),
         cmocka_unit_test(leaf_allowed__exact_cn_only),
+        cmocka_unit_test(set_build__tls12_suites_are_ecdhe_aead_only),
         cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
         cmocka_unit_test(open__resumes_only_within_one_generation),
     };
