@@ -31,12 +31,16 @@ struct option_def {
     const char *env;
     enum opt_kind kind;
     const char *def; /* NULL: no default */
-    unsigned min, max; /* OPT_UINT bounds */
+    int64_t min, max; /* OPT_UINT: the integer's bounds; OPT_DURATION: milliseconds */
     const char *help;
     size_t off; /* where the value goes in struct sc_cfg (the listeners: unused) */
 };
 
 #define AT(field) offsetof(struct sc_cfg, field)
+#define SEC 1000LL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
 
 static const struct option_def options[] = {
     {"--certs", "DUET_SIDECAR_CERTS", OPT_STR, NULL, 0, 0,
@@ -51,18 +55,18 @@ static const struct option_def options[] = {
      "worker threads, each with its own loop and SO_REUSEPORT listeners", AT(workers)},
     {"--max-conns", "DUET_SIDECAR_MAX_CONNS", OPT_UINT, "10000", 1, 1000000,
      "open proxied connections at most (split across workers)", AT(max_conns)},
-    {"--drain-timeout", "DUET_SIDECAR_DRAIN_TIMEOUT", OPT_DURATION, "20s", 0, 0,
+    {"--drain-timeout", "DUET_SIDECAR_DRAIN_TIMEOUT", OPT_DURATION, "20s", 0, HOUR,
      "on SIGTERM, wait this long for open connections", AT(drain_ms)},
-    {"--handshake-timeout", "DUET_SIDECAR_HANDSHAKE_TIMEOUT", OPT_DURATION, "10s", 0, 0,
+    {"--handshake-timeout", "DUET_SIDECAR_HANDSHAKE_TIMEOUT", OPT_DURATION, "10s", 100, 5 * MIN,
      "connect + TLS handshake deadline", AT(handshake_ms)},
-    {"--idle-timeout", "DUET_SIDECAR_IDLE_TIMEOUT", OPT_DURATION, "5m", 0, 0,
+    {"--idle-timeout", "DUET_SIDECAR_IDLE_TIMEOUT", OPT_DURATION, "5m", SEC, DAY,
      "close a connection without traffic for this long", AT(idle_ms)},
-    {"--max-conn-lifetime", "DUET_SIDECAR_MAX_CONN_LIFETIME", OPT_DURATION, "0s", 0, 0,
+    {"--max-conn-lifetime", "DUET_SIDECAR_MAX_CONN_LIFETIME", OPT_DURATION, "0s", 0, 30 * DAY,
      "close any connection this old (0s: no limit)", AT(lifetime_ms)},
     {"--crl", "DUET_SIDECAR_CRL", OPT_STR, NULL, 0, 0,
      "PEM CRL refusing revoked client certificates inbound (reloaded with the certificates)",
      AT(crl)},
-    {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "1s", 0, 0,
+    {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "1s", 50, HOUR,
      "stat poll of the certificates and CRL, beside inotify (a readlink + 4 stats)", AT(poll_ms)},
     {"--log-level", "DUET_LOG_LEVEL", OPT_LEVEL, "info", 0, 0, "error, warn, info or debug",
      AT(log_level)},
@@ -75,6 +79,12 @@ static void print_help(void)
         const struct option_def *o = &options[i];
 
         printf("  %-20s %s", o->flag, o->help);
+        if (o->kind == OPT_DURATION) {
+            char lo[32], hi[32];
+
+            printf(" [%s-%s]", duet_duration_format(o->min, lo, sizeof(lo)),
+                   duet_duration_format(o->max, hi, sizeof(hi)));
+        }
         if (o->def)
             printf(" [default %s]", o->def);
         if (o->env)
@@ -268,15 +278,23 @@ static int apply(void *arg, const char *flag, const char *v, struct duet_errbuf 
         *(const char **)dst = v;
         return 0;
     case OPT_UINT:
-        if (parse_uint(v, o->min, o->max, dst) < 0)
+        if (parse_uint(v, (unsigned)o->min, (unsigned)o->max, dst) < 0)
             return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected an integer %u-%u", flag, v,
-                             o->min, o->max);
+                             (unsigned)o->min, (unsigned)o->max);
         return 0;
-    case OPT_DURATION:
-        if (duet_duration_parse(v, dst) < 0 || *(int64_t *)dst < 0)
-            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected a duration like 20s or 5m", flag,
-                             v);
+    case OPT_DURATION: {
+        int64_t ms;
+        char lo[32], hi[32];
+
+        /* Bounded: a huge value would overflow every deadline computed from
+         * it (now + timeout), refusing or closing every connection. */
+        if (duet_duration_parse(v, &ms) < 0 || ms < o->min || ms > o->max)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected a duration from %s to %s", flag,
+                             v, duet_duration_format(o->min, lo, sizeof(lo)),
+                             duet_duration_format(o->max, hi, sizeof(hi)));
+        *(int64_t *)dst = ms;
         return 0;
+    }
     case OPT_LEVEL:
         if (duet_log_parse_level(v, dst) < 0)
             return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected error, warn, info or debug", flag,
@@ -349,12 +367,6 @@ int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *
         return duet_errf(eb, DUET_E_USAGE, "--certs is required");
     if (cfg->n_listeners == 0)
         return duet_errf(eb, DUET_E_USAGE, "--outbound or --inbound: give at least one");
-    if (cfg->poll_ms < 50)
-        return duet_errf(eb, DUET_E_USAGE, "--reload-poll: at least 50ms");
-    if (cfg->handshake_ms <= 0)
-        return duet_errf(eb, DUET_E_USAGE, "--handshake-timeout: must be positive");
-    if (cfg->idle_ms <= 0)
-        return duet_errf(eb, DUET_E_USAGE, "--idle-timeout: must be positive");
     if (cfg->status) {
         char h[DUET_NET_HOST_MAX];
         unsigned p;
