@@ -64,7 +64,7 @@ static const struct option_def options[] = {
     {"--max-conn-lifetime", "DUET_SIDECAR_MAX_CONN_LIFETIME", OPT_DURATION, "0s", 0, 30 * DAY,
      "close any connection this old (0s: no limit)", AT(lifetime_ms)},
     {"--crl", "DUET_SIDECAR_CRL", OPT_STR, NULL, 0, 0,
-     "PEM CRL refusing revoked client certificates inbound (reloaded with the certificates)",
+     "PEM CRL refusing revoked peers, clients inbound and upstreams outbound (reloaded with the certificates)",
      AT(crl)},
     {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "1s", 50, HOUR,
      "stat poll of the certificates and CRL, beside inotify (a readlink + 4 stats)", AT(poll_ms)},

@@ -204,7 +204,7 @@ static STACK_OF(X509_NAME) * ca_names(const struct duet_chain *bundle)
     return names;
 }
 
-static bool setup_server(SSL_CTX *ctx, const struct material *m, X509_STORE *store)
+static bool setup_server(SSL_CTX *ctx, const struct material *m)
 {
     STACK_OF(X509_NAME) *names = ca_names(m->bundle);
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
@@ -213,11 +213,6 @@ static bool setup_server(SSL_CTX *ctx, const struct material *m, X509_STORE *sto
         return false;
     SSL_CTX_set_client_CA_list(ctx, names);
     X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT);
-    if (m->crls) {
-        for (size_t i = 0; i < sk_X509_CRL_num(m->crls); i++)
-            X509_STORE_add_crl(store, sk_X509_CRL_value(m->crls, i));
-        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
-    }
     SSL_CTX_set_session_id_context(ctx, (const uint8_t *)"duet", 4);
     /* Our order, not the client's: AEAD with ECDHE whatever it lists first. */
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -256,9 +251,13 @@ static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server
     }
     X509_STORE_up_ref(store);
     SSL_CTX_set_cert_store(ctx, store);
+    /* The CRL (in the shared store) applies both ways: a revoked upstream
+     * is refused like a revoked client. */
+    if (m->crls)
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* a no-op in BoringSSL, which always releases */
     if (server) {
-        if (!setup_server(ctx, m, store))
+        if (!setup_server(ctx, m))
             goto fail;
     } else {
         X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
@@ -273,11 +272,14 @@ fail:
     return NULL;
 }
 
-/* Both contexts share one store (ca.crt and the CRLs), as they always have. */
+/* Both contexts share one store: ca.crt and the CRLs, checked both ways. */
 static int build_ctxs(struct sc_tls_set *s, const struct material *m, struct duet_errbuf *eb)
 {
     X509_STORE *store = duet_chain_to_store(m->bundle);
 
+    /* A CRL already in the store (listed twice) is not an error. */
+    for (size_t i = 0; store && m->crls && i < sk_X509_CRL_num(m->crls); i++)
+        (void)X509_STORE_add_crl(store, sk_X509_CRL_value(m->crls, i));
     if (store) {
         s->cli = new_ctx(m, store, false);
         s->srv = new_ctx(m, store, true);
