@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "duet/clock.h"
 #include "duet/status_http.h"
 #include "main.h"
 #include "metrics.h"
@@ -23,6 +24,7 @@ const char *const sc_fail_names[SC_FAIL_COUNT] = {
     [SC_FAIL_CONNECT] = "connect",
     [SC_FAIL_RESOLVE] = "resolve",
     [SC_FAIL_NO_CERTS_LOADED] = "no_certs_loaded",
+    [SC_FAIL_CRL_STALE] = "crl_stale",
 };
 
 static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
@@ -88,6 +90,23 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
     }
 }
 
+/* NULL when ready, else why not. */
+static const char *ready(const struct sc_app *app)
+{
+    struct sc_tls_set *s;
+    const char *why = NULL;
+
+    if (!app->ready_listeners)
+        return "listeners not bound";
+    if (!sc_tls_ready())
+        return "no valid certificate set";
+    s = sc_tls_acquire();
+    if (s && sc_tls_crl_stale(sc_tls_set_info(s), duet_clock_now()))
+        why = "CRL past its nextUpdate";
+    sc_tls_set_unref(s);
+    return why;
+}
+
 static void cert_metrics(const struct sc_app *app, struct duet_status_reply *r)
 {
     struct sc_tls_set *s = sc_tls_acquire();
@@ -106,9 +125,17 @@ static void cert_metrics(const struct sc_app *app, struct duet_status_reply *r)
          "Generation of the certificate set in use (1 for the first load).");
     (void)duet_status_reply_printf(r, "duet_sidecar_cert_generation %llu\n",
                                    i ? (unsigned long long)i->generation : 0ULL);
-    HELP(r, "duet_sidecar_ready", "gauge", "1 when listeners are bound and certificates valid.");
-    (void)duet_status_reply_printf(r, "duet_sidecar_ready %d\n",
-                                   app->ready_listeners && sc_tls_ready());
+    HELP(r, "duet_sidecar_crl_next_update_seconds", "gauge",
+         "Earliest nextUpdate of the loaded CRL, Unix time (0: no CRL or none given).");
+    (void)duet_status_reply_printf(r, "duet_sidecar_crl_next_update_seconds %lld\n",
+                                   i ? (long long)i->crl_next_update : 0LL);
+    HELP(r, "duet_sidecar_crl_stale", "gauge",
+         "1 when the loaded CRL is past its nextUpdate (every peer is refused).");
+    (void)duet_status_reply_printf(r, "duet_sidecar_crl_stale %d\n",
+                                   i && sc_tls_crl_stale(i, duet_clock_now()));
+    HELP(r, "duet_sidecar_ready", "gauge",
+         "1 when listeners are bound, certificates valid and the CRL (if any) current.");
+    (void)duet_status_reply_printf(r, "duet_sidecar_ready %d\n", ready(app) == NULL);
     sc_tls_set_unref(s);
 }
 
@@ -121,13 +148,10 @@ void sc_metrics_handler(const char *path, struct duet_status_reply *r, void *arg
         return;
     }
     if (strcmp(path, "/readyz") == 0) {
-        bool ok = app->ready_listeners && sc_tls_ready();
+        const char *why = ready(app);
 
-        r->status = ok ? 200 : 503;
-        (void)duet_status_reply_printf(r, "%s\n", ok ? "ready"
-                                                  : app->ready_listeners
-                                                      ? "no valid certificate set"
-                                                      : "listeners not bound");
+        r->status = why ? 503 : 200;
+        (void)duet_status_reply_printf(r, "%s\n", why ? why : "ready");
         return;
     }
     if (strcmp(path, "/metrics") == 0) {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "duet/alloc.h"
@@ -46,6 +47,7 @@ struct sc_reload {
     struct reload_sig sig;
     uint64_t generation;
     bool waiting_logged;
+    bool crl_stale_logged; /* one warning per stale CRL, until a fresh one loads */
     struct duet_watch *watch;
     uint64_t ok, failed; /* atomic: the status server reads them */
 };
@@ -96,6 +98,37 @@ static unsigned uses(const struct sc_cfg *cfg)
     return u;
 }
 
+/*
+ * A CRL past its nextUpdate refuses every peer (X509_V_ERR_CRL_HAS_EXPIRED)
+ * whether it was stale at load or went stale since: say so once, naming the
+ * file and the date, when it happens (metrics and /readyz say it too).
+ */
+static void check_crl(struct sc_reload *rl)
+{
+    struct sc_tls_set *s = sc_tls_acquire();
+    int64_t nu = s ? sc_tls_set_info(s)->crl_next_update : 0;
+    bool stale = s && sc_tls_crl_stale(sc_tls_set_info(s), duet_clock_now());
+
+    sc_tls_set_unref(s);
+    if (!stale) {
+        rl->crl_stale_logged = false;
+        return;
+    }
+    if (!rl->crl_stale_logged) {
+        char qcrl[600], when[32];
+        time_t t = (time_t)nu;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        duet_log(DUET_LOG_ERROR, "reload",
+                 "crl=%s next_update=%s msg=\"CRL is past its nextUpdate: every peer is "
+                 "refused and /readyz reports not ready until a fresh CRL is loaded\"",
+                 duet_log_quote(qcrl, sizeof(qcrl), rl->cfg->crl ? rl->cfg->crl : "-"), when);
+    }
+    rl->crl_stale_logged = true;
+}
+
 static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *why)
 {
     struct sc_tls_set *old = sc_tls_acquire();
@@ -115,6 +148,8 @@ static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *wh
     sc_tls_publish(set);
     __atomic_add_fetch(&rl->ok, 1, __ATOMIC_RELAXED);
     rl->waiting_logged = false;
+    rl->crl_stale_logged = false;
+    check_crl(rl);
 }
 
 /* Read the folder's files and the CRL into f; vs and *crl hold the bytes. */
@@ -210,6 +245,7 @@ static void on_poll(struct duet_loop *loop, struct duet_timer *t, void *arg)
     struct sc_reload *rl = arg;
 
     check(rl, "poll");
+    check_crl(rl);
     duet_timer_start(loop, t, rl->cfg->poll_ms);
 }
 

@@ -300,6 +300,14 @@ static int fill_info(struct sc_tls_info *info, const struct material *m)
 {
     struct duet_cert_info ci;
 
+    for (size_t i = 0; m->crls && i < sk_X509_CRL_num(m->crls); i++) {
+        const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(sk_X509_CRL_value(m->crls, i));
+        int64_t t = nu ? duet_asn1_time_to_unix(nu) : 0;
+
+        if (t > 0 && (info->crl_next_update == 0 || t < info->crl_next_update))
+            info->crl_next_update = t;
+    }
+
     DUET_TRY(duet_cert_info(duet_chain_at(m->chain, 0), &ci));
     snprintf(info->serial, sizeof(info->serial), "%s", ci.serial);
     snprintf(info->sha256, sizeof(info->sha256), "%s", ci.sha256);
@@ -339,6 +347,11 @@ out:
 SSL_CTX *sc_tls_set_ctx(struct sc_tls_set *s, bool server)
 {
     return server ? s->srv : s->cli;
+}
+
+bool sc_tls_crl_stale(const struct sc_tls_info *info, int64_t now)
+{
+    return info->crl_next_update > 0 && now > info->crl_next_update;
 }
 
 bool sc_tls_ready(void)

@@ -23,6 +23,7 @@ struct sc_tls_info {
     char sha256[96]; /* SHA-256 of our leaf, as duet_cert_info gives it */
     char serial[96];
     char version[256]; /* the ..data folder it came from */
+    int64_t crl_next_update; /* the earliest nextUpdate of the CRLs, Unix seconds; 0: none */
 };
 
 struct sc_tls_files {
@@ -62,5 +63,8 @@ void sc_tls_publish(struct sc_tls_set *s);
 void sc_tls_shutdown(void);
 /* A current set is loaded and its certificate has not expired (duet_clock). */
 bool sc_tls_ready(void);
+/* The set has a CRL and it is past its nextUpdate at `now` (Unix seconds):
+ * every peer it is asked about is then refused. */
+bool sc_tls_crl_stale(const struct sc_tls_info *info, int64_t now);
 
 #endif

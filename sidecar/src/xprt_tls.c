@@ -170,6 +170,7 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
             note_failure(t, e,
                          e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID
                              ? SC_FAIL_EXPIRED
+                         : e == X509_V_ERR_CRL_HAS_EXPIRED ? SC_FAIL_CRL_STALE
                          : e == X509_V_ERR_CERT_REVOKED ? SC_FAIL_REVOKED
                                                         : SC_FAIL_UNTRUSTED,
                          leaf);
@@ -550,7 +551,10 @@ static void report_failure(struct tls_ctx *t, struct sc_xprt_hs *hs)
         hs->fail = t->vf_reason;
         snprintf(hs->why, sizeof(hs->why), "%s",
                  hs->fail == SC_FAIL_NOT_ALLOWED ? "certificate not in the allow list"
-                                                 : X509_verify_cert_error_string(t->vf_x509_err));
+                 : hs->fail == SC_FAIL_CRL_STALE
+                     ? "our CRL is past its nextUpdate: every peer is refused until a fresh "
+                       "CRL is loaded (not the peer's fault)"
+                     : X509_verify_cert_error_string(t->vf_x509_err));
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
         hs->fail = SC_FAIL_NO_CERT;
