@@ -403,6 +403,21 @@ static struct sc_side *tls_side(struct sc_conn *c)
 
 static void connect_start(struct sc_conn *c);
 
+/* Who got in (inbound), so an audit can answer it: rate-limited, at info. */
+static void log_admission(struct sc_conn *c, struct sc_side *s)
+{
+    struct sc_xprt_peer p;
+    char peer[64], qsubj[300], quri[300];
+
+    if (!sc_worker_may_log_admission(c->w) || s->ops->peer(s, &p) < 0)
+        return;
+    duet_log(DUET_LOG_INFO, "conn",
+             "worker=%u admitted listener=%s peer=%s subject=%s san_uri=%s serial=%s resumed=%d",
+             c->w->id, c->l->cfg->listen, peer_str(c, peer, sizeof(peer)),
+             duet_log_quote(qsubj, sizeof(qsubj), p.subject),
+             duet_log_quote(quri, sizeof(quri), p.uri), p.serial, p.resumed);
+}
+
 static void handshake_step(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
@@ -424,6 +439,7 @@ static void handshake_step(struct sc_conn *c)
         go_open(c);
         return;
     }
+    log_admission(c, s);
     set_life_deadline(c, duet_clock_mono_ms(), 0, hs.peer_not_after, 0);
     set_events(c, s, 0); /* quiet until the backend answers */
     connect_start(c);

@@ -609,6 +609,60 @@ static int tls_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
     return rc == DUET_EOF ? DUET_E_TLS : rc;
 }
 
+/* Hex of the serial's content octets, straight from the certificate: no
+ * bignum, no allocation. */
+static void serial_hex(X509 *x, char *out, size_t size)
+{
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+    const uint8_t *p = ASN1_STRING_get0_data(sn);
+    size_t n = (size_t)ASN1_STRING_length(sn), o = 0;
+
+    for (size_t i = 0; i < n && o + 3 <= size; i++, o += 2)
+        snprintf(out + o, 3, "%02X", p[i]);
+    out[o] = '\0';
+    if (o == 0)
+        snprintf(out, size, "-");
+}
+
+static void first_uri(X509 *x, char *out, size_t size)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+    snprintf(out, size, "-");
+    for (size_t i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_STRING *u;
+        size_t len;
+
+        if (g->type != GEN_URI)
+            continue;
+        u = g->d.uniformResourceIdentifier;
+        len = (size_t)ASN1_STRING_length(u);
+        if (len >= size)
+            len = size - 1;
+        memcpy(out, ASN1_STRING_get0_data(u), len);
+        out[len] = '\0';
+        break;
+    }
+    GENERAL_NAMES_free(gens);
+    ERR_clear_error();
+}
+
+static int tls_peer(const struct sc_side *s, struct sc_xprt_peer *out)
+{
+    const struct tls_ctx *t = ctx_of(s);
+    X509 *x = SSL_get_peer_certificate(t->ssl);
+
+    if (!x)
+        return DUET_EINVAL;
+    X509_NAME_oneline(X509_get_subject_name(x), out->subject, sizeof(out->subject));
+    first_uri(x, out->uri, sizeof(out->uri));
+    serial_hex(x, out->serial, sizeof(out->serial));
+    out->resumed = SSL_session_reused(t->ssl) == 1;
+    X509_free(x);
+    return 0;
+}
+
 const struct sc_xprt_ops sc_xprt_tls = {
     .open = tls_open,
     .handshake = tls_handshake,
@@ -619,4 +673,5 @@ const struct sc_xprt_ops sc_xprt_tls = {
     .interest = tls_interest,
     .pending = tls_pending,
     .cross = tls_cross,
+    .peer = tls_peer,
 };
