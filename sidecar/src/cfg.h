@@ -50,6 +50,7 @@ struct sc_cfg {
     int64_t handshake_ms;
     int64_t idle_ms;
     int64_t lifetime_ms; /* 0: unbounded */
+    int64_t session_ms;  /* TLS session (ticket) lifetime at most */
     int64_t poll_ms;
     enum duet_log_level log_level;
     unsigned n_listeners;

@@ -174,7 +174,8 @@ static int read_files(const struct sc_cfg *cfg, struct duet_vol_set *vs, char **
                                b[DUET_VOL_SET_CA].data,
                                b[DUET_VOL_SET_CA].len,
                                *crl,
-                               *crl_len};
+                               *crl_len,
+                               (uint32_t)(cfg->session_ms / 1000)};
     return 0;
 }
 

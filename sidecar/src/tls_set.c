@@ -35,6 +35,7 @@ struct sc_tls_set {
     int refs; /* atomic */
     SSL_CTX *cli;
     SSL_CTX *srv;
+    STACK_OF(X509_CRL) * crls; /* the CRLs in the store, for resumption checks; NULL: none */
     struct sc_tls_info info;
 };
 
@@ -46,6 +47,7 @@ static void free_set(struct sc_tls_set *s)
 {
     SSL_CTX_free(s->cli);
     SSL_CTX_free(s->srv);
+    sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
     duet_free(s);
 }
 
@@ -231,7 +233,8 @@ static bool setup_server(SSL_CTX *ctx, const struct material *m)
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"          \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
-static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server)
+static SSL_CTX *new_ctx(const struct material *m, bool crl, X509_STORE *store, bool server,
+                        uint32_t session_s)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 
@@ -253,8 +256,13 @@ static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server
     SSL_CTX_set_cert_store(ctx, store);
     /* The CRL (in the shared store) applies both ways: a revoked upstream
      * is refused like a revoked client. */
-    if (m->crls)
+    if (crl)
         X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+    /* Sessions live --session-lifetime at most (BoringSSL: 2 days for TLS
+     * 1.3, 2 hours for 1.2); xprt_tls.c bounds each one further by the
+     * peer's notAfter and re-checks the peer whenever one is resumed. */
+    SSL_CTX_set_timeout(ctx, session_s);
+    SSL_CTX_set_session_psk_dhe_timeout(ctx, session_s);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* a no-op in BoringSSL, which always releases */
     if (server) {
         if (!setup_server(ctx, m))
@@ -273,16 +281,17 @@ fail:
 }
 
 /* Both contexts share one store: ca.crt and the CRLs, checked both ways. */
-static int build_ctxs(struct sc_tls_set *s, const struct material *m, struct duet_errbuf *eb)
+static int build_ctxs(struct sc_tls_set *s, STACK_OF(X509_CRL) * crls, const struct material *m,
+                      uint32_t session_s, struct duet_errbuf *eb)
 {
     X509_STORE *store = duet_chain_to_store(m->bundle);
 
     /* A CRL already in the store (listed twice) is not an error. */
-    for (size_t i = 0; store && m->crls && i < sk_X509_CRL_num(m->crls); i++)
-        (void)X509_STORE_add_crl(store, sk_X509_CRL_value(m->crls, i));
+    for (size_t i = 0; store && crls && i < sk_X509_CRL_num(crls); i++)
+        (void)X509_STORE_add_crl(store, sk_X509_CRL_value(crls, i));
     if (store) {
-        s->cli = new_ctx(m, store, false);
-        s->srv = new_ctx(m, store, true);
+        s->cli = new_ctx(m, crls != NULL, store, false, session_s);
+        s->srv = new_ctx(m, crls != NULL, store, true, session_s);
     }
     X509_STORE_free(store); /* the contexts hold their own references */
     if (!s->cli || !s->srv) {
@@ -296,12 +305,13 @@ static int build_ctxs(struct sc_tls_set *s, const struct material *m, struct due
     return 0;
 }
 
-static int fill_info(struct sc_tls_info *info, const struct material *m)
+static int fill_info(struct sc_tls_info *info, STACK_OF(X509_CRL) * crls,
+                     const struct material *m)
 {
     struct duet_cert_info ci;
 
-    for (size_t i = 0; m->crls && i < sk_X509_CRL_num(m->crls); i++) {
-        const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(sk_X509_CRL_value(m->crls, i));
+    for (size_t i = 0; crls && i < sk_X509_CRL_num(crls); i++) {
+        const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, i));
         int64_t t = nu ? duet_asn1_time_to_unix(nu) : 0;
 
         if (t > 0 && (info->crl_next_update == 0 || t < info->crl_next_update))
@@ -320,6 +330,7 @@ struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *ve
                                     uint64_t generation, unsigned uses,
                                     struct duet_errbuf *eb)
 {
+    const uint32_t session_s = f->session_lifetime_s ? f->session_lifetime_s : 3600;
     struct material m = {0};
     struct sc_tls_set *s = NULL;
     int rc;
@@ -334,7 +345,9 @@ struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *ve
     s->refs = 1;
     s->info.generation = generation;
     snprintf(s->info.version, sizeof(s->info.version), "%s", version);
-    if (build_ctxs(s, &m, eb) < 0 || fill_info(&s->info, &m) < 0) {
+    s->crls = m.crls; /* the set keeps them: resumption checks read them */
+    m.crls = NULL;
+    if (build_ctxs(s, s->crls, &m, session_s, eb) < 0 || fill_info(&s->info, s->crls, &m) < 0) {
         free_set(s);
         s = NULL;
     }
@@ -342,6 +355,11 @@ out:
     (void)rc;
     material_free(&m);
     return s;
+}
+
+const STACK_OF(X509_CRL) * sc_tls_set_crls(const struct sc_tls_set *s)
+{
+    return s->crls;
 }
 
 SSL_CTX *sc_tls_set_ctx(struct sc_tls_set *s, bool server)

@@ -35,6 +35,7 @@ struct sc_tls_files {
     size_t ca_len;
     const char *crl; /* may be NULL */
     size_t crl_len;
+    uint32_t session_lifetime_s; /* TLS session lifetime at most; 0: one hour */
 };
 
 /* What our certificate must be good for: outbound listeners present it as

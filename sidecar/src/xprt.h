@@ -92,6 +92,10 @@ struct sc_xprt_ops {
     /* After a handshake: describe the peer's certificate. 0, or DUET_EINVAL
      * when the side has no certificate to describe (raw). */
     int (*peer)(const struct sc_side *s, struct sc_xprt_peer *out);
+    /* Does the peer of an open side still pass `set`'s checks (chain to its
+     * ca.crt, its CRL, expiry, the listener's allow list or serverAuth)?
+     * 0, or DUET_E_TLS with hs->fail, why and subject saying why. Raw: 0. */
+    int (*recheck)(struct sc_side *s, struct sc_tls_set *set, struct sc_xprt_hs *hs);
 };
 
 /* One end of a proxied connection: down (the client) or up (the upstream). */

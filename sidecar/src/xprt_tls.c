@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -33,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki_bssl.h"
 #include "cfg.h"
 #include "pump.h"
@@ -53,6 +55,7 @@ struct tls_ctx {
     bool rd_want_wr; /* the last recv (or handshake step) needs the socket writable */
     bool wr_want_rd; /* the last send needs the socket readable */
     const struct sc_listen_cfg *lcfg;
+    struct sc_tls_set *set;         /* borrowed: the connection holds a reference */
     struct sc_tls_session *session; /* client: the listener's resumption slot */
     /* Read-ahead: socket bytes BoringSSL has not asked for yet, in a pool
      * buffer held only while non-empty. */
@@ -155,6 +158,41 @@ static bool leaf_is_server(X509 *x)
            (X509_get_extended_key_usage(x) & XKU_SSL_SERVER);
 }
 
+static enum sc_fail reason_of(int x509_err)
+{
+    switch (x509_err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return SC_FAIL_EXPIRED;
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        return SC_FAIL_CRL_STALE;
+    case X509_V_ERR_CERT_REVOKED:
+        return SC_FAIL_REVOKED;
+    default:
+        return SC_FAIL_UNTRUSTED;
+    }
+}
+
+/*
+ * A session must not outlive the certificate it was authenticated with:
+ * cap the session being negotiated at the peer's notAfter, so the ticket's
+ * lifetime hint and our own cache agree with it. (SSL_get_session during a
+ * handshake gives the new session; the resumption check in tls_handshake
+ * is what enforces the bound either way.)
+ */
+static void cap_session(SSL *ssl, X509 *leaf)
+{
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    int64_t left = duet_asn1_time_to_unix(X509_get0_notAfter(leaf)) - (int64_t)duet_clock_now();
+
+    if (!sess)
+        return;
+    if (left < 0)
+        left = 0;
+    if ((uint64_t)left < SSL_SESSION_get_timeout(sess))
+        SSL_SESSION_set_timeout(sess, (uint32_t)left);
+}
+
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -167,13 +205,7 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
         if (!t->vf_set) {
             int e = X509_STORE_CTX_get_error(ctx);
 
-            note_failure(t, e,
-                         e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID
-                             ? SC_FAIL_EXPIRED
-                         : e == X509_V_ERR_CRL_HAS_EXPIRED ? SC_FAIL_CRL_STALE
-                         : e == X509_V_ERR_CERT_REVOKED ? SC_FAIL_REVOKED
-                                                        : SC_FAIL_UNTRUSTED,
-                         leaf);
+            note_failure(t, e, reason_of(e), leaf);
         }
         return 0;
     }
@@ -189,6 +221,8 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
         X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
+    if (X509_STORE_CTX_get_error_depth(ctx) == 0)
+        cap_session(ssl, leaf);
     return 1;
 }
 
@@ -387,6 +421,7 @@ static int tls_open(struct sc_side *s, const struct sc_xprt_args *a)
     t->fd = s->fd;
     t->pool = a->pool;
     t->lcfg = a->lcfg;
+    t->set = a->set;
     t->session = a->server ? NULL : a->session;
     t->ssl = SSL_new(sc_tls_set_ctx(a->set, a->server));
     rc = t->ssl ? setup_ssl(t, a) : DUET_ENOMEM;
@@ -573,6 +608,101 @@ static void report_failure(struct tls_ctx *t, struct sc_xprt_hs *hs)
     ERR_clear_error();
 }
 
+/* ---- checking a peer again: on resumption, and after a reload ---- */
+
+static bool valid_now(X509 *x, int64_t now)
+{
+    return duet_asn1_time_to_unix(X509_get0_notBefore(x)) <= now &&
+           now < duet_asn1_time_to_unix(X509_get0_notAfter(x));
+}
+
+/* Expiry of the chain the peer sent, and the set's CRL for the leaf: what
+ * can have changed since the session was made with this very set (same
+ * ca.crt, same CRL file). No signature is checked again, so a resumption
+ * stays cheap. */
+static int quick_check(struct tls_ctx *t, X509 *leaf, struct sc_tls_set *set)
+{
+    const STACK_OF(X509_CRL) *crls = sc_tls_set_crls(set);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(t->ssl);
+    int64_t now = duet_clock_now();
+    bool covered = false;
+
+    if (!valid_now(leaf, now))
+        return X509_V_ERR_CERT_HAS_EXPIRED;
+    for (size_t i = 0; chain && i < sk_X509_num(chain); i++) {
+        if (!valid_now(sk_X509_value(chain, i), now))
+            return X509_V_ERR_CERT_HAS_EXPIRED;
+    }
+    if (!crls)
+        return X509_V_OK;
+    if (sc_tls_crl_stale(sc_tls_set_info(set), now))
+        return X509_V_ERR_CRL_HAS_EXPIRED;
+    for (size_t i = 0; i < sk_X509_CRL_num(crls); i++) {
+        X509_CRL *crl = sk_X509_CRL_value(crls, i);
+        X509_REVOKED *rev;
+
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(leaf)) != 0)
+            continue;
+        covered = true;
+        if (X509_CRL_get0_by_cert(crl, &rev, leaf) == 1)
+            return X509_V_ERR_CERT_REVOKED;
+    }
+    return covered ? X509_V_OK : X509_V_ERR_UNABLE_TO_GET_CRL;
+}
+
+/* The whole verification again, against another set's ca.crt and CRL. */
+static int full_check(struct tls_ctx *t, X509 *leaf, struct sc_tls_set *set)
+{
+    SSL_CTX *ctx = sc_tls_set_ctx(set, t->lcfg->dir == SC_INBOUND);
+    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+    int e = X509_V_ERR_OUT_OF_MEM;
+
+    if (sctx &&
+        X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf, SSL_get_peer_cert_chain(t->ssl)) &&
+        X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(sctx), SSL_CTX_get0_param(ctx)))
+        e = X509_verify_cert(sctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(sctx);
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
+    return e;
+}
+
+/* 0, or DUET_E_TLS with hs saying why the peer fails now. */
+static int check_peer(struct tls_ctx *t, struct sc_tls_set *set, bool full, struct sc_xprt_hs *hs)
+{
+    X509 *leaf = SSL_get_peer_certificate(t->ssl);
+    enum sc_fail f = SC_FAIL_COUNT;
+    int e;
+
+    if (!leaf) {
+        hs->fail = SC_FAIL_NO_CERT;
+        snprintf(hs->why, sizeof(hs->why), "no peer certificate");
+        snprintf(hs->subject, sizeof(hs->subject), "-");
+        return DUET_E_TLS;
+    }
+    e = full ? full_check(t, leaf, set) : quick_check(t, leaf, set);
+    if (e != X509_V_OK)
+        f = reason_of(e);
+    else if (t->lcfg->dir == SC_INBOUND && !sc_tls_leaf_allowed(t->lcfg, leaf))
+        f = SC_FAIL_NOT_ALLOWED;
+    else if (t->lcfg->dir == SC_OUTBOUND && !leaf_is_server(leaf))
+        f = SC_FAIL_UNTRUSTED, e = X509_V_ERR_INVALID_PURPOSE;
+    if (f != SC_FAIL_COUNT) {
+        hs->fail = f;
+        X509_NAME_oneline(X509_get_subject_name(leaf), hs->subject, sizeof(hs->subject));
+        snprintf(hs->why, sizeof(hs->why), "%s: %s", full ? "re-checked" : "resumed session",
+                 f == SC_FAIL_NOT_ALLOWED ? "certificate not in the allow list"
+                 : f == SC_FAIL_CRL_STALE ? "our CRL is past its nextUpdate"
+                                          : X509_verify_cert_error_string(e));
+    }
+    X509_free(leaf);
+    return f == SC_FAIL_COUNT ? 0 : DUET_E_TLS;
+}
+
+static int tls_recheck(struct sc_side *s, struct sc_tls_set *set, struct sc_xprt_hs *hs)
+{
+    return check_peer(ctx_of(s), set, true, hs);
+}
+
 static void report_success(struct tls_ctx *t, struct sc_xprt_hs *hs)
 {
     X509 *x = SSL_get_peer_certificate(t->ssl);
@@ -596,6 +726,16 @@ static int tls_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
     r = SSL_do_handshake(t->ssl);
     if (r == 1) {
         t->rd_want_wr = false;
+        /* A resumption skips verification: before a byte is forwarded, make
+         * sure the peer has not expired since, nor been revoked by the CRL,
+         * and still passes the allow list. */
+        if (SSL_session_reused(t->ssl) == 1 && check_peer(t, t->set, false, hs) < 0) {
+            if (t->session)
+                sc_tls_session_drop(t->session); /* the next connection handshakes in full */
+            X509_free(t->vf_cert);
+            t->vf_cert = NULL;
+            return DUET_E_TLS;
+        }
         report_success(t, hs);
         return 0;
     }
@@ -674,4 +814,5 @@ const struct sc_xprt_ops sc_xprt_tls = {
     .pending = tls_pending,
     .cross = tls_cross,
     .peer = tls_peer,
+    .recheck = tls_recheck,
 };

@@ -73,7 +73,7 @@ static struct sc_tls_set *make_set(enum duet_profile prof, int64_t validity, uin
     duet_errbuf_clear(&eb);
     tl_pem_issue(&ca, prof, prof == DUET_PROFILE_SERVER ? "server" : "client", duet_clock_now(),
                  validity, &p);
-    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0};
+    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0, 0};
     s = sc_tls_set_build(&f, "v", gen, prof == DUET_PROFILE_SERVER ? SC_USE_SERVER : SC_USE_CLIENT,
                          &eb);
     tl_pem_free(&p);

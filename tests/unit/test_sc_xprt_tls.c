@@ -45,8 +45,8 @@ struct rig {
     struct sc_tls_set *cset, *sset;
 };
 
-static struct sc_tls_set *make_set(const struct tl_ca *issuer, enum duet_profile prof,
-                                   const char *cn, uint64_t gen)
+static struct sc_tls_set *make_set_for(const struct tl_ca *issuer, enum duet_profile prof,
+                                       const char *cn, uint64_t gen, int64_t validity)
 {
     struct tl_pem p;
     struct duet_errbuf eb;
@@ -54,14 +54,20 @@ static struct sc_tls_set *make_set(const struct tl_ca *issuer, enum duet_profile
     unsigned use = prof == DUET_PROFILE_SERVER ? SC_USE_SERVER : SC_USE_CLIENT;
 
     duet_errbuf_clear(&eb);
-    tl_pem_issue(issuer, prof, cn, duet_clock_now(), DAY, &p);
-    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0};
+    tl_pem_issue(issuer, prof, cn, duet_clock_now(), validity, &p);
+    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0, 0};
     s = sc_tls_set_build(&f, "v", gen, use, &eb);
     if (!s)
         print_error("set: %s\n", eb.msg);
     assert_non_null(s);
     tl_pem_free(&p);
     return s;
+}
+
+static struct sc_tls_set *make_set(const struct tl_ca *issuer, enum duet_profile prof,
+                                   const char *cn, uint64_t gen)
+{
+    return make_set_for(issuer, prof, cn, gen, DAY);
 }
 
 static void rig_init(struct rig *r, struct sc_tls_set *cset, struct sc_tls_set *sset)
@@ -429,6 +435,41 @@ static void open__resumes_only_within_one_generation(void **state)
     sc_tls_set_unref(s1);
 }
 
+/* A client certificate good for 100 s: its session says so, and once the
+ * certificate has expired a resumption is refused before any byte moves. */
+static void resume__refused_once_the_peer_has_expired(void **state)
+{
+    struct sc_tls_set *c1 = make_set_for(&ca, DUET_PROFILE_CLIENT, "client", 1, 100);
+    struct sc_tls_set *s1 = make_set(&ca, DUET_PROFILE_SERVER, "server", 1);
+    struct sc_tls_session slot = {0};
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    struct rig r;
+    int crc, src;
+
+    (void)state;
+    assert_false(connect_once(c1, s1, &slot));
+    assert_non_null(slot.session);
+    /* The ticket's lifetime is the certificate's, not BoringSSL's 2 days. */
+    assert_true(SSL_SESSION_get_timeout(slot.session) <= 100);
+    assert_true(connect_once(c1, s1, &slot));
+    duet_clock_fake(duet_clock_real_ms() + 200 * 1000);
+    rig_init(&r, c1, s1);
+    r.lc_out.resume = true;
+    r.slot = slot;
+    rig_open(&r);
+    drive(&r, &crc, &src, &chs, &shs);
+    duet_clock_unfake();
+    assert_true(src < 0);
+    assert_int_equal(shs.fail, SC_FAIL_EXPIRED);
+    assert_non_null(strstr(shs.why, "resumed session"));
+    assert_non_null(strstr(shs.subject, "CN=client"));
+    slot = r.slot;
+    rig_close(&r);
+    sc_tls_session_drop(&slot);
+    sc_tls_set_unref(c1);
+    sc_tls_set_unref(s1);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -457,6 +498,7 @@ int main(void)
         cmocka_unit_test(set_build__tls12_suites_are_ecdhe_aead_only),
         cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
         cmocka_unit_test(open__resumes_only_within_one_generation),
+        cmocka_unit_test(resume__refused_once_the_peer_has_expired),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
