@@ -403,6 +403,26 @@ static struct sc_side *tls_side(struct sc_conn *c)
 
 static void connect_start(struct sc_conn *c);
 
+/*
+ * A handshake that began before a reload verified the peer with the old
+ * ca.crt and CRL; a recheck sweep that ran meanwhile skipped it. Check it
+ * against the current set now. False when the connection was closed.
+ */
+static bool handshake_trust_current(struct sc_conn *c)
+{
+    struct sc_tls_set *cur = sc_tls_acquire();
+    struct sc_xprt_hs hs = {0};
+    struct sc_side *s = tls_side(c);
+    bool ok = true;
+
+    if (cur && !sc_tls_same_trust(cur, c->set) && s->ops->recheck(s, cur, &hs) < 0) {
+        conn_fail(c, hs.fail, hs.why, hs.subject);
+        ok = false;
+    }
+    sc_tls_set_unref(cur);
+    return ok;
+}
+
 /* Who got in (inbound), so an audit can answer it: rate-limited, at info. */
 static void log_admission(struct sc_conn *c, struct sc_side *s)
 {
@@ -435,6 +455,8 @@ static void handshake_step(struct sc_conn *c)
     SC_STAT_ADD(c->l->stats.hs_ok, 1);
     if (hs.resumed)
         SC_STAT_ADD(c->l->stats.hs_resumed, 1);
+    if (!handshake_trust_current(c))
+        return;
     if (is_out(c)) {
         go_open(c);
         return;
@@ -653,6 +675,40 @@ void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer)
         return;
     }
     start_handshake(c);
+}
+
+/* Past its handshake: the TLS side has a verified peer. */
+static bool verified(const struct sc_conn *c)
+{
+    if (c->st == SC_ST_CLOSING || c->st == SC_ST_HANDSHAKE)
+        return false;
+    return is_out(c) ? c->st >= SC_ST_OPEN : c->down.ops == &sc_xprt_tls;
+}
+
+/* The peer of c against set; closes c (gracefully) when it fails. */
+static void recheck(struct sc_conn *c, struct sc_tls_set *set)
+{
+    struct sc_side *s = tls_side(c);
+    struct sc_xprt_hs hs = {0};
+    char peer[64], qsubj[300], qwhy[600];
+
+    if (s->ops->recheck(s, set, &hs) == 0)
+        return;
+    SC_STAT_ADD(c->l->stats.closed_recheck, 1);
+    duet_log(DUET_LOG_INFO, "conn",
+             "worker=%u closed listener=%s peer=%s reason=%s subject=%s msg=%s", c->w->id,
+             c->l->cfg->listen, peer_str(c, peer, sizeof(peer)), sc_fail_names[hs.fail],
+             duet_log_quote(qsubj, sizeof(qsubj), hs.subject),
+             duet_log_quote(qwhy, sizeof(qwhy), hs.why));
+    conn_close(c);
+}
+
+void sc_conn_recheck_all(struct sc_conns *cs, struct sc_tls_set *set)
+{
+    for (struct sc_conn *c = cs->head; c; c = c->next) {
+        if (verified(c) && !sc_tls_same_trust(c->set, set))
+            recheck(c, set);
+    }
 }
 
 void sc_conn_close_all(struct sc_conns *cs)

@@ -29,6 +29,10 @@ struct sc_conns {
 void sc_conn_start(struct sc_listener *l, int fd, const struct sockaddr *peer);
 /* Mark every connection closing; the loop frees them at the end of its iteration. */
 void sc_conn_close_all(struct sc_conns *cs);
+/* Check the peer of every connection past its handshake against set (a new
+ * ca.crt or CRL) and close, gracefully, logged and counted, those that fail. */
+struct sc_tls_set;
+void sc_conn_recheck_all(struct sc_conns *cs, struct sc_tls_set *set);
 /* The before-sleep hook (arg: the struct sc_conns): drain what epoll cannot see. */
 void sc_conn_before_sleep(struct duet_loop *loop, void *arg);
 

@@ -24,6 +24,13 @@ static struct sc_app app;
 static struct duet_timer drain_timer;
 static bool draining;
 
+static void on_trust_changed(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; i < app.n_workers; i++)
+        sc_worker_command(app.workers[i], SC_CMD_RECHECK);
+}
+
 static void on_hup(struct duet_loop *loop, void *arg)
 {
     (void)loop;
@@ -116,7 +123,7 @@ static int run(void)
     };
     for (unsigned w = 0; w < app.n_workers; w++)
         DUET_TRY_GOTO(sc_worker_new(&env, w, fds[w], &app.workers[w], &eb), rc, out);
-    DUET_TRY_GOTO(sc_reload_new(app.loop, &app.cfg, &app.reload), rc, out);
+    DUET_TRY_GOTO(sc_reload_new(app.loop, &app.cfg, on_trust_changed, NULL, &app.reload), rc, out);
     if (app.cfg.status)
         DUET_TRY_GOTO(duet_status_http_new(app.loop, app.cfg.status, NULL, sc_metrics_handler,
                                            &app, &status, &eb),

@@ -41,6 +41,7 @@ static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
         out->hs_resumed += SC_STAT_GET(s->hs_resumed);
         for (int f = 0; f < SC_FAIL_COUNT; f++)
             out->hs_fail[f] += SC_STAT_GET(s->hs_fail[f]);
+        out->closed_recheck += SC_STAT_GET(s->closed_recheck);
     }
 }
 
@@ -53,12 +54,13 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
         "duet_sidecar_connections_open",  "duet_sidecar_connections_total",
         "duet_sidecar_bytes_client_to_upstream_total",
         "duet_sidecar_bytes_upstream_to_client_total", "duet_sidecar_handshakes_total",
-        "duet_sidecar_handshakes_resumed_total"};
+        "duet_sidecar_handshakes_resumed_total", "duet_sidecar_connections_closed_recheck_total"};
     static const char *const help[] = {
         "Proxied connections open now.", "Proxied connections accepted.",
         "Bytes from the client side to the upstream side.",
         "Bytes from the upstream side to the client side.", "TLS handshakes completed.",
-        "TLS handshakes that resumed a session."};
+        "TLS handshakes that resumed a session.",
+        "Open connections closed because their peer failed a new ca.crt or CRL."};
     const unsigned n = app->cfg.n_listeners;
     struct sc_lstats st[SC_MAX_LISTENERS];
 
@@ -69,8 +71,8 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
                                        metric[m], m == 0 ? "gauge" : "counter");
         for (unsigned i = 0; i < n; i++) {
             const struct sc_lstats *s = &st[i];
-            const uint64_t v[] = {s->open, s->total, s->bytes_in, s->bytes_out, s->hs_ok,
-                                  s->hs_resumed};
+            const uint64_t v[] = {s->open,  s->total,      s->bytes_in,      s->bytes_out,
+                                  s->hs_ok, s->hs_resumed, s->closed_recheck};
 
             (void)duet_status_reply_printf(
                 r, "%s{listener=\"%s\",direction=\"%s\"} %llu\n", metric[m],

@@ -49,6 +49,8 @@ struct sc_reload {
     bool waiting_logged;
     bool crl_stale_logged; /* one warning per stale CRL, until a fresh one loads */
     struct duet_watch *watch;
+    sc_reload_trust_cb *on_trust;
+    void *on_trust_arg;
     uint64_t ok, failed; /* atomic: the status server reads them */
 };
 
@@ -134,6 +136,7 @@ static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *wh
     struct sc_tls_set *old = sc_tls_acquire();
     const struct sc_tls_info *ni = sc_tls_set_info(set);
     char cert[DUET_CERT_LOG_MAX], qdir[600], qver[600];
+    bool trust_changed;
 
     rl->generation++;
     duet_log(DUET_LOG_INFO, "reload",
@@ -144,8 +147,13 @@ static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *wh
              (unsigned long long)ni->generation,
              duet_cert_log_fields(cert, sizeof(cert), ni->serial, ni->not_after, ni->sha256),
              old ? sc_tls_set_info(old)->sha256 : "-");
+    trust_changed = old && !sc_tls_same_trust(old, set);
     sc_tls_set_unref(old);
     sc_tls_publish(set);
+    /* Open connections were admitted under the old ca.crt or CRL: the
+     * workers check their peers against the new one. */
+    if (trust_changed && rl->on_trust)
+        rl->on_trust(rl->on_trust_arg);
     __atomic_add_fetch(&rl->ok, 1, __ATOMIC_RELAXED);
     rl->waiting_logged = false;
     rl->crl_stale_logged = false;
@@ -257,7 +265,8 @@ static void on_watch(struct duet_watch *w, void *arg)
     check(arg, "inotify");
 }
 
-int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, struct sc_reload **out)
+int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, sc_reload_trust_cb *on_trust,
+                  void *arg, struct sc_reload **out)
 {
     struct sc_reload *rl = duet_calloc(1, sizeof(*rl));
     struct duet_errbuf eb;
@@ -267,6 +276,8 @@ int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, struct sc_re
         return DUET_ENOMEM;
     rl->cfg = cfg;
     rl->loop = loop;
+    rl->on_trust = on_trust;
+    rl->on_trust_arg = arg;
     duet_timer_init(&rl->poll, on_poll, rl);
     sc_reload_now(rl, "start");
     duet_timer_start(loop, &rl->poll, cfg->poll_ms);

@@ -20,6 +20,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -326,6 +327,23 @@ static int fill_info(struct sc_tls_info *info, STACK_OF(X509_CRL) * crls,
     return 0;
 }
 
+/* ca.crt and the CRL as given, length-prefixed so the boundary counts. */
+static void trust_digest(uint8_t out[32], const struct sc_tls_files *f)
+{
+    SHA256_CTX h;
+    uint64_t n;
+
+    SHA256_Init(&h);
+    n = f->ca_len;
+    SHA256_Update(&h, &n, sizeof(n));
+    SHA256_Update(&h, f->ca, f->ca_len);
+    n = f->crl ? f->crl_len : 0;
+    SHA256_Update(&h, &n, sizeof(n));
+    if (f->crl)
+        SHA256_Update(&h, f->crl, f->crl_len);
+    SHA256_Final(out, &h);
+}
+
 struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *version,
                                     uint64_t generation, unsigned uses,
                                     struct duet_errbuf *eb)
@@ -345,6 +363,7 @@ struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *ve
     s->refs = 1;
     s->info.generation = generation;
     snprintf(s->info.version, sizeof(s->info.version), "%s", version);
+    trust_digest(s->info.trust, f);
     s->crls = m.crls; /* the set keeps them: resumption checks read them */
     m.crls = NULL;
     if (build_ctxs(s, s->crls, &m, session_s, eb) < 0 || fill_info(&s->info, s->crls, &m) < 0) {
@@ -365,6 +384,11 @@ const STACK_OF(X509_CRL) * sc_tls_set_crls(const struct sc_tls_set *s)
 SSL_CTX *sc_tls_set_ctx(struct sc_tls_set *s, bool server)
 {
     return server ? s->srv : s->cli;
+}
+
+bool sc_tls_same_trust(const struct sc_tls_set *a, const struct sc_tls_set *b)
+{
+    return a == b || memcmp(a->info.trust, b->info.trust, sizeof(a->info.trust)) == 0;
 }
 
 bool sc_tls_crl_stale(const struct sc_tls_info *info, int64_t now)

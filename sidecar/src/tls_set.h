@@ -24,6 +24,7 @@ struct sc_tls_info {
     char serial[96];
     char version[256]; /* the ..data folder it came from */
     int64_t crl_next_update; /* the earliest nextUpdate of the CRLs, Unix seconds; 0: none */
+    uint8_t trust[32];       /* SHA-256 over ca.crt and the CRL: what peers are judged by */
 };
 
 struct sc_tls_files {
@@ -67,5 +68,7 @@ bool sc_tls_ready(void);
 /* The set has a CRL and it is past its nextUpdate at `now` (Unix seconds):
  * every peer it is asked about is then refused. */
 bool sc_tls_crl_stale(const struct sc_tls_info *info, int64_t now);
+/* Do a and b judge peers alike (same ca.crt, same CRL)? */
+bool sc_tls_same_trust(const struct sc_tls_set *a, const struct sc_tls_set *b);
 
 #endif

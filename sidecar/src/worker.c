@@ -15,6 +15,7 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "tls_set.h"
 #include "worker.h"
 
 #define REFUSAL_LOGS_PER_SEC 20
@@ -83,6 +84,13 @@ static void on_ctl(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
     }
     if (cmd & SC_CMD_ABORT)
         sc_conn_close_all(&w->conns);
+    if (cmd & SC_CMD_RECHECK) {
+        struct sc_tls_set *set = sc_tls_acquire();
+
+        if (set)
+            sc_conn_recheck_all(&w->conns, set);
+        sc_tls_set_unref(set);
+    }
     if (w->draining && w->conns.n == 0)
         duet_loop_stop(loop);
 }

@@ -22,6 +22,7 @@
 
 #define SC_CMD_DRAIN 0x1u
 #define SC_CMD_ABORT 0x2u
+#define SC_CMD_RECHECK 0x4u /* the trust changed: check every open connection's peer */
 
 /* At most `per_sec` events a second; the rest are counted and summed up in
  * one line when the next window opens. */
