@@ -45,6 +45,7 @@ struct sc_cfg {
     const char *status;
     unsigned workers;
     unsigned max_conns;
+    unsigned max_pending; /* inbound TLS handshakes in progress at most */
     unsigned admission_logs; /* admitted peers logged a second per worker; 0: none */
     int64_t drain_ms;
     int64_t handshake_ms;

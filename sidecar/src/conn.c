@@ -59,6 +59,8 @@ struct sc_conn {
     struct sc_conn *prev, *next; /* the worker's struct sc_conns */
     struct sc_conn *drain_next;  /* its SSL_pending list */
     bool in_drain;
+    struct sc_conn *pend_prev, *pend_next; /* the worker's pending handshakes */
+    bool pending;
     enum sc_state st;
     struct sc_listener *l;
     struct sc_worker *w;
@@ -162,10 +164,47 @@ static void quiet(struct sc_conn *c, struct sc_side *s)
         s->events = 0;
 }
 
+/* ---- pending inbound handshakes (--max-pending-handshakes) ---- */
+
+static void pend_remove(struct sc_conn *c)
+{
+    struct sc_conns *cs = &c->w->conns;
+
+    if (!c->pending)
+        return;
+    if (c->pend_prev)
+        c->pend_prev->pend_next = c->pend_next;
+    else
+        cs->pend_head = c->pend_next;
+    if (c->pend_next)
+        c->pend_next->pend_prev = c->pend_prev;
+    else
+        cs->pend_tail = c->pend_prev;
+    c->pend_prev = c->pend_next = NULL;
+    c->pending = false;
+    cs->n_pending--;
+}
+
+static void pend_add(struct sc_conn *c)
+{
+    struct sc_conns *cs = &c->w->conns;
+
+    c->pend_prev = NULL;
+    c->pend_next = cs->pend_head;
+    if (cs->pend_head)
+        cs->pend_head->pend_prev = c;
+    else
+        cs->pend_tail = c;
+    cs->pend_head = c;
+    c->pending = true;
+    cs->n_pending++;
+}
+
 static void conn_close(struct sc_conn *c)
 {
     if (c->st == SC_ST_CLOSING)
         return;
+    pend_remove(c);
     c->st = SC_ST_CLOSING;
     quiet(c, &c->down);
     quiet(c, &c->up);
@@ -452,6 +491,7 @@ static void handshake_step(struct sc_conn *c)
         conn_fail(c, hs.fail, hs.why, hs.subject);
         return;
     }
+    pend_remove(c);
     SC_STAT_ADD(c->l->stats.hs_ok, 1);
     if (hs.resumed)
         SC_STAT_ADD(c->l->stats.hs_resumed, 1);
@@ -467,7 +507,8 @@ static void handshake_step(struct sc_conn *c)
     connect_start(c);
 }
 
-static void start_handshake(struct sc_conn *c)
+/* Open the TLS side and take the first handshake step. */
+static void start_tls(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
     const struct sc_xprt_args args = {
@@ -485,6 +526,28 @@ static void start_handshake(struct sc_conn *c)
     s->ops = &sc_xprt_tls;
     c->st = SC_ST_HANDSHAKE;
     handshake_step(c);
+}
+
+/*
+ * Outbound: the handshake starts now. Inbound: the connection waits, with
+ * no TLS state (an SSL and its buffers are ~20 KB), until the client's
+ * first bytes, and it joins the pending list; at --max-pending-handshakes
+ * the oldest pending one is shed, so a flood of silent or slow sockets
+ * costs a bounded amount of memory and cannot keep a real client out.
+ */
+static void start_handshake(struct sc_conn *c)
+{
+    struct sc_conns *cs = &c->w->conns;
+
+    if (is_out(c)) {
+        start_tls(c);
+        return;
+    }
+    if (cs->n_pending >= c->w->env.max_pending && cs->pend_tail)
+        conn_fail(cs->pend_tail, SC_FAIL_SHED, "handshake shed: too many pending", NULL);
+    pend_add(c);
+    c->st = SC_ST_HANDSHAKE;
+    set_events(c, &c->down, DUET_EV_READ);
 }
 
 /* ---- connecting ---- */
@@ -616,8 +679,13 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
             connected(c);
         return;
     case SC_ST_HANDSHAKE:
-        if (fd == tls_side(c)->fd)
-            handshake_step(c);
+        if (fd != tls_side(c)->fd)
+            return;
+        if (tls_side(c)->ops == &sc_xprt_raw) {
+            start_tls(c); /* the first bytes of an inbound client */
+            return;
+        }
+        handshake_step(c);
         return;
     case SC_ST_OPEN:
     case SC_ST_HALF_CLOSED:

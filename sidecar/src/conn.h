@@ -14,11 +14,14 @@
 struct sc_conn;
 struct sc_listener;
 
-/* A worker's connections: all of them, and those BoringSSL holds bytes for. */
+/* A worker's connections: all of them, those BoringSSL holds bytes for,
+ * and the inbound ones still in their TLS handshake (oldest at the tail). */
 struct sc_conns {
     struct sc_conn *head;       /* doubly linked */
     struct sc_conn *drain_head; /* SSL_pending drain list for the before-sleep hook */
     unsigned n;
+    struct sc_conn *pend_head, *pend_tail; /* pending handshakes, newest first */
+    unsigned n_pending;
 };
 
 /*

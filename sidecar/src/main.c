@@ -120,6 +120,7 @@ static int run(void)
         .done_fd = app.main_fd,
         .finished = &app.finished,
         .max_conns = (app.cfg.max_conns + app.n_workers - 1) / app.n_workers,
+        .max_pending = (app.cfg.max_pending + app.n_workers - 1) / app.n_workers,
     };
     for (unsigned w = 0; w < app.n_workers; w++)
         DUET_TRY_GOTO(sc_worker_new(&env, w, fds[w], &app.workers[w], &eb), rc, out);

@@ -25,6 +25,7 @@ const char *const sc_fail_names[SC_FAIL_COUNT] = {
     [SC_FAIL_RESOLVE] = "resolve",
     [SC_FAIL_NO_CERTS_LOADED] = "no_certs_loaded",
     [SC_FAIL_CRL_STALE] = "crl_stale",
+    [SC_FAIL_SHED] = "shed",
 };
 
 static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)

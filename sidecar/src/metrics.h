@@ -25,6 +25,7 @@ enum sc_fail {
     SC_FAIL_RESOLVE,
     SC_FAIL_NO_CERTS_LOADED,
     SC_FAIL_CRL_STALE, /* our CRL is past its nextUpdate: nobody can be checked */
+    SC_FAIL_SHED,      /* closed mid-handshake to make room (--max-pending-handshakes) */
     SC_FAIL_COUNT,
 };
 

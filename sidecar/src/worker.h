@@ -38,6 +38,7 @@ struct sc_worker_env {
     int done_fd;        /* eventfd written once when the thread finishes */
     unsigned *finished; /* atomic count of finished workers */
     unsigned max_conns; /* this worker's share of --max-conns */
+    unsigned max_pending; /* this worker's share of --max-pending-handshakes */
 };
 
 struct sc_worker {
