@@ -46,7 +46,10 @@ struct sc_cfg {
     unsigned workers;
     unsigned max_conns;
     unsigned max_pending; /* inbound TLS handshakes in progress at most */
-    unsigned admission_logs; /* admitted peers logged a second per worker; 0: none */
+    unsigned admission_logs;
+    unsigned resolve_threads;
+    unsigned resolve_queue;
+    int64_t resolve_ttl_ms; /* admitted peers logged a second per worker; 0: none */
     int64_t drain_ms;
     int64_t handshake_ms;
     int64_t idle_ms;

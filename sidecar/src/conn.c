@@ -77,6 +77,7 @@ struct sc_conn {
     int64_t life_deadline; /* 0: none; close once no bytes are in flight */
     int64_t life_hard;     /* close at this time even mid-transfer */
     int64_t last_active;
+    int64_t resolve_start;
     union {
         struct sockaddr sa;
         struct sockaddr_in in;
@@ -272,6 +273,15 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
     (void)loop;
     (void)t;
     if (c->st < SC_ST_OPEN) {
+        if (now >= c->hs_deadline && c->st == SC_ST_RESOLVING) {
+            char why[400];
+
+            /* Say what it waited for: the name, not the TLS handshake. */
+            snprintf(why, sizeof(why), "timeout resolving %s (no answer after %lld ms)",
+                     c->l->cfg->host, (long long)(now - c->resolve_start));
+            conn_fail(c, SC_FAIL_RESOLVE, why, NULL);
+            return;
+        }
         if (now >= c->hs_deadline) {
             conn_fail(c, SC_FAIL_TIMEOUT, "handshake timeout", NULL);
             return;
@@ -605,7 +615,7 @@ static void on_resolved(void *arg, struct sc_resolve_req *r);
 static void connect_start(struct sc_conn *c)
 {
     const struct sc_listen_cfg *lc = c->l->cfg;
-    int rc;
+    int rc, why;
 
     if (lc->literal) {
         rc = try_addr(c, (const struct sockaddr *)&lc->addr, lc->addrlen);
@@ -614,9 +624,12 @@ static void connect_start(struct sc_conn *c)
         return;
     }
     c->st = SC_ST_RESOLVING;
-    c->rreq = sc_resolve_submit(&c->w->rbox, lc->host, lc->port, on_resolved, c);
+    c->resolve_start = duet_clock_mono_ms();
+    c->rreq = sc_resolve_submit(&c->w->rbox, lc->host, lc->port, on_resolved, c, &why);
     if (!c->rreq)
-        conn_fail(c, SC_FAIL_RESOLVE, "resolver unavailable", NULL);
+        conn_fail(c, SC_FAIL_RESOLVE,
+                  why == SC_RESOLVE_QUEUE_FULL ? "resolver queue full" : "resolver unavailable",
+                  NULL);
 }
 
 static void on_resolved(void *arg, struct sc_resolve_req *r)
@@ -631,7 +644,8 @@ static void on_resolved(void *arg, struct sc_resolve_req *r)
     if (!c->ai_next) {
         char why[512];
 
-        snprintf(why, sizeof(why), "resolve %s: %s", c->l->cfg->host, gai_strerror(err));
+        snprintf(why, sizeof(why), "resolve %s: %s (after %lld ms)", c->l->cfg->host,
+                 gai_strerror(err), (long long)sc_resolve_wait_ms(r));
         conn_fail(c, SC_FAIL_RESOLVE, why, NULL);
         return;
     }

@@ -132,7 +132,10 @@ static int run(void)
     /* The resolver thread only exists when some upstream is a name. */
     for (unsigned i = 0; i < app.cfg.n_listeners; i++) {
         if (!app.cfg.listeners[i].literal) {
-            DUET_TRY_GOTO(sc_resolve_init(), rc, out);
+            const struct sc_resolve_opts ro = {app.cfg.resolve_threads, app.cfg.resolve_queue,
+                                               app.cfg.resolve_ttl_ms};
+
+            DUET_TRY_GOTO(sc_resolve_init(&ro), rc, out);
             break;
         }
     }

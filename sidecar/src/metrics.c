@@ -11,6 +11,7 @@
 #include "duet/status_http.h"
 #include "main.h"
 #include "metrics.h"
+#include "resolve.h"
 #include "tls_set.h"
 
 const char *const sc_fail_names[SC_FAIL_COUNT] = {
@@ -142,6 +143,35 @@ static void cert_metrics(const struct sc_app *app, struct duet_status_reply *r)
     sc_tls_set_unref(s);
 }
 
+static void resolve_metrics(struct duet_status_reply *r)
+{
+    struct sc_resolve_stats s;
+
+    sc_resolve_get_stats(&s);
+    HELP(r, "duet_sidecar_resolve_lookups_total", "counter",
+         "getaddrinfo lookups of upstream names, by result.");
+    (void)duet_status_reply_printf(r, "duet_sidecar_resolve_lookups_total{result=\"ok\"} %llu\n",
+                                   (unsigned long long)(s.lookups - s.failures));
+    (void)duet_status_reply_printf(r,
+                                   "duet_sidecar_resolve_lookups_total{result=\"fail\"} %llu\n",
+                                   (unsigned long long)s.failures);
+    HELP(r, "duet_sidecar_resolve_lookup_seconds_total", "counter",
+         "Time spent in those lookups (divide by the lookups for the mean).");
+    (void)duet_status_reply_printf(r, "duet_sidecar_resolve_lookup_seconds_total %.3f\n",
+                                   (double)s.lookup_ms_sum / 1000.0);
+    HELP(r, "duet_sidecar_resolve_requests_total", "counter",
+         "Connections' name requests answered from the cache, by joining a lookup in flight, "
+         "refused (queue full), or dropped with their lookup (all requesters gone).");
+    (void)duet_status_reply_printf(r,
+                                   "duet_sidecar_resolve_requests_total{outcome=\"cache\"} %llu\n"
+                                   "duet_sidecar_resolve_requests_total{outcome=\"coalesced\"} %llu\n"
+                                   "duet_sidecar_resolve_requests_total{outcome=\"refused\"} %llu\n"
+                                   "duet_sidecar_resolve_requests_total{outcome=\"dropped\"} %llu\n",
+                                   (unsigned long long)s.cache_hits,
+                                   (unsigned long long)s.coalesced, (unsigned long long)s.refused,
+                                   (unsigned long long)s.dropped);
+}
+
 void sc_metrics_handler(const char *path, struct duet_status_reply *r, void *arg)
 {
     const struct sc_app *app = arg;
@@ -161,6 +191,7 @@ void sc_metrics_handler(const char *path, struct duet_status_reply *r, void *arg
         r->content_type = "text/plain; version=0.0.4; charset=utf-8";
         listener_metrics(app, r);
         cert_metrics(app, r);
+        resolve_metrics(r);
         return;
     }
     r->status = 404;
