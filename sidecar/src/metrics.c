@@ -15,18 +15,12 @@
 #include "tls_set.h"
 
 const char *const sc_fail_names[SC_FAIL_COUNT] = {
-    [SC_FAIL_NO_CERT] = "no_cert",
-    [SC_FAIL_UNTRUSTED] = "untrusted",
-    [SC_FAIL_EXPIRED] = "expired",
-    [SC_FAIL_REVOKED] = "revoked",
-    [SC_FAIL_NOT_ALLOWED] = "not_allowed",
-    [SC_FAIL_PROTOCOL] = "protocol",
-    [SC_FAIL_TIMEOUT] = "timeout",
-    [SC_FAIL_CONNECT] = "connect",
-    [SC_FAIL_RESOLVE] = "resolve",
-    [SC_FAIL_NO_CERTS_LOADED] = "no_certs_loaded",
-    [SC_FAIL_CRL_STALE] = "crl_stale",
-    [SC_FAIL_SHED] = "shed",
+    [SC_FAIL_NO_CERT] = "no_cert",         [SC_FAIL_UNTRUSTED] = "untrusted",
+    [SC_FAIL_EXPIRED] = "expired",         [SC_FAIL_REVOKED] = "revoked",
+    [SC_FAIL_NOT_ALLOWED] = "not_allowed", [SC_FAIL_PROTOCOL] = "protocol",
+    [SC_FAIL_TIMEOUT] = "timeout",         [SC_FAIL_CONNECT] = "connect",
+    [SC_FAIL_RESOLVE] = "resolve",         [SC_FAIL_NO_CERTS_LOADED] = "no_certs_loaded",
+    [SC_FAIL_CRL_STALE] = "crl_stale",     [SC_FAIL_SHED] = "shed",
 };
 
 static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
@@ -52,15 +46,19 @@ static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
 
 static void listener_metrics(const struct sc_app *app, struct duet_status_reply *r)
 {
-    static const char *const metric[] = {
-        "duet_sidecar_connections_open",  "duet_sidecar_connections_total",
-        "duet_sidecar_bytes_client_to_upstream_total",
-        "duet_sidecar_bytes_upstream_to_client_total", "duet_sidecar_handshakes_total",
-        "duet_sidecar_handshakes_resumed_total", "duet_sidecar_connections_closed_recheck_total"};
+    static const char *const metric[] = {"duet_sidecar_connections_open",
+                                         "duet_sidecar_connections_total",
+                                         "duet_sidecar_bytes_client_to_upstream_total",
+                                         "duet_sidecar_bytes_upstream_to_client_total",
+                                         "duet_sidecar_handshakes_total",
+                                         "duet_sidecar_handshakes_resumed_total",
+                                         "duet_sidecar_connections_closed_recheck_total"};
     static const char *const help[] = {
-        "Proxied connections open now.", "Proxied connections accepted.",
+        "Proxied connections open now.",
+        "Proxied connections accepted.",
         "Bytes from the client side to the upstream side.",
-        "Bytes from the upstream side to the client side.", "TLS handshakes completed.",
+        "Bytes from the upstream side to the client side.",
+        "TLS handshakes completed.",
         "TLS handshakes that resumed a session.",
         "Open connections closed because their peer failed a new ca.crt or CRL."};
     const unsigned n = app->cfg.n_listeners;
@@ -152,8 +150,7 @@ static void resolve_metrics(struct duet_status_reply *r)
          "getaddrinfo lookups of upstream names, by result.");
     (void)duet_status_reply_printf(r, "duet_sidecar_resolve_lookups_total{result=\"ok\"} %llu\n",
                                    (unsigned long long)(s.lookups - s.failures));
-    (void)duet_status_reply_printf(r,
-                                   "duet_sidecar_resolve_lookups_total{result=\"fail\"} %llu\n",
+    (void)duet_status_reply_printf(r, "duet_sidecar_resolve_lookups_total{result=\"fail\"} %llu\n",
                                    (unsigned long long)s.failures);
     HELP(r, "duet_sidecar_resolve_lookup_seconds_total", "counter",
          "Time spent in those lookups (divide by the lookups for the mean).");
@@ -162,14 +159,14 @@ static void resolve_metrics(struct duet_status_reply *r)
     HELP(r, "duet_sidecar_resolve_requests_total", "counter",
          "Connections' name requests answered from the cache, by joining a lookup in flight, "
          "refused (queue full), or dropped with their lookup (all requesters gone).");
-    (void)duet_status_reply_printf(r,
-                                   "duet_sidecar_resolve_requests_total{outcome=\"cache\"} %llu\n"
-                                   "duet_sidecar_resolve_requests_total{outcome=\"coalesced\"} %llu\n"
-                                   "duet_sidecar_resolve_requests_total{outcome=\"refused\"} %llu\n"
-                                   "duet_sidecar_resolve_requests_total{outcome=\"dropped\"} %llu\n",
-                                   (unsigned long long)s.cache_hits,
-                                   (unsigned long long)s.coalesced, (unsigned long long)s.refused,
-                                   (unsigned long long)s.dropped);
+    (void)duet_status_reply_printf(
+        r,
+        "duet_sidecar_resolve_requests_total{outcome=\"cache\"} %llu\n"
+        "duet_sidecar_resolve_requests_total{outcome=\"coalesced\"} %llu\n"
+        "duet_sidecar_resolve_requests_total{outcome=\"refused\"} %llu\n"
+        "duet_sidecar_resolve_requests_total{outcome=\"dropped\"} %llu\n",
+        (unsigned long long)s.cache_hits, (unsigned long long)s.coalesced,
+        (unsigned long long)s.refused, (unsigned long long)s.dropped);
 }
 
 void sc_metrics_handler(const char *path, struct duet_status_reply *r, void *arg)

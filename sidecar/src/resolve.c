@@ -46,9 +46,9 @@ enum req_state {
 struct entry;
 
 struct sc_resolve_req {
-    struct sc_resolve_req *next;  /* in the entry's waiters, then in the box */
-    struct sc_resolve_req *prev;  /* in the entry's waiters */
-    struct entry *e;              /* while waiting */
+    struct sc_resolve_req *next; /* in the entry's waiters, then in the box */
+    struct sc_resolve_req *prev; /* in the entry's waiters */
+    struct entry *e;             /* while waiting */
     struct sc_resolve_box *box;
     sc_resolve_cb *cb; /* NULL once cancelled; worker thread only */
     void *arg;
@@ -274,8 +274,8 @@ static struct entry *entry_for(const char *host, const char *port, int64_t now)
 
         if (e->used && strcmp(e->host, host) == 0 && strcmp(e->port, port) == 0)
             return e;
-        if (!spare && (!e->used || (!e->inflight && !e->queued && !e->waiters &&
-                                    e->expires_ms <= now)))
+        if (!spare &&
+            (!e->used || (!e->inflight && !e->queued && !e->waiters && e->expires_ms <= now)))
             spare = e;
     }
     if (!spare)

@@ -229,9 +229,9 @@ static bool setup_server(SSL_CTX *ctx, const struct material *m)
  * negotiation and its suites are all AEAD (BoringSSL fixes them). The
  * strict setter fails on any name this build does not know.
  */
-#define SC_TLS12_CIPHERS                                                  \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"          \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"          \
+#define SC_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                                   \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 static SSL_CTX *new_ctx(const struct material *m, bool crl, X509_STORE *store, bool server,
@@ -306,8 +306,7 @@ static int build_ctxs(struct sc_tls_set *s, STACK_OF(X509_CRL) * crls, const str
     return 0;
 }
 
-static int fill_info(struct sc_tls_info *info, STACK_OF(X509_CRL) * crls,
-                     const struct material *m)
+static int fill_info(struct sc_tls_info *info, STACK_OF(X509_CRL) * crls, const struct material *m)
 {
     struct duet_cert_info ci;
 

@@ -658,7 +658,8 @@ static int full_check(struct tls_ctx *t, X509 *leaf, struct sc_tls_set *set)
     int e = X509_V_ERR_OUT_OF_MEM;
 
     if (sctx &&
-        X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf, SSL_get_peer_cert_chain(t->ssl)) &&
+        X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf,
+                            SSL_get_peer_cert_chain(t->ssl)) &&
         X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(sctx), SSL_CTX_get0_param(ctx)))
         e = X509_verify_cert(sctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(sctx);
     X509_STORE_CTX_free(sctx);

@@ -178,8 +178,8 @@ static void cfg_parse__durations_are_bounded(void **state)
                               "9223372036854775000ms"};
 
         for (size_t j = 0; j < 5; j++) {
-            const char *argv[] = {"--certs", "/c", "--outbound", "127.0.0.1:1=h:2", d[i].flag,
-                                  vals[j]};
+            const char *argv[] = {"--certs",         "/c",      "--outbound",
+                                  "127.0.0.1:1=h:2", d[i].flag, vals[j]};
 
             if (vals[j][0] == '\0')
                 continue;

@@ -277,11 +277,10 @@ static X509 *cert_with_cns(const char *const *cns, const size_t *lens, size_t n)
 
     assert_non_null(x);
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(X509_NAME_add_entry_by_NID(X509_get_subject_name(x), NID_commonName,
-                                                    V_ASN1_UTF8STRING,
-                                                    (const unsigned char *)cns[i],
-                                                    (int)lens[i], -1, 0),
-                         1);
+        assert_int_equal(
+            X509_NAME_add_entry_by_NID(X509_get_subject_name(x), NID_commonName, V_ASN1_UTF8STRING,
+                                       (const unsigned char *)cns[i], (int)lens[i], -1, 0),
+            1);
     return x;
 }
 

@@ -139,14 +139,12 @@ static void status_http__refuses_bad_requests(void **state)
 static void open_srv(struct fixture *f, int64_t timeout_ms, int64_t request_timeout_ms)
 {
     struct duet_errbuf eb;
-    struct duet_status_http_opts o = {.timeout_ms = timeout_ms,
-                                      .request_timeout_ms = request_timeout_ms,
-                                      .max_conns = 2};
+    struct duet_status_http_opts o = {
+        .timeout_ms = timeout_ms, .request_timeout_ms = request_timeout_ms, .max_conns = 2};
 
     memset(f, 0, sizeof(*f));
     assert_int_equal(duet_loop_new(&f->loop), 0);
-    assert_int_equal(duet_status_http_new(f->loop, "127.0.0.1:0", &o, handler, f, &f->srv, &eb),
-                     0);
+    assert_int_equal(duet_status_http_new(f->loop, "127.0.0.1:0", &o, handler, f, &f->srv, &eb), 0);
 }
 
 /* Sockets that never send a request hold every slot: a probe still gets its
