@@ -53,7 +53,7 @@ static const struct option_def options[] = {
      "host:port for /healthz, /readyz, /metrics", AT(status)},
     {"--workers", "DUET_SIDECAR_WORKERS", OPT_UINT, "1", 1, SC_MAX_WORKERS,
      "worker threads, each with its own loop and SO_REUSEPORT listeners", AT(workers)},
-    {"--max-conns", "DUET_SIDECAR_MAX_CONNS", OPT_UINT, "10000", 1, 1000000,
+    {"--max-conns", "DUET_SIDECAR_MAX_CONNS", OPT_UINT, "2000", 1, 1000000,
      "open proxied connections at most (split across workers)", AT(max_conns)},
     {"--max-pending-handshakes", "DUET_SIDECAR_MAX_PENDING_HANDSHAKES", OPT_UINT, "256", 1, 100000,
      "inbound TLS handshakes in progress at most (split across workers); past it the oldest is "

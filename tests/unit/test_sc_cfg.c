@@ -124,7 +124,7 @@ static void cfg_parse__defaults_and_flags(void **state)
     assert_int_equal(cfg.lifetime_ms, 3600000);
     assert_int_equal(cfg.idle_ms, 300000);
     assert_int_equal(cfg.handshake_ms, 10000);
-    assert_int_equal(cfg.max_conns, 10000);
+    assert_int_equal(cfg.max_conns, 2000);
     assert_null(cfg.crl);
     setenv("DUET_SIDECAR_WORKERS", "2", 1);
     assert_int_equal(parse(&cfg, ok, 4), 0);
