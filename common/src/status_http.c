@@ -4,6 +4,12 @@
  * buffer and one timer; the reply (head + body) is built once and written
  * with as many non-blocking writes as the socket needs. Closing is deferred
  * to step 5 of the loop so no callback runs on a freed client.
+ *
+ * Liveness probes must get through whatever else is connected: a client
+ * has request_timeout_ms (1 s) to send its request, and when all
+ * max_conns slots are taken a new connection evicts the oldest client that
+ * is still reading its request, instead of the listener pausing while idle
+ * sockets hold every slot (16 of them used to make /healthz fail).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,7 +31,7 @@
 
 struct client {
     struct duet_status_http *srv;
-    struct client *next; /* in srv->clients */
+    struct client *next; /* in srv->clients, newest first */
     int fd;
     bool writing;
     bool closing;
@@ -182,6 +188,7 @@ static void respond(struct client *c, int status)
                  r->content_type ? r->content_type : "text/plain; charset=utf-8", r->len);
     c->head_len = (size_t)n < sizeof(c->head) ? (size_t)n : sizeof(c->head) - 1;
     c->writing = true;
+    duet_timer_start(c->srv->loop, &c->timer, c->srv->opts.timeout_ms);
     if (duet_loop_mod_fd(c->srv->loop, c->fd, DUET_EV_WRITE) < 0) {
         client_close(c);
         return;
@@ -270,15 +277,33 @@ static void on_client_timeout(struct duet_loop *loop, struct duet_timer *t, void
     client_close(arg);
 }
 
+/* The oldest client still reading its request (not one being answered),
+ * or NULL. */
+static struct client *oldest_reading(const struct duet_status_http *s)
+{
+    struct client *oldest = NULL;
+
+    for (struct client *c = s->clients; c; c = c->next) {
+        if (!c->writing && !c->closing)
+            oldest = c;
+    }
+    return oldest;
+}
+
+#define ACCEPT_BATCH 64
+
 static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
 {
     struct duet_status_http *s = arg;
 
     (void)ev;
-    while (s->nclients < s->opts.max_conns) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd;
         struct client *c;
 
+        if (s->nclients >= s->opts.max_conns && !oldest_reading(s))
+            break;
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1 && (errno == EMFILE || errno == ENFILE)) {
             /* Out of descriptors: the connection stays queued and the
              * listener readable; rest instead of spinning. */
@@ -290,6 +315,10 @@ static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
         }
         if (fd == -1)
             return; /* EAGAIN, or a transient error (ECONNABORTED) */
+        /* Full: the newcomer takes the oldest reader's slot. Freeing it
+         * here is safe: no callback of that client is running. */
+        if (s->nclients >= s->opts.max_conns)
+            client_free(oldest_reading(s));
         c = duet_calloc(1, sizeof(*c));
         if (!c || duet_loop_add_fd(loop, fd, DUET_EV_READ, on_client, c) < 0) {
             duet_free(c);
@@ -300,13 +329,14 @@ static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
         c->fd = fd;
         duet_timer_init(&c->timer, on_client_timeout, c);
         duet_defer_init(&c->close_defer, on_close_defer, c);
-        duet_timer_start(loop, &c->timer, s->opts.timeout_ms);
+        duet_timer_start(loop, &c->timer, s->opts.request_timeout_ms);
         c->next = s->clients;
         s->clients = c;
         s->nclients++;
     }
-    /* Full: stop accepting until a client leaves (the backlog holds the rest). */
-    if (duet_loop_mod_fd(loop, lfd, 0) == 0)
+    /* Every slot is being answered (or a batch is done and more wait):
+     * rest until a client leaves; the backlog holds the rest. */
+    if (s->nclients >= s->opts.max_conns && duet_loop_mod_fd(loop, lfd, 0) == 0)
         s->paused = true;
 }
 
@@ -339,9 +369,13 @@ int duet_status_http_new(struct duet_loop *loop, const char *listen,
         s->opts = *opts;
     if (s->opts.timeout_ms <= 0)
         s->opts.timeout_ms = 5000;
+    if (s->opts.request_timeout_ms <= 0)
+        s->opts.request_timeout_ms = 1000;
+    if (s->opts.request_timeout_ms > s->opts.timeout_ms)
+        s->opts.request_timeout_ms = s->opts.timeout_ms;
     if (s->opts.max_conns == 0)
-        s->opts.max_conns = 16;
-    s->lfd = duet_net_listen(listen, false, 64, eb);
+        s->opts.max_conns = 256;
+    s->lfd = duet_net_listen(listen, false, 256, eb);
     if (s->lfd < 0) {
         rc = s->lfd;
         duet_free(s);

@@ -31,12 +31,16 @@ struct option_def {
     const char *env;
     enum opt_kind kind;
     const char *def; /* NULL: no default */
-    unsigned min, max; /* OPT_UINT bounds */
+    int64_t min, max; /* OPT_UINT: the integer's bounds; OPT_DURATION: milliseconds */
     const char *help;
     size_t off; /* where the value goes in struct sc_cfg (the listeners: unused) */
 };
 
 #define AT(field) offsetof(struct sc_cfg, field)
+#define SEC 1000LL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
 
 static const struct option_def options[] = {
     {"--certs", "DUET_SIDECAR_CERTS", OPT_STR, NULL, 0, 0,
@@ -49,20 +53,37 @@ static const struct option_def options[] = {
      "host:port for /healthz, /readyz, /metrics", AT(status)},
     {"--workers", "DUET_SIDECAR_WORKERS", OPT_UINT, "1", 1, SC_MAX_WORKERS,
      "worker threads, each with its own loop and SO_REUSEPORT listeners", AT(workers)},
-    {"--max-conns", "DUET_SIDECAR_MAX_CONNS", OPT_UINT, "10000", 1, 1000000,
+    {"--max-conns", "DUET_SIDECAR_MAX_CONNS", OPT_UINT, "2000", 1, 1000000,
      "open proxied connections at most (split across workers)", AT(max_conns)},
-    {"--drain-timeout", "DUET_SIDECAR_DRAIN_TIMEOUT", OPT_DURATION, "20s", 0, 0,
+    {"--max-pending-handshakes", "DUET_SIDECAR_MAX_PENDING_HANDSHAKES", OPT_UINT, "256", 1, 100000,
+     "inbound TLS handshakes in progress at most (split across workers); past it the oldest is "
+     "shed",
+     AT(max_pending)},
+    {"--resolver-threads", "DUET_SIDECAR_RESOLVER_THREADS", OPT_UINT, "4", 1, 32,
+     "getaddrinfo threads for upstream names (one lookup per name at a time)", AT(resolve_threads)},
+    {"--resolve-queue", "DUET_SIDECAR_RESOLVE_QUEUE", OPT_UINT, "1024", 1, 1000000,
+     "connections waiting for a name at most; past it they fail at once", AT(resolve_queue)},
+    {"--resolve-cache-ttl", "DUET_SIDECAR_RESOLVE_CACHE_TTL", OPT_DURATION, "30s", 0, HOUR,
+     "reuse a resolved address this long (0s: resolve every connection)", AT(resolve_ttl_ms)},
+    {"--log-admissions", "DUET_SIDECAR_LOG_ADMISSIONS", OPT_UINT, "20", 0, 100000,
+     "admitted inbound peers logged at info per second per worker (0: none); the rest are counted",
+     AT(admission_logs)},
+    {"--drain-timeout", "DUET_SIDECAR_DRAIN_TIMEOUT", OPT_DURATION, "20s", 0, HOUR,
      "on SIGTERM, wait this long for open connections", AT(drain_ms)},
-    {"--handshake-timeout", "DUET_SIDECAR_HANDSHAKE_TIMEOUT", OPT_DURATION, "10s", 0, 0,
+    {"--handshake-timeout", "DUET_SIDECAR_HANDSHAKE_TIMEOUT", OPT_DURATION, "10s", 100, 5 * MIN,
      "connect + TLS handshake deadline", AT(handshake_ms)},
-    {"--idle-timeout", "DUET_SIDECAR_IDLE_TIMEOUT", OPT_DURATION, "5m", 0, 0,
+    {"--idle-timeout", "DUET_SIDECAR_IDLE_TIMEOUT", OPT_DURATION, "5m", SEC, DAY,
      "close a connection without traffic for this long", AT(idle_ms)},
-    {"--max-conn-lifetime", "DUET_SIDECAR_MAX_CONN_LIFETIME", OPT_DURATION, "0s", 0, 0,
+    {"--max-conn-lifetime", "DUET_SIDECAR_MAX_CONN_LIFETIME", OPT_DURATION, "0s", 0, 30 * DAY,
      "close any connection this old (0s: no limit)", AT(lifetime_ms)},
+    {"--session-lifetime", "DUET_SIDECAR_SESSION_LIFETIME", OPT_DURATION, "1h", SEC, DAY,
+     "TLS session lifetime at most, both ways; also never past the peer certificate's notAfter",
+     AT(session_ms)},
     {"--crl", "DUET_SIDECAR_CRL", OPT_STR, NULL, 0, 0,
-     "PEM CRL refusing revoked client certificates inbound (reloaded with the certificates)",
+     "PEM CRL refusing revoked peers, clients inbound and upstreams outbound (reloaded with the "
+     "certificates)",
      AT(crl)},
-    {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "1s", 0, 0,
+    {"--reload-poll", "DUET_SIDECAR_RELOAD_POLL", OPT_DURATION, "1s", 50, HOUR,
      "stat poll of the certificates and CRL, beside inotify (a readlink + 4 stats)", AT(poll_ms)},
     {"--log-level", "DUET_LOG_LEVEL", OPT_LEVEL, "info", 0, 0, "error, warn, info or debug",
      AT(log_level)},
@@ -75,6 +96,12 @@ static void print_help(void)
         const struct option_def *o = &options[i];
 
         printf("  %-20s %s", o->flag, o->help);
+        if (o->kind == OPT_DURATION) {
+            char lo[32], hi[32];
+
+            printf(" [%s-%s]", duet_duration_format(o->min, lo, sizeof(lo)),
+                   duet_duration_format(o->max, hi, sizeof(hi)));
+        }
         if (o->def)
             printf(" [default %s]", o->def);
         if (o->env)
@@ -268,15 +295,23 @@ static int apply(void *arg, const char *flag, const char *v, struct duet_errbuf 
         *(const char **)dst = v;
         return 0;
     case OPT_UINT:
-        if (parse_uint(v, o->min, o->max, dst) < 0)
+        if (parse_uint(v, (unsigned)o->min, (unsigned)o->max, dst) < 0)
             return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected an integer %u-%u", flag, v,
-                             o->min, o->max);
+                             (unsigned)o->min, (unsigned)o->max);
         return 0;
-    case OPT_DURATION:
-        if (duet_duration_parse(v, dst) < 0 || *(int64_t *)dst < 0)
-            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected a duration like 20s or 5m", flag,
-                             v);
+    case OPT_DURATION: {
+        int64_t ms;
+        char lo[32], hi[32];
+
+        /* Bounded: a huge value would overflow every deadline computed from
+         * it (now + timeout), refusing or closing every connection. */
+        if (duet_duration_parse(v, &ms) < 0 || ms < o->min || ms > o->max)
+            return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected a duration from %s to %s", flag,
+                             v, duet_duration_format(o->min, lo, sizeof(lo)),
+                             duet_duration_format(o->max, hi, sizeof(hi)));
+        *(int64_t *)dst = ms;
         return 0;
+    }
     case OPT_LEVEL:
         if (duet_log_parse_level(v, dst) < 0)
             return duet_errf(eb, DUET_E_USAGE, "%s '%s': expected error, warn, info or debug", flag,
@@ -349,12 +384,6 @@ int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *
         return duet_errf(eb, DUET_E_USAGE, "--certs is required");
     if (cfg->n_listeners == 0)
         return duet_errf(eb, DUET_E_USAGE, "--outbound or --inbound: give at least one");
-    if (cfg->poll_ms < 50)
-        return duet_errf(eb, DUET_E_USAGE, "--reload-poll: at least 50ms");
-    if (cfg->handshake_ms <= 0)
-        return duet_errf(eb, DUET_E_USAGE, "--handshake-timeout: must be positive");
-    if (cfg->idle_ms <= 0)
-        return duet_errf(eb, DUET_E_USAGE, "--idle-timeout: must be positive");
     if (cfg->status) {
         char h[DUET_NET_HOST_MAX];
         unsigned p;

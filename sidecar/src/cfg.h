@@ -46,10 +46,16 @@ struct sc_cfg {
     const char *status;
     unsigned workers;
     unsigned max_conns;
+    unsigned max_pending; /* inbound TLS handshakes in progress at most */
+    unsigned admission_logs;
+    unsigned resolve_threads;
+    unsigned resolve_queue;
+    int64_t resolve_ttl_ms; /* admitted peers logged a second per worker; 0: none */
     int64_t drain_ms;
     int64_t handshake_ms;
     int64_t idle_ms;
     int64_t lifetime_ms; /* 0: unbounded */
+    int64_t session_ms;  /* TLS session (ticket) lifetime at most */
     int64_t poll_ms;
     enum duet_log_level log_level;
     unsigned n_listeners;

@@ -59,6 +59,8 @@ struct sc_conn {
     struct sc_conn *prev, *next; /* the worker's struct sc_conns */
     struct sc_conn *drain_next;  /* its SSL_pending list */
     bool in_drain;
+    struct sc_conn *pend_prev, *pend_next; /* the worker's pending handshakes */
+    bool pending;
     enum sc_state st;
     struct sc_listener *l;
     struct sc_conns *cs; /* the worker's set, and what it lends */
@@ -75,6 +77,7 @@ struct sc_conn {
     int64_t life_deadline; /* 0: none; close once no bytes are in flight */
     int64_t life_hard;     /* close at this time even mid-transfer */
     int64_t last_active;
+    int64_t resolve_start;
     union {
         struct sockaddr sa;
         struct sockaddr_in in;
@@ -162,10 +165,47 @@ static void quiet(struct sc_conn *c, struct sc_side *s)
         s->events = 0;
 }
 
+/* ---- pending inbound handshakes (--max-pending-handshakes) ---- */
+
+static void pend_remove(struct sc_conn *c)
+{
+    struct sc_conns *cs = c->cs;
+
+    if (!c->pending)
+        return;
+    if (c->pend_prev)
+        c->pend_prev->pend_next = c->pend_next;
+    else
+        cs->pend_head = c->pend_next;
+    if (c->pend_next)
+        c->pend_next->pend_prev = c->pend_prev;
+    else
+        cs->pend_tail = c->pend_prev;
+    c->pend_prev = c->pend_next = NULL;
+    c->pending = false;
+    cs->n_pending--;
+}
+
+static void pend_add(struct sc_conn *c)
+{
+    struct sc_conns *cs = c->cs;
+
+    c->pend_prev = NULL;
+    c->pend_next = cs->pend_head;
+    if (cs->pend_head)
+        cs->pend_head->pend_prev = c;
+    else
+        cs->pend_tail = c;
+    cs->pend_head = c;
+    c->pending = true;
+    cs->n_pending++;
+}
+
 static void conn_close(struct sc_conn *c)
 {
     if (c->st == SC_ST_CLOSING)
         return;
+    pend_remove(c);
     c->st = SC_ST_CLOSING;
     quiet(c, &c->down);
     quiet(c, &c->up);
@@ -233,6 +273,15 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
     (void)loop;
     (void)t;
     if (c->st < SC_ST_OPEN) {
+        if (now >= c->hs_deadline && c->st == SC_ST_RESOLVING) {
+            char why[400];
+
+            /* Say what it waited for: the name, not the TLS handshake. */
+            snprintf(why, sizeof(why), "timeout resolving %s (no answer after %lld ms)",
+                     c->l->cfg->host, (long long)(now - c->resolve_start));
+            conn_fail(c, SC_FAIL_RESOLVE, why, NULL);
+            return;
+        }
         if (now >= c->hs_deadline) {
             conn_fail(c, SC_FAIL_TIMEOUT, "handshake timeout", NULL);
             return;
@@ -402,6 +451,41 @@ static struct sc_side *tls_side(struct sc_conn *c)
 
 static void connect_start(struct sc_conn *c);
 
+/*
+ * A handshake that began before a reload verified the peer with the old
+ * ca.crt and CRL; a recheck sweep that ran meanwhile skipped it. Check it
+ * against the current set now. False when the connection was closed.
+ */
+static bool handshake_trust_current(struct sc_conn *c)
+{
+    struct sc_tls_set *cur = sc_tls_acquire();
+    struct sc_xprt_hs hs = {0};
+    struct sc_side *s = tls_side(c);
+    bool ok = true;
+
+    if (cur && !sc_tls_same_trust(cur, c->set) && s->ops->recheck(s, cur, &hs) < 0) {
+        conn_fail(c, hs.fail, hs.why, hs.subject);
+        ok = false;
+    }
+    sc_tls_set_unref(cur);
+    return ok;
+}
+
+/* Who got in (inbound), so an audit can answer it: rate-limited, at info. */
+static void log_admission(struct sc_conn *c, struct sc_side *s)
+{
+    struct sc_xprt_peer p;
+    char peer[64], qsubj[300], quri[300];
+
+    if (!sc_worker_may_log_admission(c->cs->w) || s->ops->peer(s, &p) < 0)
+        return;
+    duet_log(DUET_LOG_INFO, "conn",
+             "worker=%u admitted listener=%s peer=%s subject=%s san_uri=%s serial=%s resumed=%d",
+             sc_worker_id(c->cs->w), c->l->cfg->listen, peer_str(c, peer, sizeof(peer)),
+             duet_log_quote(qsubj, sizeof(qsubj), p.subject),
+             duet_log_quote(quri, sizeof(quri), p.uri), p.serial, p.resumed);
+}
+
 static void handshake_step(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
@@ -416,19 +500,24 @@ static void handshake_step(struct sc_conn *c)
         conn_fail(c, hs.fail, hs.why, hs.subject);
         return;
     }
+    pend_remove(c);
     SC_STAT_ADD(c->l->stats.hs_ok, 1);
     if (hs.resumed)
         SC_STAT_ADD(c->l->stats.hs_resumed, 1);
+    if (!handshake_trust_current(c))
+        return;
     if (is_out(c)) {
         go_open(c);
         return;
     }
+    log_admission(c, s);
     set_life_deadline(c, duet_clock_mono_ms(), 0, hs.peer_not_after, 0);
     set_events(c, s, 0); /* quiet until the backend answers */
     connect_start(c);
 }
 
-static void start_handshake(struct sc_conn *c)
+/* Open the TLS side and take the first handshake step. */
+static void start_tls(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
     const struct sc_xprt_args args = {
@@ -446,6 +535,28 @@ static void start_handshake(struct sc_conn *c)
     s->ops = &sc_xprt_tls;
     c->st = SC_ST_HANDSHAKE;
     handshake_step(c);
+}
+
+/*
+ * Outbound: the handshake starts now. Inbound: the connection waits, with
+ * no TLS state (an SSL and its buffers are ~20 KB), until the client's
+ * first bytes, and it joins the pending list; at --max-pending-handshakes
+ * the oldest pending one is shed, so a flood of silent or slow sockets
+ * costs a bounded amount of memory and cannot keep a real client out.
+ */
+static void start_handshake(struct sc_conn *c)
+{
+    struct sc_conns *cs = c->cs;
+
+    if (is_out(c)) {
+        start_tls(c);
+        return;
+    }
+    if (cs->n_pending >= sc_worker_max_pending(c->cs->w) && cs->pend_tail)
+        conn_fail(cs->pend_tail, SC_FAIL_SHED, "handshake shed: too many pending", NULL);
+    pend_add(c);
+    c->st = SC_ST_HANDSHAKE;
+    set_events(c, &c->down, DUET_EV_READ);
 }
 
 /* ---- connecting ---- */
@@ -503,7 +614,7 @@ static void on_resolved(void *arg, struct sc_resolve_req *r);
 static void connect_start(struct sc_conn *c)
 {
     const struct sc_listen_cfg *lc = c->l->cfg;
-    int rc;
+    int rc, why;
 
     if (lc->literal) {
         rc = try_addr(c, (const struct sockaddr *)&lc->addr, lc->addrlen);
@@ -512,9 +623,12 @@ static void connect_start(struct sc_conn *c)
         return;
     }
     c->st = SC_ST_RESOLVING;
-    c->rreq = sc_resolve_submit(c->cs->rbox, lc->host, lc->port, on_resolved, c);
+    c->resolve_start = duet_clock_mono_ms();
+    c->rreq = sc_resolve_submit(c->cs->rbox, lc->host, lc->port, on_resolved, c, &why);
     if (!c->rreq)
-        conn_fail(c, SC_FAIL_RESOLVE, "resolver unavailable", NULL);
+        conn_fail(c, SC_FAIL_RESOLVE,
+                  why == SC_RESOLVE_QUEUE_FULL ? "resolver queue full" : "resolver unavailable",
+                  NULL);
 }
 
 static void on_resolved(void *arg, struct sc_resolve_req *r)
@@ -529,7 +643,8 @@ static void on_resolved(void *arg, struct sc_resolve_req *r)
     if (!c->ai_next) {
         char why[512];
 
-        snprintf(why, sizeof(why), "resolve %s: %s", c->l->cfg->host, gai_strerror(err));
+        snprintf(why, sizeof(why), "resolve %s: %s (after %lld ms)", c->l->cfg->host,
+                 gai_strerror(err), (long long)sc_resolve_wait_ms(r));
         conn_fail(c, SC_FAIL_RESOLVE, why, NULL);
         return;
     }
@@ -577,8 +692,13 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
             connected(c);
         return;
     case SC_ST_HANDSHAKE:
-        if (fd == tls_side(c)->fd)
-            handshake_step(c);
+        if (fd != tls_side(c)->fd)
+            return;
+        if (tls_side(c)->ops == &sc_xprt_raw) {
+            start_tls(c); /* the first bytes of an inbound client */
+            return;
+        }
+        handshake_step(c);
         return;
     case SC_ST_OPEN:
     case SC_ST_HALF_CLOSED:
@@ -641,6 +761,40 @@ void sc_conns_init(struct sc_conns *cs, struct sc_worker *w, struct duet_loop *l
                    struct sc_bufpool *pool, struct sc_resolve_box *rbox, const struct sc_cfg *cfg)
 {
     *cs = (struct sc_conns){.w = w, .loop = loop, .pool = pool, .rbox = rbox, .cfg = cfg};
+}
+
+/* Past its handshake: the TLS side has a verified peer. */
+static bool verified(const struct sc_conn *c)
+{
+    if (c->st == SC_ST_CLOSING || c->st == SC_ST_HANDSHAKE)
+        return false;
+    return is_out(c) ? c->st >= SC_ST_OPEN : c->down.ops == &sc_xprt_tls;
+}
+
+/* The peer of c against set; closes c (gracefully) when it fails. */
+static void recheck(struct sc_conn *c, struct sc_tls_set *set)
+{
+    struct sc_side *s = tls_side(c);
+    struct sc_xprt_hs hs = {0};
+    char peer[64], qsubj[300], qwhy[600];
+
+    if (s->ops->recheck(s, set, &hs) == 0)
+        return;
+    SC_STAT_ADD(c->l->stats.closed_recheck, 1);
+    duet_log(DUET_LOG_INFO, "conn",
+             "worker=%u closed listener=%s peer=%s reason=%s subject=%s msg=%s", sc_worker_id(c->cs->w),
+             c->l->cfg->listen, peer_str(c, peer, sizeof(peer)), sc_fail_names[hs.fail],
+             duet_log_quote(qsubj, sizeof(qsubj), hs.subject),
+             duet_log_quote(qwhy, sizeof(qwhy), hs.why));
+    conn_close(c);
+}
+
+void sc_conn_recheck_all(struct sc_conns *cs, struct sc_tls_set *set)
+{
+    for (struct sc_conn *c = cs->head; c; c = c->next) {
+        if (verified(c) && !sc_tls_same_trust(c->set, set))
+            recheck(c, set);
+    }
 }
 
 void sc_conn_close_all(struct sc_conns *cs)

@@ -20,7 +20,8 @@ struct sc_listener;
 struct sc_resolve_box;
 struct sc_worker;
 
-/* A worker's connections: all of them, and those BoringSSL holds bytes for. */
+/* A worker's connections: all of them, those BoringSSL holds bytes for,
+ * and the inbound ones still in their TLS handshake (oldest at the tail). */
 struct sc_conns {
     struct sc_conn *head;       /* doubly linked */
     struct sc_conn *drain_head; /* SSL_pending drain list for the before-sleep hook */
@@ -31,6 +32,8 @@ struct sc_conns {
     struct sc_bufpool *pool;
     struct sc_resolve_box *rbox;
     const struct sc_cfg *cfg;
+    struct sc_conn *pend_head, *pend_tail; /* pending handshakes, newest first */
+    unsigned n_pending;
 };
 
 void sc_conns_init(struct sc_conns *cs, struct sc_worker *w, struct duet_loop *loop,
@@ -44,6 +47,10 @@ void sc_conns_init(struct sc_conns *cs, struct sc_worker *w, struct duet_loop *l
 void sc_conn_start(struct sc_conns *cs, struct sc_listener *l, int fd, const struct sockaddr *peer);
 /* Mark every connection closing; the loop frees them at the end of its iteration. */
 void sc_conn_close_all(struct sc_conns *cs);
+/* Check the peer of every connection past its handshake against set (a new
+ * ca.crt or CRL) and close, gracefully, logged and counted, those that fail. */
+struct sc_tls_set;
+void sc_conn_recheck_all(struct sc_conns *cs, struct sc_tls_set *set);
 /* The before-sleep hook (arg: the struct sc_conns): drain what epoll cannot see. */
 void sc_conn_before_sleep(struct duet_loop *loop, void *arg);
 

@@ -24,6 +24,13 @@ static struct sc_app app;
 static struct duet_timer drain_timer;
 static bool draining;
 
+static void on_trust_changed(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; i < app.n_workers; i++)
+        sc_worker_command(app.workers[i], SC_CMD_RECHECK);
+}
+
 static void on_hup(struct duet_loop *loop, void *arg)
 {
     (void)loop;
@@ -113,10 +120,11 @@ static int run(void)
         .done_fd = app.main_fd,
         .finished = &app.finished,
         .max_conns = (app.cfg.max_conns + app.n_workers - 1) / app.n_workers,
+        .max_pending = (app.cfg.max_pending + app.n_workers - 1) / app.n_workers,
     };
     for (unsigned w = 0; w < app.n_workers; w++)
         DUET_TRY_GOTO(sc_worker_new(&env, w, fds[w], &app.workers[w], &eb), rc, out);
-    DUET_TRY_GOTO(sc_reload_new(app.loop, &app.cfg, &app.reload), rc, out);
+    DUET_TRY_GOTO(sc_reload_new(app.loop, &app.cfg, on_trust_changed, NULL, &app.reload), rc, out);
     if (app.cfg.status)
         DUET_TRY_GOTO(duet_status_http_new(app.loop, app.cfg.status, NULL, sc_metrics_handler,
                                            &app, &status, &eb),
@@ -124,7 +132,10 @@ static int run(void)
     /* The resolver thread only exists when some upstream is a name. */
     for (unsigned i = 0; i < app.cfg.n_listeners; i++) {
         if (!app.cfg.listeners[i].literal) {
-            DUET_TRY_GOTO(sc_resolve_init(), rc, out);
+            const struct sc_resolve_opts ro = {app.cfg.resolve_threads, app.cfg.resolve_queue,
+                                               app.cfg.resolve_ttl_ms};
+
+            DUET_TRY_GOTO(sc_resolve_init(&ro), rc, out);
             break;
         }
     }

@@ -24,6 +24,8 @@ enum sc_fail {
     SC_FAIL_CONNECT,
     SC_FAIL_RESOLVE,
     SC_FAIL_NO_CERTS_LOADED,
+    SC_FAIL_CRL_STALE, /* our CRL is past its nextUpdate: nobody can be checked */
+    SC_FAIL_SHED,      /* closed mid-handshake to make room (--max-pending-handshakes) */
     SC_FAIL_COUNT,
 };
 
@@ -40,6 +42,7 @@ struct sc_lstats {
     uint64_t hs_resumed;
     uint64_t hs_fail[SC_FAIL_COUNT];
     uint64_t refused_limit;
+    uint64_t closed_recheck; /* open connections closed: the peer failed a new ca.crt or CRL */
 };
 
 #define SC_STAT_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "duet/alloc.h"
@@ -46,7 +47,10 @@ struct sc_reload {
     struct reload_sig sig;
     uint64_t generation;
     bool waiting_logged;
+    bool crl_stale_logged; /* one warning per stale CRL, until a fresh one loads */
     struct duet_watch *watch;
+    sc_reload_trust_cb *on_trust;
+    void *on_trust_arg;
     uint64_t ok, failed; /* atomic: the status server reads them */
 };
 
@@ -96,11 +100,43 @@ static unsigned uses(const struct sc_cfg *cfg)
     return u;
 }
 
+/*
+ * A CRL past its nextUpdate refuses every peer (X509_V_ERR_CRL_HAS_EXPIRED)
+ * whether it was stale at load or went stale since: say so once, naming the
+ * file and the date, when it happens (metrics and /readyz say it too).
+ */
+static void check_crl(struct sc_reload *rl)
+{
+    struct sc_tls_set *s = sc_tls_acquire();
+    int64_t nu = s ? sc_tls_set_info(s)->crl_next_update : 0;
+    bool stale = s && sc_tls_crl_stale(sc_tls_set_info(s), duet_clock_now());
+
+    sc_tls_set_unref(s);
+    if (!stale) {
+        rl->crl_stale_logged = false;
+        return;
+    }
+    if (!rl->crl_stale_logged) {
+        char qcrl[600], when[32];
+        time_t t = (time_t)nu;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        duet_log(DUET_LOG_ERROR, "reload",
+                 "crl=%s next_update=%s msg=\"CRL is past its nextUpdate: every peer is "
+                 "refused and /readyz reports not ready until a fresh CRL is loaded\"",
+                 duet_log_quote(qcrl, sizeof(qcrl), rl->cfg->crl ? rl->cfg->crl : "-"), when);
+    }
+    rl->crl_stale_logged = true;
+}
+
 static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *why)
 {
     struct sc_tls_set *old = sc_tls_acquire();
     const struct sc_tls_info *ni = sc_tls_set_info(set);
     char cert[DUET_CERT_LOG_MAX], qdir[600], qver[600];
+    bool trust_changed;
 
     rl->generation++;
     duet_log(DUET_LOG_INFO, "reload",
@@ -111,10 +147,17 @@ static void publish(struct sc_reload *rl, struct sc_tls_set *set, const char *wh
              (unsigned long long)ni->generation,
              duet_cert_log_fields(cert, sizeof(cert), ni->serial, ni->not_after, ni->sha256),
              old ? sc_tls_set_info(old)->sha256 : "-");
+    trust_changed = old && !sc_tls_same_trust(old, set);
     sc_tls_set_unref(old);
     sc_tls_publish(set);
+    /* Open connections were admitted under the old ca.crt or CRL: the
+     * workers check their peers against the new one. */
+    if (trust_changed && rl->on_trust)
+        rl->on_trust(rl->on_trust_arg);
     __atomic_add_fetch(&rl->ok, 1, __ATOMIC_RELAXED);
     rl->waiting_logged = false;
+    rl->crl_stale_logged = false;
+    check_crl(rl);
 }
 
 /* Read the folder's files and the CRL into f; vs and *crl hold the bytes. */
@@ -139,7 +182,8 @@ static int read_files(const struct sc_cfg *cfg, struct duet_vol_set *vs, char **
                                b[DUET_VOL_SET_CA].data,
                                b[DUET_VOL_SET_CA].len,
                                *crl,
-                               *crl_len};
+                               *crl_len,
+                               (uint32_t)(cfg->session_ms / 1000)};
     return 0;
 }
 
@@ -210,6 +254,7 @@ static void on_poll(struct duet_loop *loop, struct duet_timer *t, void *arg)
     struct sc_reload *rl = arg;
 
     check(rl, "poll");
+    check_crl(rl);
     duet_timer_start(loop, t, rl->cfg->poll_ms);
 }
 
@@ -220,7 +265,8 @@ static void on_watch(struct duet_watch *w, void *arg)
     check(arg, "inotify");
 }
 
-int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, struct sc_reload **out)
+int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, sc_reload_trust_cb *on_trust,
+                  void *arg, struct sc_reload **out)
 {
     struct sc_reload *rl = duet_calloc(1, sizeof(*rl));
     struct duet_errbuf eb;
@@ -230,6 +276,8 @@ int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, struct sc_re
         return DUET_ENOMEM;
     rl->cfg = cfg;
     rl->loop = loop;
+    rl->on_trust = on_trust;
+    rl->on_trust_arg = arg;
     duet_timer_init(&rl->poll, on_poll, rl);
     sc_reload_now(rl, "start");
     duet_timer_start(loop, &rl->poll, cfg->poll_ms);

@@ -19,8 +19,11 @@ struct sc_reload;
  * sidecar waits for certificates), then watch cfg->certs on loop. Returns
  * 0, or DUET_ENOMEM. cfg and loop are borrowed for the reloader's life.
  */
-int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg,
-                  struct sc_reload **out) DUET_MUST_CHECK;
+/* Called (main thread) after a set with another ca.crt or CRL was published. */
+typedef void sc_reload_trust_cb(void *arg);
+
+int sc_reload_new(struct duet_loop *loop, const struct sc_cfg *cfg, sc_reload_trust_cb *on_trust,
+                  void *arg, struct sc_reload **out) DUET_MUST_CHECK;
 /* Accepts NULL. */
 void sc_reload_free(struct sc_reload *r);
 /* Re-read the folder now, whatever its signature says (SIGHUP). */

@@ -20,6 +20,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -35,6 +36,7 @@ struct sc_tls_set {
     int refs; /* atomic */
     SSL_CTX *cli;
     SSL_CTX *srv;
+    STACK_OF(X509_CRL) * crls; /* the CRLs in the store, for resumption checks; NULL: none */
     struct sc_tls_info info;
 };
 
@@ -46,6 +48,7 @@ static void free_set(struct sc_tls_set *s)
 {
     SSL_CTX_free(s->cli);
     SSL_CTX_free(s->srv);
+    sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
     duet_free(s);
 }
 
@@ -204,7 +207,7 @@ static STACK_OF(X509_NAME) * ca_names(const struct duet_chain *bundle)
     return names;
 }
 
-static bool setup_server(SSL_CTX *ctx, const struct material *m, X509_STORE *store)
+static bool setup_server(SSL_CTX *ctx, const struct material *m)
 {
     STACK_OF(X509_NAME) *names = ca_names(m->bundle);
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
@@ -213,16 +216,26 @@ static bool setup_server(SSL_CTX *ctx, const struct material *m, X509_STORE *sto
         return false;
     SSL_CTX_set_client_CA_list(ctx, names);
     X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT);
-    if (m->crls) {
-        for (size_t i = 0; i < sk_X509_CRL_num(m->crls); i++)
-            X509_STORE_add_crl(store, sk_X509_CRL_value(m->crls, i));
-        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
-    }
     SSL_CTX_set_session_id_context(ctx, (const uint8_t *)"duet", 4);
+    /* Our order, not the client's: AEAD with ECDHE whatever it lists first. */
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     return true;
 }
 
-static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server)
+/*
+ * TLS 1.2 suites, offered (outbound) and accepted (inbound): ECDHE key
+ * exchange only (forward secrecy) with an AEAD (no CBC, so no LUCKY13; no
+ * 64-bit blocks, so no SWEET32). TLS 1.3 is preferred by version
+ * negotiation and its suites are all AEAD (BoringSSL fixes them). The
+ * strict setter fails on any name this build does not know.
+ */
+#define SC_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+
+static SSL_CTX *new_ctx(const struct material *m, bool crl, X509_STORE *store, bool server,
+                        uint32_t session_s)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 
@@ -232,6 +245,7 @@ static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server
         !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
         /* X25519 first: the cheapest key exchange (DESIGN.md "Performance budget"). */
         !SSL_CTX_set1_curves_list(ctx, "X25519:P-256:P-384") ||
+        !SSL_CTX_set_strict_cipher_list(ctx, SC_TLS12_CIPHERS) ||
         !SSL_CTX_use_certificate(ctx, duet_cert_x509(duet_chain_at(m->chain, 0))) ||
         !SSL_CTX_use_PrivateKey(ctx, duet_key_evp(m->key)))
         goto fail;
@@ -241,9 +255,18 @@ static SSL_CTX *new_ctx(const struct material *m, X509_STORE *store, bool server
     }
     X509_STORE_up_ref(store);
     SSL_CTX_set_cert_store(ctx, store);
+    /* The CRL (in the shared store) applies both ways: a revoked upstream
+     * is refused like a revoked client. */
+    if (crl)
+        X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK);
+    /* Sessions live --session-lifetime at most (BoringSSL: 2 days for TLS
+     * 1.3, 2 hours for 1.2); xprt_tls.c bounds each one further by the
+     * peer's notAfter and re-checks the peer whenever one is resumed. */
+    SSL_CTX_set_timeout(ctx, session_s);
+    SSL_CTX_set_session_psk_dhe_timeout(ctx, session_s);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* a no-op in BoringSSL, which always releases */
     if (server) {
-        if (!setup_server(ctx, m, store))
+        if (!setup_server(ctx, m))
             goto fail;
     } else {
         X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
@@ -258,14 +281,18 @@ fail:
     return NULL;
 }
 
-/* Both contexts share one store (ca.crt and the CRLs), as they always have. */
-static int build_ctxs(struct sc_tls_set *s, const struct material *m, struct duet_errbuf *eb)
+/* Both contexts share one store: ca.crt and the CRLs, checked both ways. */
+static int build_ctxs(struct sc_tls_set *s, STACK_OF(X509_CRL) * crls, const struct material *m,
+                      uint32_t session_s, struct duet_errbuf *eb)
 {
     X509_STORE *store = duet_chain_to_store(m->bundle);
 
+    /* A CRL already in the store (listed twice) is not an error. */
+    for (size_t i = 0; store && crls && i < sk_X509_CRL_num(crls); i++)
+        (void)X509_STORE_add_crl(store, sk_X509_CRL_value(crls, i));
     if (store) {
-        s->cli = new_ctx(m, store, false);
-        s->srv = new_ctx(m, store, true);
+        s->cli = new_ctx(m, crls != NULL, store, false, session_s);
+        s->srv = new_ctx(m, crls != NULL, store, true, session_s);
     }
     X509_STORE_free(store); /* the contexts hold their own references */
     if (!s->cli || !s->srv) {
@@ -279,9 +306,17 @@ static int build_ctxs(struct sc_tls_set *s, const struct material *m, struct due
     return 0;
 }
 
-static int fill_info(struct sc_tls_info *info, const struct material *m)
+static int fill_info(struct sc_tls_info *info, STACK_OF(X509_CRL) * crls, const struct material *m)
 {
     struct duet_cert_info ci;
+
+    for (size_t i = 0; crls && i < sk_X509_CRL_num(crls); i++) {
+        const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, i));
+        int64_t t = nu ? duet_asn1_time_to_unix(nu) : 0;
+
+        if (t > 0 && (info->crl_next_update == 0 || t < info->crl_next_update))
+            info->crl_next_update = t;
+    }
 
     DUET_TRY(duet_cert_info(duet_chain_at(m->chain, 0), &ci));
     snprintf(info->serial, sizeof(info->serial), "%s", ci.serial);
@@ -291,10 +326,28 @@ static int fill_info(struct sc_tls_info *info, const struct material *m)
     return 0;
 }
 
+/* ca.crt and the CRL as given, length-prefixed so the boundary counts. */
+static void trust_digest(uint8_t out[32], const struct sc_tls_files *f)
+{
+    SHA256_CTX h;
+    uint64_t n;
+
+    SHA256_Init(&h);
+    n = f->ca_len;
+    SHA256_Update(&h, &n, sizeof(n));
+    SHA256_Update(&h, f->ca, f->ca_len);
+    n = f->crl ? f->crl_len : 0;
+    SHA256_Update(&h, &n, sizeof(n));
+    if (f->crl)
+        SHA256_Update(&h, f->crl, f->crl_len);
+    SHA256_Final(out, &h);
+}
+
 struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *version,
                                     uint64_t generation, unsigned uses,
                                     struct duet_errbuf *eb)
 {
+    const uint32_t session_s = f->session_lifetime_s ? f->session_lifetime_s : 3600;
     struct material m = {0};
     struct sc_tls_set *s = NULL;
     int rc;
@@ -309,7 +362,10 @@ struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *ve
     s->refs = 1;
     s->info.generation = generation;
     snprintf(s->info.version, sizeof(s->info.version), "%s", version);
-    if (build_ctxs(s, &m, eb) < 0 || fill_info(&s->info, &m) < 0) {
+    trust_digest(s->info.trust, f);
+    s->crls = m.crls; /* the set keeps them: resumption checks read them */
+    m.crls = NULL;
+    if (build_ctxs(s, s->crls, &m, session_s, eb) < 0 || fill_info(&s->info, s->crls, &m) < 0) {
         free_set(s);
         s = NULL;
     }
@@ -319,9 +375,24 @@ out:
     return s;
 }
 
+const STACK_OF(X509_CRL) * sc_tls_set_crls(const struct sc_tls_set *s)
+{
+    return s->crls;
+}
+
 SSL_CTX *sc_tls_set_ctx(struct sc_tls_set *s, bool server)
 {
     return server ? s->srv : s->cli;
+}
+
+bool sc_tls_same_trust(const struct sc_tls_set *a, const struct sc_tls_set *b)
+{
+    return a == b || memcmp(a->info.trust, b->info.trust, sizeof(a->info.trust)) == 0;
+}
+
+bool sc_tls_crl_stale(const struct sc_tls_info *info, int64_t now)
+{
+    return info->crl_next_update > 0 && now > info->crl_next_update;
 }
 
 bool sc_tls_ready(void)

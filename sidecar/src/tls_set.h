@@ -23,6 +23,8 @@ struct sc_tls_info {
     char sha256[96]; /* SHA-256 of our leaf, as duet_cert_info gives it */
     char serial[96];
     char version[256]; /* the ..data folder it came from */
+    int64_t crl_next_update; /* the earliest nextUpdate of the CRLs, Unix seconds; 0: none */
+    uint8_t trust[32];       /* SHA-256 over ca.crt and the CRL: what peers are judged by */
 };
 
 struct sc_tls_files {
@@ -34,6 +36,7 @@ struct sc_tls_files {
     size_t ca_len;
     const char *crl; /* may be NULL */
     size_t crl_len;
+    uint32_t session_lifetime_s; /* TLS session lifetime at most; 0: one hour */
 };
 
 /* What our certificate must be good for: outbound listeners present it as
@@ -62,5 +65,10 @@ void sc_tls_publish(struct sc_tls_set *s);
 void sc_tls_shutdown(void);
 /* A current set is loaded and its certificate has not expired (duet_clock). */
 bool sc_tls_ready(void);
+/* The set has a CRL and it is past its nextUpdate at `now` (Unix seconds):
+ * every peer it is asked about is then refused. */
+bool sc_tls_crl_stale(const struct sc_tls_info *info, int64_t now);
+/* Do a and b judge peers alike (same ca.crt, same CRL)? */
+bool sc_tls_same_trust(const struct sc_tls_set *a, const struct sc_tls_set *b);
 
 #endif

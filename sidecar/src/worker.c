@@ -15,31 +15,57 @@
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
+#include "tls_set.h"
 #include "worker.h"
 
 #define REFUSAL_LOGS_PER_SEC 20
 
-void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...)
+static bool ratelim_take(struct sc_ratelim *rl, unsigned per_sec, unsigned id, const char *what)
 {
     int64_t now = duet_clock_mono_ms();
+
+    if (now - rl->window >= 1000) {
+        if (rl->suppressed)
+            duet_log(DUET_LOG_WARN, "conn", "worker=%u suppressed=%u msg=\"%s not logged\"", id,
+                     rl->suppressed, what);
+        rl->window = now;
+        rl->count = 0;
+        rl->suppressed = 0;
+    }
+    if (rl->count >= per_sec) {
+        rl->suppressed++;
+        return false;
+    }
+    rl->count++;
+    return true;
+}
+
+unsigned sc_worker_id(const struct sc_worker *w)
+{
+    return w->id;
+}
+
+unsigned sc_worker_max_pending(const struct sc_worker *w)
+{
+    return w->env.max_pending;
+}
+
+bool sc_worker_may_log_admission(struct sc_worker *w)
+{
+    unsigned per_sec = w->env.cfg->admission_logs;
+
+    return per_sec > 0 && duet_log_enabled(DUET_LOG_INFO) &&
+           ratelim_take(&w->admissions, per_sec, w->id, "admissions");
+}
+
+void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...)
+{
     char line[768];
     va_list ap;
 
-    if (!duet_log_enabled(DUET_LOG_INFO))
+    if (!duet_log_enabled(DUET_LOG_INFO) ||
+        !ratelim_take(&w->refusals, REFUSAL_LOGS_PER_SEC, w->id, "refusals"))
         return;
-    if (now - w->log_window >= 1000) {
-        if (w->log_suppressed)
-            duet_log(DUET_LOG_WARN, "conn", "worker=%u suppressed=%u msg=\"refusals not logged\"",
-                     w->id, w->log_suppressed);
-        w->log_window = now;
-        w->log_count = 0;
-        w->log_suppressed = 0;
-    }
-    if (w->log_count >= REFUSAL_LOGS_PER_SEC) {
-        w->log_suppressed++;
-        return;
-    }
-    w->log_count++;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
@@ -68,6 +94,13 @@ static void on_ctl(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
     }
     if (cmd & SC_CMD_ABORT)
         sc_conn_close_all(&w->conns);
+    if (cmd & SC_CMD_RECHECK) {
+        struct sc_tls_set *set = sc_tls_acquire();
+
+        if (set)
+            sc_conn_recheck_all(&w->conns, set);
+        sc_tls_set_unref(set);
+    }
     if (w->draining && w->conns.n == 0)
         duet_loop_stop(loop);
 }

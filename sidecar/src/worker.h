@@ -22,6 +22,15 @@
 
 #define SC_CMD_DRAIN 0x1u
 #define SC_CMD_ABORT 0x2u
+#define SC_CMD_RECHECK 0x4u /* the trust changed: check every open connection's peer */
+
+/* At most `per_sec` events a second; the rest are counted and summed up in
+ * one line when the next window opens. */
+struct sc_ratelim {
+    int64_t window;
+    unsigned count;
+    unsigned suppressed;
+};
 
 /* What a worker borrows from the process for its whole life. */
 struct sc_worker_env {
@@ -29,6 +38,7 @@ struct sc_worker_env {
     int done_fd;        /* eventfd written once when the thread finishes */
     unsigned *finished; /* atomic count of finished workers */
     unsigned max_conns; /* this worker's share of --max-conns */
+    unsigned max_pending; /* this worker's share of --max-pending-handshakes */
 };
 
 struct sc_worker {
@@ -44,10 +54,8 @@ struct sc_worker {
     struct sc_bufpool pool;
     struct sc_resolve_box rbox;
     unsigned cmd; /* SC_CMD_* bits, atomic */
-    /* rate limit for refusal log lines */
-    int64_t log_window;
-    unsigned log_count;
-    unsigned log_suppressed;
+    struct sc_ratelim refusals;   /* refusal log lines */
+    struct sc_ratelim admissions; /* admission log lines */
 };
 
 /* Takes listen_fds[0 .. cfg->n_listeners) (set to -1 as they are taken). */
@@ -61,6 +69,11 @@ void sc_worker_join(struct sc_worker *w);
 void sc_worker_free(struct sc_worker *w);
 /* Log a refused peer, at most a few lines per second per worker. */
 void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...) DUET_PRINTF(2, 3);
+/* May an admission be logged now (--log-admissions a second per worker)? */
+bool sc_worker_may_log_admission(struct sc_worker *w);
+/* The worker's number (logs) and its share of --max-pending-handshakes. */
+unsigned sc_worker_id(const struct sc_worker *w);
+unsigned sc_worker_max_pending(const struct sc_worker *w);
 /* Called by conn.c as connections come and go: pauses and resumes the
  * listeners at the limit, and stops a draining worker's loop at zero. */
 void sc_worker_conns_changed(struct sc_worker *w);

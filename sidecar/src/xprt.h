@@ -50,6 +50,15 @@ struct sc_xprt_hs {
     char subject[256]; /* the refused certificate's subject ("-": none), the peer's to choose */
 };
 
+/* Who is at the other end of a TLS side, for the admission log. Strings
+ * are the peer's to choose: quote them before logging. */
+struct sc_xprt_peer {
+    char subject[256]; /* one-line subject, "-" for none */
+    char uri[256];     /* the first SAN URI, "-" for none */
+    char serial[84];   /* upper-case hex */
+    bool resumed;
+};
+
 /* Which way a transport call crossed over: a read that needs the socket
  * writable, a write that needs it readable (TLS renegotiation-free
  * post-handshake messages, redis src/tls.c). Bits. */
@@ -80,6 +89,13 @@ struct sc_xprt_ops {
     bool (*pending)(const struct sc_side *s);
     /* SC_CROSS_* bits of the last calls. */
     unsigned (*cross)(const struct sc_side *s);
+    /* After a handshake: describe the peer's certificate. 0, or DUET_EINVAL
+     * when the side has no certificate to describe (raw). */
+    int (*peer)(const struct sc_side *s, struct sc_xprt_peer *out);
+    /* Does the peer of an open side still pass `set`'s checks (chain to its
+     * ca.crt, its CRL, expiry, the listener's allow list or serverAuth)?
+     * 0, or DUET_E_TLS with hs->fail, why and subject saying why. Raw: 0. */
+    int (*recheck)(struct sc_side *s, struct sc_tls_set *set, struct sc_xprt_hs *hs);
 };
 
 /* One end of a proxied connection: down (the client) or up (the upstream). */

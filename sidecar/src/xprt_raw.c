@@ -85,6 +85,21 @@ static unsigned raw_cross(const struct sc_side *s)
     return SC_CROSS_NONE;
 }
 
+static int raw_peer(const struct sc_side *s, struct sc_xprt_peer *out)
+{
+    (void)s;
+    (void)out;
+    return DUET_EINVAL;
+}
+
+static int raw_recheck(struct sc_side *s, struct sc_tls_set *set, struct sc_xprt_hs *hs)
+{
+    (void)s;
+    (void)set;
+    (void)hs;
+    return 0;
+}
+
 const struct sc_xprt_ops sc_xprt_raw = {
     .open = raw_open,
     .handshake = raw_handshake,
@@ -95,4 +110,6 @@ const struct sc_xprt_ops sc_xprt_raw = {
     .interest = raw_interest,
     .pending = raw_pending,
     .cross = raw_cross,
+    .peer = raw_peer,
+    .recheck = raw_recheck,
 };

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -33,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "duet/alloc.h"
+#include "duet/clock.h"
 #include "duet/pki_bssl.h"
 #include "cfg.h"
 #include "pump.h"
@@ -53,6 +55,7 @@ struct tls_ctx {
     bool rd_want_wr; /* the last recv (or handshake step) needs the socket writable */
     bool wr_want_rd; /* the last send needs the socket readable */
     const struct sc_listen_cfg *lcfg;
+    struct sc_tls_set *set;         /* borrowed: the connection holds a reference */
     struct sc_tls_session *session; /* client: the listener's resumption slot */
     /* Read-ahead: socket bytes BoringSSL has not asked for yet, in a pool
      * buffer held only while non-empty. */
@@ -76,25 +79,54 @@ static void note_failure(struct tls_ctx *t, int x509_err, enum sc_fail reason, X
         t->vf_cert = x;
 }
 
-static void get_cn(X509 *x, char *buf, size_t size)
+/*
+ * The subject's one CN, decoded to UTF-8, into buf. Returns 1 with buf set,
+ * 0 when the subject has no CN, -1 when it cannot name anyone: more than one
+ * CN (which one would an allow entry mean?), an embedded NUL (so
+ * "a.dev\0.evil" never compares equal to "a.dev"), or a CN longer than any
+ * allow entry can be (never truncated into a match).
+ */
+static int subject_cn(X509 *x, char *buf, size_t size)
 {
+    const X509_NAME *nm = X509_get_subject_name(x);
+    int i = X509_NAME_get_index_by_NID(nm, NID_commonName, -1);
+    unsigned char *utf8 = NULL;
+    int len;
+
     buf[0] = '\0';
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)size) < 0)
-        buf[0] = '\0';
+    if (i < 0)
+        return 0;
+    if (X509_NAME_get_index_by_NID(nm, NID_commonName, i) >= 0)
+        return -1;
+    len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(nm, i)));
+    if (len < 0) {
+        ERR_clear_error();
+        return -1;
+    }
+    if ((size_t)len >= size || memchr(utf8, 0, (size_t)len)) {
+        OPENSSL_free(utf8);
+        return -1;
+    }
+    memcpy(buf, utf8, (size_t)len);
+    buf[len] = '\0';
+    OPENSSL_free(utf8);
+    return 1;
 }
 
-/* Allow lists by CN and SAN URI (only when the listener has any). */
-static bool leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
+bool sc_tls_leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
 {
     char cn[DUET_NET_HOST_MAX];
     char uris[SC_MAX_ALLOW][DUET_NET_HOST_MAX];
     const char *ptrs[SC_MAX_ALLOW];
     unsigned n = 0;
     GENERAL_NAMES *gens;
+    int has_cn;
 
     if (l->n_cn == 0 && l->n_san == 0)
         return true;
-    get_cn(x, cn, sizeof(cn));
+    has_cn = subject_cn(x, cn, sizeof(cn));
+    if (has_cn < 0)
+        return false; /* an ambiguous subject is refused outright, whichever list would match */
     gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     for (size_t i = 0; gens && i < sk_GENERAL_NAME_num(gens) && n < SC_MAX_ALLOW; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
@@ -114,7 +146,51 @@ static bool leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
         n++;
     }
     GENERAL_NAMES_free(gens);
-    return sc_cfg_allowed(l, cn, ptrs, n);
+    return sc_cfg_allowed(l, has_cn ? cn : NULL, ptrs, n);
+}
+
+/* An upstream must say it is a TLS server: an extendedKeyUsage extension
+ * that lists serverAuth. X509_PURPOSE_SSL_SERVER alone lets a certificate
+ * without the extension (a v1 certificate, say) pass as anything. */
+static bool leaf_is_server(X509 *x)
+{
+    return (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) &&
+           (X509_get_extended_key_usage(x) & XKU_SSL_SERVER);
+}
+
+static enum sc_fail reason_of(int x509_err)
+{
+    switch (x509_err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return SC_FAIL_EXPIRED;
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+        return SC_FAIL_CRL_STALE;
+    case X509_V_ERR_CERT_REVOKED:
+        return SC_FAIL_REVOKED;
+    default:
+        return SC_FAIL_UNTRUSTED;
+    }
+}
+
+/*
+ * A session must not outlive the certificate it was authenticated with:
+ * cap the session being negotiated at the peer's notAfter, so the ticket's
+ * lifetime hint and our own cache agree with it. (SSL_get_session during a
+ * handshake gives the new session; the resumption check in tls_handshake
+ * is what enforces the bound either way.)
+ */
+static void cap_session(SSL *ssl, X509 *leaf)
+{
+    SSL_SESSION *sess = SSL_get_session(ssl);
+    int64_t left = duet_asn1_time_to_unix(X509_get0_notAfter(leaf)) - (int64_t)duet_clock_now();
+
+    if (!sess)
+        return;
+    if (left < 0)
+        left = 0;
+    if ((uint64_t)left < SSL_SESSION_get_timeout(sess))
+        SSL_SESSION_set_timeout(sess, (uint32_t)left);
 }
 
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
@@ -129,21 +205,24 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
         if (!t->vf_set) {
             int e = X509_STORE_CTX_get_error(ctx);
 
-            note_failure(t, e,
-                         e == X509_V_ERR_CERT_HAS_EXPIRED || e == X509_V_ERR_CERT_NOT_YET_VALID
-                             ? SC_FAIL_EXPIRED
-                         : e == X509_V_ERR_CERT_REVOKED ? SC_FAIL_REVOKED
-                                                        : SC_FAIL_UNTRUSTED,
-                         leaf);
+            note_failure(t, e, reason_of(e), leaf);
         }
         return 0;
     }
+    if (X509_STORE_CTX_get_error_depth(ctx) == 0 && t->lcfg->dir == SC_OUTBOUND &&
+        !leaf_is_server(leaf)) {
+        note_failure(t, X509_V_ERR_INVALID_PURPOSE, SC_FAIL_UNTRUSTED, leaf);
+        X509_STORE_CTX_set_error(ctx, X509_V_ERR_INVALID_PURPOSE);
+        return 0;
+    }
     if (X509_STORE_CTX_get_error_depth(ctx) == 0 && t->lcfg->dir == SC_INBOUND &&
-        !leaf_allowed(t->lcfg, leaf)) {
+        !sc_tls_leaf_allowed(t->lcfg, leaf)) {
         note_failure(t, X509_V_ERR_APPLICATION_VERIFICATION, SC_FAIL_NOT_ALLOWED, leaf);
         X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
         return 0;
     }
+    if (X509_STORE_CTX_get_error_depth(ctx) == 0)
+        cap_session(ssl, leaf);
     return 1;
 }
 
@@ -322,6 +401,10 @@ static int setup_ssl(struct tls_ctx *t, const struct sc_xprt_args *a)
     } else if (!SSL_set1_host(t->ssl, lc->sni) || !SSL_set_tlsext_host_name(t->ssl, lc->sni)) {
         return DUET_E_TLS;
     }
+    /* Host names are matched against DNS SANs only, never the subject CN
+     * (RFC 6125 6.4.4; a CN is free text, and a certificate without SANs
+     * must not stand in for a name). */
+    X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(t->ssl), X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     if (lc->resume && t->session && t->session->session &&
         t->session->gen == sc_tls_set_info(a->set)->generation)
         SSL_set_session(t->ssl, t->session->session);
@@ -338,6 +421,7 @@ static int tls_open(struct sc_side *s, const struct sc_xprt_args *a)
     t->fd = s->fd;
     t->pool = a->pool;
     t->lcfg = a->lcfg;
+    t->set = a->set;
     t->session = a->server ? NULL : a->session;
     t->ssl = SSL_new(sc_tls_set_ctx(a->set, a->server));
     rc = t->ssl ? setup_ssl(t, a) : DUET_ENOMEM;
@@ -502,7 +586,10 @@ static void report_failure(struct tls_ctx *t, struct sc_xprt_hs *hs)
         hs->fail = t->vf_reason;
         snprintf(hs->why, sizeof(hs->why), "%s",
                  hs->fail == SC_FAIL_NOT_ALLOWED ? "certificate not in the allow list"
-                                                 : X509_verify_cert_error_string(t->vf_x509_err));
+                 : hs->fail == SC_FAIL_CRL_STALE
+                     ? "our CRL is past its nextUpdate: every peer is refused until a fresh "
+                       "CRL is loaded (not the peer's fault)"
+                     : X509_verify_cert_error_string(t->vf_x509_err));
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
         hs->fail = SC_FAIL_NO_CERT;
@@ -519,6 +606,102 @@ static void report_failure(struct tls_ctx *t, struct sc_xprt_hs *hs)
     X509_free(t->vf_cert);
     t->vf_cert = NULL;
     ERR_clear_error();
+}
+
+/* ---- checking a peer again: on resumption, and after a reload ---- */
+
+static bool valid_now(X509 *x, int64_t now)
+{
+    return duet_asn1_time_to_unix(X509_get0_notBefore(x)) <= now &&
+           now < duet_asn1_time_to_unix(X509_get0_notAfter(x));
+}
+
+/* Expiry of the chain the peer sent, and the set's CRL for the leaf: what
+ * can have changed since the session was made with this very set (same
+ * ca.crt, same CRL file). No signature is checked again, so a resumption
+ * stays cheap. */
+static int quick_check(struct tls_ctx *t, X509 *leaf, struct sc_tls_set *set)
+{
+    const STACK_OF(X509_CRL) *crls = sc_tls_set_crls(set);
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(t->ssl);
+    int64_t now = duet_clock_now();
+    bool covered = false;
+
+    if (!valid_now(leaf, now))
+        return X509_V_ERR_CERT_HAS_EXPIRED;
+    for (size_t i = 0; chain && i < sk_X509_num(chain); i++) {
+        if (!valid_now(sk_X509_value(chain, i), now))
+            return X509_V_ERR_CERT_HAS_EXPIRED;
+    }
+    if (!crls)
+        return X509_V_OK;
+    if (sc_tls_crl_stale(sc_tls_set_info(set), now))
+        return X509_V_ERR_CRL_HAS_EXPIRED;
+    for (size_t i = 0; i < sk_X509_CRL_num(crls); i++) {
+        X509_CRL *crl = sk_X509_CRL_value(crls, i);
+        X509_REVOKED *rev;
+
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(leaf)) != 0)
+            continue;
+        covered = true;
+        if (X509_CRL_get0_by_cert(crl, &rev, leaf) == 1)
+            return X509_V_ERR_CERT_REVOKED;
+    }
+    return covered ? X509_V_OK : X509_V_ERR_UNABLE_TO_GET_CRL;
+}
+
+/* The whole verification again, against another set's ca.crt and CRL. */
+static int full_check(struct tls_ctx *t, X509 *leaf, struct sc_tls_set *set)
+{
+    SSL_CTX *ctx = sc_tls_set_ctx(set, t->lcfg->dir == SC_INBOUND);
+    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+    int e = X509_V_ERR_OUT_OF_MEM;
+
+    if (sctx &&
+        X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf,
+                            SSL_get_peer_cert_chain(t->ssl)) &&
+        X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(sctx), SSL_CTX_get0_param(ctx)))
+        e = X509_verify_cert(sctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(sctx);
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
+    return e;
+}
+
+/* 0, or DUET_E_TLS with hs saying why the peer fails now. */
+static int check_peer(struct tls_ctx *t, struct sc_tls_set *set, bool full, struct sc_xprt_hs *hs)
+{
+    X509 *leaf = SSL_get_peer_certificate(t->ssl);
+    enum sc_fail f = SC_FAIL_COUNT;
+    int e;
+
+    if (!leaf) {
+        hs->fail = SC_FAIL_NO_CERT;
+        snprintf(hs->why, sizeof(hs->why), "no peer certificate");
+        snprintf(hs->subject, sizeof(hs->subject), "-");
+        return DUET_E_TLS;
+    }
+    e = full ? full_check(t, leaf, set) : quick_check(t, leaf, set);
+    if (e != X509_V_OK)
+        f = reason_of(e);
+    else if (t->lcfg->dir == SC_INBOUND && !sc_tls_leaf_allowed(t->lcfg, leaf))
+        f = SC_FAIL_NOT_ALLOWED;
+    else if (t->lcfg->dir == SC_OUTBOUND && !leaf_is_server(leaf))
+        f = SC_FAIL_UNTRUSTED, e = X509_V_ERR_INVALID_PURPOSE;
+    if (f != SC_FAIL_COUNT) {
+        hs->fail = f;
+        X509_NAME_oneline(X509_get_subject_name(leaf), hs->subject, sizeof(hs->subject));
+        snprintf(hs->why, sizeof(hs->why), "%s: %s", full ? "re-checked" : "resumed session",
+                 f == SC_FAIL_NOT_ALLOWED ? "certificate not in the allow list"
+                 : f == SC_FAIL_CRL_STALE ? "our CRL is past its nextUpdate"
+                                          : X509_verify_cert_error_string(e));
+    }
+    X509_free(leaf);
+    return f == SC_FAIL_COUNT ? 0 : DUET_E_TLS;
+}
+
+static int tls_recheck(struct sc_side *s, struct sc_tls_set *set, struct sc_xprt_hs *hs)
+{
+    return check_peer(ctx_of(s), set, true, hs);
 }
 
 static void report_success(struct tls_ctx *t, struct sc_xprt_hs *hs)
@@ -544,6 +727,16 @@ static int tls_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
     r = SSL_do_handshake(t->ssl);
     if (r == 1) {
         t->rd_want_wr = false;
+        /* A resumption skips verification: before a byte is forwarded, make
+         * sure the peer has not expired since, nor been revoked by the CRL,
+         * and still passes the allow list. */
+        if (SSL_session_reused(t->ssl) == 1 && check_peer(t, t->set, false, hs) < 0) {
+            if (t->session)
+                sc_tls_session_drop(t->session); /* the next connection handshakes in full */
+            X509_free(t->vf_cert);
+            t->vf_cert = NULL;
+            return DUET_E_TLS;
+        }
         report_success(t, hs);
         return 0;
     }
@@ -557,6 +750,60 @@ static int tls_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
     return rc == DUET_EOF ? DUET_E_TLS : rc;
 }
 
+/* Hex of the serial's content octets, straight from the certificate: no
+ * bignum, no allocation. */
+static void serial_hex(X509 *x, char *out, size_t size)
+{
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+    const uint8_t *p = ASN1_STRING_get0_data(sn);
+    size_t n = (size_t)ASN1_STRING_length(sn), o = 0;
+
+    for (size_t i = 0; i < n && o + 3 <= size; i++, o += 2)
+        snprintf(out + o, 3, "%02X", p[i]);
+    out[o] = '\0';
+    if (o == 0)
+        snprintf(out, size, "-");
+}
+
+static void first_uri(X509 *x, char *out, size_t size)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+    snprintf(out, size, "-");
+    for (size_t i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_STRING *u;
+        size_t len;
+
+        if (g->type != GEN_URI)
+            continue;
+        u = g->d.uniformResourceIdentifier;
+        len = (size_t)ASN1_STRING_length(u);
+        if (len >= size)
+            len = size - 1;
+        memcpy(out, ASN1_STRING_get0_data(u), len);
+        out[len] = '\0';
+        break;
+    }
+    GENERAL_NAMES_free(gens);
+    ERR_clear_error();
+}
+
+static int tls_peer(const struct sc_side *s, struct sc_xprt_peer *out)
+{
+    const struct tls_ctx *t = ctx_of(s);
+    X509 *x = SSL_get_peer_certificate(t->ssl);
+
+    if (!x)
+        return DUET_EINVAL;
+    X509_NAME_oneline(X509_get_subject_name(x), out->subject, sizeof(out->subject));
+    first_uri(x, out->uri, sizeof(out->uri));
+    serial_hex(x, out->serial, sizeof(out->serial));
+    out->resumed = SSL_session_reused(t->ssl) == 1;
+    X509_free(x);
+    return 0;
+}
+
 const struct sc_xprt_ops sc_xprt_tls = {
     .open = tls_open,
     .handshake = tls_handshake,
@@ -567,4 +814,6 @@ const struct sc_xprt_ops sc_xprt_tls = {
     .interest = tls_interest,
     .pending = tls_pending,
     .cross = tls_cross,
+    .peer = tls_peer,
+    .recheck = tls_recheck,
 };

@@ -124,7 +124,7 @@ static void cfg_parse__defaults_and_flags(void **state)
     assert_int_equal(cfg.lifetime_ms, 3600000);
     assert_int_equal(cfg.idle_ms, 300000);
     assert_int_equal(cfg.handshake_ms, 10000);
-    assert_int_equal(cfg.max_conns, 10000);
+    assert_int_equal(cfg.max_conns, 2000);
     assert_null(cfg.crl);
     setenv("DUET_SIDECAR_WORKERS", "2", 1);
     assert_int_equal(parse(&cfg, ok, 4), 0);
@@ -157,9 +157,46 @@ static void cfg_parse__usage_errors_name_the_flag(void **state)
     assert_non_null(strstr(eb.msg, "--certs"));
 }
 
+/* Every duration flag refuses values past its bound, naming the flag; the
+ * bounds themselves are accepted. */
+static void cfg_parse__durations_are_bounded(void **state)
+{
+    static struct sc_cfg cfg;
+    static const struct {
+        const char *flag, *lo_ok, *hi_ok, *too_low, *too_high;
+    } d[] = {
+        {"--handshake-timeout", "100ms", "5m", "99ms", "301s"},
+        {"--idle-timeout", "1s", "1d", "999ms", "25h"},
+        {"--max-conn-lifetime", "0s", "30d", "", "31d"},
+        {"--drain-timeout", "0s", "1h", "", "61m"},
+        {"--reload-poll", "50ms", "1h", "49ms", "2h"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
+        const char *vals[] = {d[i].lo_ok, d[i].hi_ok, d[i].too_low, d[i].too_high,
+                              "9223372036854775000ms"};
+
+        for (size_t j = 0; j < 5; j++) {
+            const char *argv[] = {"--certs",         "/c",      "--outbound",
+                                  "127.0.0.1:1=h:2", d[i].flag, vals[j]};
+
+            if (vals[j][0] == '\0')
+                continue;
+            if (j < 2) {
+                assert_int_equal(parse(&cfg, argv, 6), 0);
+                continue;
+            }
+            assert_int_equal(parse(&cfg, argv, 6), DUET_E_USAGE);
+            assert_non_null(strstr(eb.msg, d[i].flag));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cfg_parse__durations_are_bounded),
         cmocka_unit_test(cfg_parse_spec__outbound_defaults),
         cmocka_unit_test(cfg_parse_spec__outbound_options),
         cmocka_unit_test(cfg_parse_spec__inbound_allow_lists),

@@ -73,7 +73,7 @@ static struct sc_tls_set *make_set(enum duet_profile prof, int64_t validity, uin
     duet_errbuf_clear(&eb);
     tl_pem_issue(&ca, prof, prof == DUET_PROFILE_SERVER ? "server" : "client", duet_clock_now(),
                  validity, &p);
-    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0};
+    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0, 0};
     s = sc_tls_set_build(&f, "v", gen, prof == DUET_PROFILE_SERVER ? SC_USE_SERVER : SC_USE_CLIENT,
                          &eb);
     tl_pem_free(&p);
@@ -119,7 +119,7 @@ static int setup(void **state)
     f->cfg.handshake_ms = HANDSHAKE_MS;
     f->cfg.idle_ms = IDLE_MS;
     f->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    const struct sc_worker_env env = {&f->cfg, f->done_fd, &f->finished, 8};
+    const struct sc_worker_env env = {&f->cfg, f->done_fd, &f->finished, 8, 2};
     lfd[0] = listen_local(NULL); /* nobody connects to it: the test hands sockets over */
     assert_int_equal(sc_worker_new(&env, 0, lfd, &f->w, &eb), 0);
     sc_tls_publish(make_set(DUET_PROFILE_SERVER, DAY, 1));
@@ -298,6 +298,36 @@ static void conn__inbound_handshake_connect_open_half_close(void **state)
     peer_free(&p);
 }
 
+/* Silent sockets (no TLS byte) count as pending handshakes; past the cap
+ * (2 here) the oldest is shed; a real client still gets in. */
+static void conn__pending_handshakes_are_capped_oldest_first(void **state)
+{
+    struct fx *f = *state;
+    struct peer idle[3], p;
+    char c;
+
+    for (int i = 0; i < 3; i++) {
+        peer_start(f, &idle[i]);
+        turn(f);
+    }
+    assert_int_equal(f->w->conns.n_pending, 2);
+    settle(f);
+    assert_int_equal(f->w->listeners[0].stats.hs_fail[SC_FAIL_SHED], 1);
+    assert_int_equal(read(idle[0].fd[1], &c, 1), 0); /* the oldest went */
+    assert_int_equal(read(idle[1].fd[1], &c, 1), -1);
+    assert_int_equal(read(idle[2].fd[1], &c, 1), -1);
+    peer_start(f, &p);
+    assert_true(peer_open(f, &p));
+    assert_int_equal(f->w->conns.n_pending, 1); /* idle[2]; idle[1] was shed for p */
+    assert_true(to_backend(f, &p, "ping"));
+    for (int i = 0; i < 3; i++)
+        peer_free(&idle[i]);
+    peer_free(&p);
+    settle(f);
+    assert_int_equal(f->w->conns.n, 0);
+    assert_int_equal(f->w->conns.n_pending, 0);
+}
+
 static void conn__handshake_deadline_closes_a_silent_client(void **state)
 {
     struct fx *f = *state;
@@ -436,6 +466,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(conn__inbound_handshake_connect_open_half_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(conn__pending_handshakes_are_capped_oldest_first, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(conn__handshake_deadline_closes_a_silent_client, setup,
                                         teardown),

@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <cmocka.h>
 
 #include "duet/clock.h"
@@ -23,6 +26,7 @@
 #include "cfg.h"
 #include "pump.h"
 #include "tl_pki.h"
+#include "tls_int.h"
 #include "tls_set.h"
 #include "xprt.h"
 #include "xprt_tls.h"
@@ -41,8 +45,8 @@ struct rig {
     struct sc_tls_set *cset, *sset;
 };
 
-static struct sc_tls_set *make_set(const struct tl_ca *issuer, enum duet_profile prof,
-                                   const char *cn, uint64_t gen)
+static struct sc_tls_set *make_set_for(const struct tl_ca *issuer, enum duet_profile prof,
+                                       const char *cn, uint64_t gen, int64_t validity)
 {
     struct tl_pem p;
     struct duet_errbuf eb;
@@ -50,14 +54,20 @@ static struct sc_tls_set *make_set(const struct tl_ca *issuer, enum duet_profile
     unsigned use = prof == DUET_PROFILE_SERVER ? SC_USE_SERVER : SC_USE_CLIENT;
 
     duet_errbuf_clear(&eb);
-    tl_pem_issue(issuer, prof, cn, duet_clock_now(), DAY, &p);
-    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0};
+    tl_pem_issue(issuer, prof, cn, duet_clock_now(), validity, &p);
+    struct sc_tls_files f = {p.cert, p.cert_len, p.key, p.key_len, p.ca, p.ca_len, NULL, 0, 0};
     s = sc_tls_set_build(&f, "v", gen, use, &eb);
     if (!s)
         print_error("set: %s\n", eb.msg);
     assert_non_null(s);
     tl_pem_free(&p);
     return s;
+}
+
+static struct sc_tls_set *make_set(const struct tl_ca *issuer, enum duet_profile prof,
+                                   const char *cn, uint64_t gen)
+{
+    return make_set_for(issuer, prof, cn, gen, DAY);
 }
 
 static void rig_init(struct rig *r, struct sc_tls_set *cset, struct sc_tls_set *sset)
@@ -260,6 +270,86 @@ static void handshake__untrusted_server_is_refused_with_its_subject(void **state
     rig_done(&r);
 }
 
+/* A bare certificate whose subject holds these CNs (raw bytes, lengths given). */
+static X509 *cert_with_cns(const char *const *cns, const size_t *lens, size_t n)
+{
+    X509 *x = X509_new();
+
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(
+            X509_NAME_add_entry_by_NID(X509_get_subject_name(x), NID_commonName, V_ASN1_UTF8STRING,
+                                       (const unsigned char *)cns[i], (int)lens[i], -1, 0),
+            1);
+    return x;
+}
+
+static bool allowed_cns(const char *const *cns, const size_t *lens, size_t n)
+{
+    struct sc_listen_cfg lc = {.dir = SC_INBOUND, .n_cn = 1};
+    X509 *x = cert_with_cns(cns, lens, n);
+    bool ok;
+
+    snprintf(lc.allow_cn[0], sizeof(lc.allow_cn[0]), "dev.productA.dev");
+    ok = sc_tls_leaf_allowed(&lc, x);
+    X509_free(x);
+    return ok;
+}
+
+static void leaf_allowed__exact_cn_only(void **state)
+{
+    static const char nul[] = "dev.productA.dev\0.productC";
+    char long_cn[264];
+    const char *one[] = {"dev.productA.dev"};
+    const size_t one_len[] = {16};
+    const char *with_nul[] = {nul};
+    const size_t with_nul_len[] = {sizeof(nul) - 1};
+    const char *two[] = {"dev.productA.dev", "dev.productC.dev"};
+    const size_t two_len[] = {16, 16};
+    const char *prefix[] = {"dev.productA.de"};
+    const size_t prefix_len[] = {15};
+    const char *longer[] = {long_cn};
+    const size_t longer_len[] = {sizeof(long_cn)};
+    struct sc_listen_cfg lc = {.dir = SC_INBOUND, .n_cn = 1};
+
+    (void)state;
+    assert_true(allowed_cns(one, one_len, 1));
+    assert_false(allowed_cns(with_nul, with_nul_len, 1));
+    assert_false(allowed_cns(two, two_len, 2));
+    assert_false(allowed_cns(prefix, prefix_len, 1));
+    /* 264 bytes whose first 255 are the allow entry: never truncated into a match. */
+    memset(long_cn, 'a', sizeof(long_cn));
+    memset(lc.allow_cn[0], 'a', sizeof(lc.allow_cn[0]) - 1);
+    {
+        X509 *x = cert_with_cns(longer, longer_len, 1);
+
+        assert_false(sc_tls_leaf_allowed(&lc, x));
+        X509_free(x);
+    }
+}
+
+/* Every TLS 1.2 suite either context offers or accepts is ECDHE with an AEAD. */
+static void set_build__tls12_suites_are_ecdhe_aead_only(void **state)
+{
+    struct sc_tls_set *s = make_set(&ca, DUET_PROFILE_SERVER, "server", 1);
+
+    (void)state;
+    for (int server = 0; server < 2; server++) {
+        STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(sc_tls_set_ctx(s, server));
+
+        assert_true(sk_SSL_CIPHER_num(sk) > 0);
+        for (size_t i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+
+            if (SSL_CIPHER_get_min_version(c) > TLS1_2_VERSION)
+                continue;
+            if (!SSL_CIPHER_is_aead(c) || SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe)
+                fail_msg("suite %s is allowed", SSL_CIPHER_get_name(c));
+        }
+    }
+    sc_tls_set_unref(s);
+}
+
 static void handshake__allow_list_refuses_another_cn(void **state)
 {
     struct rig r;
@@ -344,6 +434,41 @@ static void open__resumes_only_within_one_generation(void **state)
     sc_tls_set_unref(s1);
 }
 
+/* A client certificate good for 100 s: its session says so, and once the
+ * certificate has expired a resumption is refused before any byte moves. */
+static void resume__refused_once_the_peer_has_expired(void **state)
+{
+    struct sc_tls_set *c1 = make_set_for(&ca, DUET_PROFILE_CLIENT, "client", 1, 100);
+    struct sc_tls_set *s1 = make_set(&ca, DUET_PROFILE_SERVER, "server", 1);
+    struct sc_tls_session slot = {0};
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    struct rig r;
+    int crc, src;
+
+    (void)state;
+    assert_false(connect_once(c1, s1, &slot));
+    assert_non_null(slot.session);
+    /* The ticket's lifetime is the certificate's, not BoringSSL's 2 days. */
+    assert_true(SSL_SESSION_get_timeout(slot.session) <= 100);
+    assert_true(connect_once(c1, s1, &slot));
+    duet_clock_fake(duet_clock_real_ms() + 200 * 1000);
+    rig_init(&r, c1, s1);
+    r.lc_out.resume = true;
+    r.slot = slot;
+    rig_open(&r);
+    drive(&r, &crc, &src, &chs, &shs);
+    duet_clock_unfake();
+    assert_true(src < 0);
+    assert_int_equal(shs.fail, SC_FAIL_EXPIRED);
+    assert_non_null(strstr(shs.why, "resumed session"));
+    assert_non_null(strstr(shs.subject, "CN=client"));
+    slot = r.slot;
+    rig_close(&r);
+    sc_tls_session_drop(&slot);
+    sc_tls_set_unref(c1);
+    sc_tls_set_unref(s1);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -368,8 +493,11 @@ int main(void)
         cmocka_unit_test(shutdown__half_close_keeps_the_other_direction),
         cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
         cmocka_unit_test(handshake__allow_list_refuses_another_cn),
+        cmocka_unit_test(leaf_allowed__exact_cn_only),
+        cmocka_unit_test(set_build__tls12_suites_are_ecdhe_aead_only),
         cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
         cmocka_unit_test(open__resumes_only_within_one_generation),
+        cmocka_unit_test(resume__refused_once_the_peer_has_expired),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -134,6 +135,65 @@ static void status_http__refuses_bad_requests(void **state)
     assert_int_equal(f->calls, 0);
 }
 
+/* A fixture of its own: long reply timeout, max_conns 2. */
+static void open_srv(struct fixture *f, int64_t timeout_ms, int64_t request_timeout_ms)
+{
+    struct duet_errbuf eb;
+    struct duet_status_http_opts o = {
+        .timeout_ms = timeout_ms, .request_timeout_ms = request_timeout_ms, .max_conns = 2};
+
+    memset(f, 0, sizeof(*f));
+    assert_int_equal(duet_loop_new(&f->loop), 0);
+    assert_int_equal(duet_status_http_new(f->loop, "127.0.0.1:0", &o, handler, f, &f->srv, &eb), 0);
+}
+
+/* Sockets that never send a request hold every slot: a probe still gets its
+ * answer at once, by evicting the oldest of them. */
+static void status_http__idle_clients_cannot_starve_a_probe(void **state)
+{
+    struct fixture f;
+    int idle[4];
+    const char *r;
+
+    (void)state;
+    open_srv(&f, 5000, 5000);
+    for (int i = 0; i < 4; i++) {
+        idle[i] = dial(&f);
+        assert_int_equal(duet_loop_run_once(f.loop, 10), 0);
+    }
+    /* exchange() allows 500 rounds of 10 ms; the answer must come in far
+     * fewer than the 5 s the idle clients could otherwise hold the slots. */
+    {
+        struct timespec a, b;
+
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        r = GET(&f, "GET /healthz HTTP/1.1\r\n\r\n");
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        assert_non_null(strstr(r, "200 OK"));
+        assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 1000);
+    }
+    for (int i = 0; i < 4; i++)
+        close(idle[i]);
+    duet_status_http_free(f.srv);
+    duet_loop_free(f.loop);
+}
+
+/* An idle client is closed after request_timeout_ms, not the reply timeout. */
+static void status_http__closes_idle_client_after_request_timeout(void **state)
+{
+    struct fixture f;
+    struct timespec a, b;
+
+    (void)state;
+    open_srv(&f, 5000, 100);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    assert_string_equal(exchange(&f, "GET /hea", 8), "");
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 1000);
+    duet_status_http_free(f.srv);
+    duet_loop_free(f.loop);
+}
+
 static void status_http__drops_silent_client_after_timeout(void **state)
 {
     struct fixture *f = *state;
@@ -178,6 +238,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(status_http__drops_silent_client_after_timeout, setup,
                                         teardown),
         cmocka_unit_test(net_split_hostport__accepts_and_refuses),
+        cmocka_unit_test(status_http__idle_clients_cannot_starve_a_probe),
+        cmocka_unit_test(status_http__closes_idle_client_after_request_timeout),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,10 +3,13 @@
  * A tiny HTTP status server on the event loop, for /healthz, /readyz and
  * /metrics. GET only; the request line and headers must fit a fixed 2 KiB
  * buffer (else 431); every reply carries Content-Length and
- * "Connection: close" and the connection is closed after it; a client that
- * does not finish its request within the timeout is dropped. At most
- * max_conns clients at once (others wait in the listen backlog). Single
- * threaded: everything runs on the loop given to duet_status_http_new.
+ * "Connection: close" and the connection is closed after it. A client must
+ * send its whole request within request_timeout_ms (a probe sends it with
+ * the connection) and take its reply within timeout_ms. At most max_conns
+ * clients at once; when full, a newcomer evicts the oldest client still
+ * sending its request, so sockets held open by anyone cannot starve a
+ * liveness probe. Single threaded: everything runs on the loop given to
+ * duet_status_http_new.
  */
 #ifndef DUET_STATUS_HTTP_H
 #define DUET_STATUS_HTTP_H
@@ -44,8 +47,9 @@ int duet_status_reply_printf(struct duet_status_reply *r, const char *fmt, ...)
 typedef void duet_status_handler(const char *path, struct duet_status_reply *r, void *arg);
 
 struct duet_status_http_opts {
-    int64_t timeout_ms; /* per connection, request and reply; 0 means 5000 */
-    unsigned max_conns; /* 0 means 16 */
+    int64_t timeout_ms;         /* per connection, request and reply; 0 means 5000 */
+    int64_t request_timeout_ms; /* from accept to a whole request; 0 means 1000 */
+    unsigned max_conns;         /* 0 means 256 */
 };
 
 /*
