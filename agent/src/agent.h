@@ -8,9 +8,9 @@
 #ifndef AG_AGENT_H
 #define AG_AGENT_H
 
-int ag_ca_init_main(int argc, char **argv);  /* cmd_ca.c */
-int ag_issue_main(int argc, char **argv);    /* cmd_issue.c */
-int ag_inspect_main(int argc, char **argv);  /* cmd_inspect.c */
-int ag_run_main(int argc, char **argv);      /* run.c */
+int ag_ca_init_main(int argc, char **argv); /* cmd_ca.c */
+int ag_issue_main(int argc, char **argv);   /* cmd_issue.c */
+int ag_inspect_main(int argc, char **argv); /* cmd_inspect.c */
+int ag_run_main(int argc, char **argv);     /* run.c */
 
 #endif

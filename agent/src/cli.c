@@ -54,8 +54,7 @@ int ag_cli_parse(int argc, char **argv, const struct duet_flag *flags, const cha
 
 int ag_cli_fail(const char *cmd, int rc, const struct duet_errbuf *eb)
 {
-    fprintf(stderr, "duet-agent %s: %s\n", cmd,
-            eb && eb->msg[0] ? eb->msg : duet_strerror(rc));
+    fprintf(stderr, "duet-agent %s: %s\n", cmd, eb && eb->msg[0] ? eb->msg : duet_strerror(rc));
     return duet_err_exit_status(rc);
 }
 
@@ -71,12 +70,13 @@ int ag_cli_check_name(const char *what, const char *v, struct duet_errbuf *eb)
     return 0;
 }
 
-int ag_cli_key_type(const char *v, const char *def, enum duet_key_type *out,
-                    struct duet_errbuf *eb)
+int ag_cli_key_type(const char *v, const char *def, enum duet_key_type *out, struct duet_errbuf *eb)
 {
     if (duet_key_type_parse(v ? v : def, out) < 0)
-        return duet_errf(eb, DUET_E_KEY_TYPE, "--key-type \"%s\": use rsa2048, rsa3072, "
-                         "rsa4096, ec-p256 or ec-p384", v);
+        return duet_errf(eb, DUET_E_KEY_TYPE,
+                         "--key-type \"%s\": use rsa2048, rsa3072, "
+                         "rsa4096, ec-p256 or ec-p384",
+                         v);
     return 0;
 }
 
@@ -178,13 +178,12 @@ int ag_out_check(const struct ag_out *o, const char *name, struct duet_errbuf *e
 
     snprintf(path, sizeof(path), "%s/%s", o->dir, name);
     if (!o->force && access(path, F_OK) == 0)
-        return duet_errf(eb, DUET_E_USAGE, "%s already exists (use --force to replace it)",
-                         path);
+        return duet_errf(eb, DUET_E_USAGE, "%s already exists (use --force to replace it)", path);
     return 0;
 }
 
-int ag_out_check_names(const struct ag_out *o, const char *base, const char *const *exts,
-                       size_t n, struct duet_errbuf *eb)
+int ag_out_check_names(const struct ag_out *o, const char *base, const char *const *exts, size_t n,
+                       struct duet_errbuf *eb)
 {
     char name[512];
 
@@ -272,8 +271,7 @@ int ag_out_commit(struct ag_out *o, struct duet_errbuf *eb)
         rc = place(o, i);
         if (rc < 0) {
             duet_errf(eb, rc, "%s: %s", o->f[i].final,
-                      rc == -EEXIST ? "already exists (use --force to replace it)"
-                                    : strerror(-rc));
+                      rc == -EEXIST ? "already exists (use --force to replace it)" : strerror(-rc));
             ag_out_abort(o);
             return rc == -EEXIST ? DUET_E_USAGE : rc;
         }

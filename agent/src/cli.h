@@ -87,8 +87,8 @@ int ag_out_add(struct ag_out *o, const char *name, const void *data, size_t len,
 int ag_out_commit(struct ag_out *o, struct duet_errbuf *eb) DUET_MUST_CHECK;
 void ag_out_abort(struct ag_out *o);
 /* ag_out_check for each "<base><ext>". */
-int ag_out_check_names(const struct ag_out *o, const char *base, const char *const *exts,
-                       size_t n, struct duet_errbuf *eb) DUET_MUST_CHECK;
+int ag_out_check_names(const struct ag_out *o, const char *base, const char *const *exts, size_t n,
+                       struct duet_errbuf *eb) DUET_MUST_CHECK;
 /* ag_out_add under the name "<base><ext>". */
 int ag_out_add_ext(struct ag_out *o, const char *base, const char *ext, const void *data,
                    size_t len, mode_t mode, struct duet_errbuf *eb) DUET_MUST_CHECK;

@@ -22,9 +22,12 @@
 #include "duet/pki.h"
 
 static const char ca_usage[] =
-    "usage: duet-agent ca init --env ENV --out DIR [--key-type rsa4096|rsa3072|rsa2048|ec-p256|ec-p384]\n"
-    "                          [--days 3650] [--subject \"/C=../ST=../L=../O=../OU=../CN=../emailAddress=..\"]\n"
-    "                          [--passphrase-file FILE | --no-passphrase] [--force] [--log-level LEVEL]\n"
+    "usage: duet-agent ca init --env ENV --out DIR [--key-type "
+    "rsa4096|rsa3072|rsa2048|ec-p256|ec-p384]\n"
+    "                          [--days 3650] [--subject "
+    "\"/C=../ST=../L=../O=../OU=../CN=../emailAddress=..\"]\n"
+    "                          [--passphrase-file FILE | --no-passphrase] [--force] [--log-level "
+    "LEVEL]\n"
     "\n"
     "Writes DIR/rootCa<Env>.key (encrypted PKCS#8, 0600), DIR/rootCa<Env>.crt and, unless\n"
     "--passphrase-file or --no-passphrase is given, DIR/rootCa<Env>.pass (0600).\n"
@@ -57,7 +60,8 @@ static int ca_check(struct ca_run *r, struct duet_errbuf *eb)
     DUET_TRY(ag_cli_key_type(r->o.key_type, "rsa4096", &r->type, eb));
     DUET_TRY(ag_cli_parse_days("days", r->o.days ? r->o.days : "3650", &r->days, eb));
     if (r->o.pass_file && r->o.no_pass)
-        return duet_errf(eb, DUET_E_USAGE, "--passphrase-file and --no-passphrase exclude each other");
+        return duet_errf(eb, DUET_E_USAGE,
+                         "--passphrase-file and --no-passphrase exclude each other");
     if (r->o.subject)
         DUET_TRY(duet_subject_parse(r->o.subject, &r->subj, eb));
     if (!r->subj.cn) {

@@ -26,7 +26,8 @@
 #include "duet/vol.h"
 
 static const char inspect_usage[] =
-    "usage: duet-agent inspect PATH [--ca FILE] [--passphrase-file FILE] [--json] [--log-level LEVEL]\n"
+    "usage: duet-agent inspect PATH [--ca FILE] [--passphrase-file FILE] [--json] [--log-level "
+    "LEVEL]\n"
     "\n"
     "PATH is a PEM certificate (chain), private key, CSR, or a published folder\n"
     "(tls.crt, tls.key, ca.crt). Exit status 0: everything checked is fine;\n"
@@ -39,7 +40,7 @@ struct inspect {
     const char *ca_path, *pass_file;
     bool json;
     int64_t now;
-    struct duet_chain *chain;  /* the certificates found, leaf first */
+    struct duet_chain *chain; /* the certificates found, leaf first */
     struct duet_key *key;
     struct duet_csr *csr;
     struct duet_chain *bundle; /* trust anchors for the chain verdict */
@@ -105,7 +106,6 @@ static int load_pem(struct inspect *in, const char *pem, size_t len, const char 
         return duet_errf(eb, DUET_E_PEM, "%s: no PEM certificate, private key or CSR found", what);
     return 0;
 }
-
 
 static int load_file(struct inspect *in, struct duet_errbuf *eb)
 {

@@ -27,10 +27,13 @@
 
 static const char issue_usage[] =
     "usage: duet-agent issue --env ENV --product NAME --ca-cert FILE --ca-key FILE\n"
-    "                        [--ca-passphrase-file FILE] --out DIR [--key-type rsa2048|rsa3072|rsa4096|ec-p256|ec-p384]\n"
+    "                        [--ca-passphrase-file FILE] --out DIR [--key-type "
+    "rsa2048|rsa3072|rsa4096|ec-p256|ec-p384]\n"
     "                        [--days 365] [--subject \"/C=LK/ST=WP/O=Example, Inc.\"]\n"
-    "                        [--cn-template \"{env}.{product}.{env}\"] [--trust-domain duet.local]\n"
-    "                        [--server [--dns NAME]... [--ip ADDR]...] [--force] [--log-level LEVEL]\n"
+    "                        [--cn-template \"{env}.{product}.{env}\"] [--trust-domain "
+    "duet.local]\n"
+    "                        [--server [--dns NAME]... [--ip ADDR]...] [--force] [--log-level "
+    "LEVEL]\n"
     "\n"
     "Writes DIR/<cn>.key (0600), DIR/<cn>.csr and DIR/<cn>.crt, <cn> from the CN template.\n";
 
@@ -68,8 +71,10 @@ static int expand_cn(const char *t, const char *env, const char *product, char *
         else if (strncmp(p, "{product}", 9) == 0)
             v = product, vl = strlen(product), p += 9;
         else if (*p == '{' || *p == '}')
-            return duet_errf(eb, DUET_E_USAGE, "--cn-template \"%s\": only {env} and {product} "
-                             "may appear in braces", t);
+            return duet_errf(eb, DUET_E_USAGE,
+                             "--cn-template \"%s\": only {env} and {product} "
+                             "may appear in braces",
+                             t);
         else
             v = p++;
         if (n + vl >= size)
@@ -81,8 +86,10 @@ static int expand_cn(const char *t, const char *env, const char *product, char *
     /* The CN is also the file name base: keep it to a safe character set. */
     if (n == 0 || out[0] == '.' || n > 64 ||
         strspn(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_") != n)
-        return duet_errf(eb, DUET_E_USAGE, "--cn-template \"%s\" gives \"%s\": use letters, "
-                         "digits, '.', '-', '_', not starting with '.', at most 64", t, out);
+        return duet_errf(eb, DUET_E_USAGE,
+                         "--cn-template \"%s\" gives \"%s\": use letters, "
+                         "digits, '.', '-', '_', not starting with '.', at most 64",
+                         t, out);
     return 0;
 }
 
@@ -95,8 +102,10 @@ static int issue_check_names(struct issue_run *r, struct duet_errbuf *eb)
     DUET_TRY(ag_cli_check_name("product", r->o.product, eb));
     /* SPIFFE trust domains: lower-case letters, digits, '.', '-', '_'. */
     if (tdl == 0 || tdl > 255 || strspn(td, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != tdl)
-        return duet_errf(eb, DUET_E_USAGE, "--trust-domain \"%s\": use lower-case letters, "
-                         "digits, '.', '-' and '_'", td);
+        return duet_errf(eb, DUET_E_USAGE,
+                         "--trust-domain \"%s\": use lower-case letters, "
+                         "digits, '.', '-' and '_'",
+                         td);
     snprintf(r->uri, sizeof(r->uri), "spiffe://%s/%s/%s", td, r->o.env, r->o.product);
     return expand_cn(r->o.cn_template ? r->o.cn_template : "{env}.{product}.{env}", r->o.env,
                      r->o.product, r->cn, sizeof(r->cn), eb);
@@ -116,8 +125,10 @@ static int issue_check(struct issue_run *r, struct duet_errbuf *eb)
     if (r->o.subject) {
         DUET_TRY(duet_subject_parse(r->o.subject, &r->subj, eb));
         if (r->subj.cn)
-            return duet_errf(eb, DUET_E_USAGE, "--subject \"%s\": leave CN out, it comes from "
-                             "--cn-template", r->o.subject);
+            return duet_errf(eb, DUET_E_USAGE,
+                             "--subject \"%s\": leave CN out, it comes from "
+                             "--cn-template",
+                             r->o.subject);
     }
     r->subj.cn = duet_strdup(r->cn);
     return r->subj.cn ? 0 : DUET_ENOMEM;

@@ -49,8 +49,7 @@ static int parse_key_type(const cJSON *v, void *field, const char *path, struct 
     return 0;
 }
 
-static int parse_issuer_type(const cJSON *v, void *field, const char *path,
-                             struct duet_errbuf *eb)
+static int parse_issuer_type(const cJSON *v, void *field, const char *path, struct duet_errbuf *eb)
 {
     enum ag_issuer_type *t = field;
     char b[64];
@@ -72,25 +71,25 @@ static void release_csi(void *field);
 
 /* ---- tables -------------------------------------------------------------------- */
 
-#define F_STR(st, key, fl, lo, hi, dflt)                                             \
-    {                                                                                   \
-        .name = #key, .type = DUET_CFG_STRING, .offset = offsetof(st, key),             \
-        .flags = (fl), .min = (lo), .max = (hi), .def = (dflt)                       \
+#define F_STR(st, key, fl, lo, hi, dflt)                                                           \
+    {                                                                                              \
+        .name = #key, .type = DUET_CFG_STRING, .offset = offsetof(st, key), .flags = (fl),         \
+        .min = (lo), .max = (hi), .def = (dflt)                                                    \
     }
-#define F_DUR(st, key, fl, lo, hi, dflt)                                             \
-    {                                                                                   \
-        .name = #key, .type = DUET_CFG_DURATION, .offset = offsetof(st, key),           \
-        .flags = (fl), .min = (lo), .max = (hi), .def = (dflt)                       \
+#define F_DUR(st, key, fl, lo, hi, dflt)                                                           \
+    {                                                                                              \
+        .name = #key, .type = DUET_CFG_DURATION, .offset = offsetof(st, key), .flags = (fl),       \
+        .min = (lo), .max = (hi), .def = (dflt)                                                    \
     }
-#define F_KEY_TYPE(st, dflt)                                                            \
-    {                                                                                   \
-        .name = "key_type", .type = DUET_CFG_CUSTOM, .offset = offsetof(st, key_type),  \
-        .def = (dflt), .parse = parse_key_type                                          \
+#define F_KEY_TYPE(st, dflt)                                                                       \
+    {                                                                                              \
+        .name = "key_type", .type = DUET_CFG_CUSTOM, .offset = offsetof(st, key_type),             \
+        .def = (dflt), .parse = parse_key_type                                                     \
     }
-#define F_SUBJ(json, key, lo, hi)                                                       \
-    {                                                                                   \
-        .name = (json), .type = DUET_CFG_STRING, .offset = offsetof(struct duet_subject, key), \
-        .min = (lo), .max = (hi)                                                        \
+#define F_SUBJ(json, key, lo, hi)                                                                  \
+    {                                                                                              \
+        .name = (json), .type = DUET_CFG_STRING, .offset = offsetof(struct duet_subject, key),     \
+        .min = (lo), .max = (hi)                                                                   \
     }
 
 #define REQ DUET_CFG_REQUIRED
@@ -98,15 +97,18 @@ static void release_csi(void *field);
 
 /* Upper bounds of X.520 (RFC 5280 appendix A): C is two letters, the rest 64 or 128. */
 static const struct duet_cfg_field subject_fields[] = {
-    F_SUBJ("C", c, 2, 2),    F_SUBJ("ST", st, 1, 128), F_SUBJ("L", l, 1, 128),
-    F_SUBJ("O", o, 1, 64),   F_SUBJ("OU", ou, 1, 64),  F_SUBJ("emailAddress", email, 1, 128),
+    F_SUBJ("C", c, 2, 2),  F_SUBJ("ST", st, 1, 128), F_SUBJ("L", l, 1, 128),
+    F_SUBJ("O", o, 1, 64), F_SUBJ("OU", ou, 1, 64),  F_SUBJ("emailAddress", email, 1, 128),
 };
 static const struct duet_cfg_table subject_table =
     DUET_CFG_TABLE(struct duet_subject, subject_fields);
 
 static const struct duet_cfg_field issuer_fields[] = {
-    {.name = "type", .type = DUET_CFG_CUSTOM, .offset = offsetof(struct ag_issuer_cfg, type),
-     .flags = REQ, .parse = parse_issuer_type},
+    {.name = "type",
+     .type = DUET_CFG_CUSTOM,
+     .offset = offsetof(struct ag_issuer_cfg, type),
+     .flags = REQ,
+     .parse = parse_issuer_type},
     F_STR(struct ag_issuer_cfg, ca_cert, 0, 1, PATH_LEN, NULL),
     F_STR(struct ag_issuer_cfg, ca_key, 0, 1, PATH_LEN, NULL),
     F_STR(struct ag_issuer_cfg, ca_key_passphrase_file, 0, 1, PATH_LEN, NULL),
@@ -118,7 +120,8 @@ static const struct duet_cfg_field issuer_fields[] = {
     F_STR(struct ag_issuer_cfg, client_cert, 0, 1, PATH_LEN, NULL),
     F_STR(struct ag_issuer_cfg, client_key, 0, 1, PATH_LEN, NULL),
     F_DUR(struct ag_issuer_cfg, timeout, 0, 100, 3600 * 1000, "10s"),
-    {.name = "insecure_http", .type = DUET_CFG_BOOL,
+    {.name = "insecure_http",
+     .type = DUET_CFG_BOOL,
      .offset = offsetof(struct ag_issuer_cfg, insecure_http)},
     F_DUR(struct ag_issuer_cfg, max_backdate, 0, 1000, 3600 * 1000, "6m"),
 };
@@ -130,10 +133,16 @@ static const struct duet_cfg_field identity_fields[] = {
     F_KEY_TYPE(struct ag_identity_cfg, NULL),
     F_DUR(struct ag_identity_cfg, validity, 0, 60 * 1000, MAX_LIFETIME_MS, NULL),
     {.name = "server", .type = DUET_CFG_BOOL, .offset = offsetof(struct ag_identity_cfg, server)},
-    {.name = "dns", .type = DUET_CFG_STRINGS, .offset = offsetof(struct ag_identity_cfg, dns),
-     .count_offset = offsetof(struct ag_identity_cfg, n_dns), .max = 100},
-    {.name = "ip", .type = DUET_CFG_STRINGS, .offset = offsetof(struct ag_identity_cfg, ip),
-     .count_offset = offsetof(struct ag_identity_cfg, n_ip), .max = 100},
+    {.name = "dns",
+     .type = DUET_CFG_STRINGS,
+     .offset = offsetof(struct ag_identity_cfg, dns),
+     .count_offset = offsetof(struct ag_identity_cfg, n_dns),
+     .max = 100},
+    {.name = "ip",
+     .type = DUET_CFG_STRINGS,
+     .offset = offsetof(struct ag_identity_cfg, ip),
+     .count_offset = offsetof(struct ag_identity_cfg, n_ip),
+     .max = 100},
 };
 static const struct duet_cfg_table identity_table =
     DUET_CFG_TABLE(struct ag_identity_cfg, identity_fields);
@@ -141,9 +150,12 @@ static const struct duet_cfg_table identity_table =
 static const struct duet_cfg_field binding_fields[] = {
     F_STR(struct ag_csi_binding, namespace, REQ, 1, 63, NULL),
     F_STR(struct ag_csi_binding, service_account, REQ, 1, 253, NULL),
-    {.name = "products", .type = DUET_CFG_STRINGS,
+    {.name = "products",
+     .type = DUET_CFG_STRINGS,
      .offset = offsetof(struct ag_csi_binding, products),
-     .count_offset = offsetof(struct ag_csi_binding, n_products), .flags = REQ, .min = 1,
+     .count_offset = offsetof(struct ag_csi_binding, n_products),
+     .flags = REQ,
+     .min = 1,
      .max = 64},
 };
 static const struct duet_cfg_table binding_table =
@@ -157,14 +169,29 @@ static const struct duet_cfg_field csi_fields[] = {
     F_STR(struct ag_csi_cfg, state_dir, 0, 1, 1024, "/var/lib/duet/csi"),
     F_STR(struct ag_csi_cfg, pods_dir, 0, 1, 1024, "/var/lib/kubelet/pods"),
     F_STR(struct ag_csi_cfg, node_id, 0, 1, 253, NULL),
-    {.name = "max_volumes", .type = DUET_CFG_INT, .offset = offsetof(struct ag_csi_cfg, max_volumes),
-     .min = 1, .max = 100000, .def_int = 512},
-    {.name = "tmpfs_size_mb", .type = DUET_CFG_INT,
-     .offset = offsetof(struct ag_csi_cfg, tmpfs_size_mb), .min = 1, .max = 4096, .def_int = 64},
-    {.name = "key_pool", .type = DUET_CFG_INT, .offset = offsetof(struct ag_csi_cfg, key_pool),
-     .min = 0, .max = 4096, .def_int = 32},
-    {.name = "bindings", .type = DUET_CFG_OBJECTS, .offset = offsetof(struct ag_csi_cfg, bindings),
-     .count_offset = offsetof(struct ag_csi_cfg, n_bindings), .max = 100000,
+    {.name = "max_volumes",
+     .type = DUET_CFG_INT,
+     .offset = offsetof(struct ag_csi_cfg, max_volumes),
+     .min = 1,
+     .max = 100000,
+     .def_int = 512},
+    {.name = "tmpfs_size_mb",
+     .type = DUET_CFG_INT,
+     .offset = offsetof(struct ag_csi_cfg, tmpfs_size_mb),
+     .min = 1,
+     .max = 4096,
+     .def_int = 64},
+    {.name = "key_pool",
+     .type = DUET_CFG_INT,
+     .offset = offsetof(struct ag_csi_cfg, key_pool),
+     .min = 0,
+     .max = 4096,
+     .def_int = 32},
+    {.name = "bindings",
+     .type = DUET_CFG_OBJECTS,
+     .offset = offsetof(struct ag_csi_cfg, bindings),
+     .count_offset = offsetof(struct ag_csi_cfg, n_bindings),
+     .max = 100000,
      .sub = &binding_table},
 };
 static const struct duet_cfg_table csi_table = DUET_CFG_TABLE(struct ag_csi_cfg, csi_fields);
@@ -173,25 +200,41 @@ static const struct duet_cfg_field config_fields[] = {
     F_STR(struct ag_config, env, REQ, 1, 63, NULL),
     F_STR(struct ag_config, trust_domain, REQ, 1, 255, NULL),
     F_STR(struct ag_config, output_dir, 0, 1, PATH_LEN, NULL),
-    {.name = "subject", .type = DUET_CFG_OBJECT, .offset = offsetof(struct ag_config, subject),
+    {.name = "subject",
+     .type = DUET_CFG_OBJECT,
+     .offset = offsetof(struct ag_config, subject),
      .sub = &subject_table},
     F_STR(struct ag_config, cn_template, 0, 1, 128, "{env}.{product}.{env}"),
     F_KEY_TYPE(struct ag_config, "rsa2048"),
     F_DUR(struct ag_config, validity, 0, 60 * 1000, MAX_LIFETIME_MS, "365d"),
     F_DUR(struct ag_config, renew_before, 0, 1000, MAX_LIFETIME_MS, NULL),
-    {.name = "issuer", .type = DUET_CFG_OBJECT, .offset = offsetof(struct ag_config, issuer),
-     .flags = REQ, .sub = &issuer_table},
-    {.name = "identities", .type = DUET_CFG_OBJECTS,
+    {.name = "issuer",
+     .type = DUET_CFG_OBJECT,
+     .offset = offsetof(struct ag_config, issuer),
+     .flags = REQ,
+     .sub = &issuer_table},
+    {.name = "identities",
+     .type = DUET_CFG_OBJECTS,
      .offset = offsetof(struct ag_config, identities),
-     .count_offset = offsetof(struct ag_config, n_identities), .flags = REQ, .min = 1,
-     .max = 4096, .sub = &identity_table},
+     .count_offset = offsetof(struct ag_config, n_identities),
+     .flags = REQ,
+     .min = 1,
+     .max = 4096,
+     .sub = &identity_table},
     /* gid_t is 32 bits but Kubernetes (and -1 as "none") keep group ids below 2^31. */
-    {.name = "key_group", .type = DUET_CFG_INT, .offset = offsetof(struct ag_config, key_group),
-     .min = 0, .max = 2147483647, .def_int = -1},
+    {.name = "key_group",
+     .type = DUET_CFG_INT,
+     .offset = offsetof(struct ag_config, key_group),
+     .min = 0,
+     .max = 2147483647,
+     .def_int = -1},
     F_STR(struct ag_config, status_listen, 0, 1, 300, NULL),
     F_STR(struct ag_config, log_level, 0, 1, 16, NULL),
-    {.name = "csi", .type = DUET_CFG_CUSTOM, .offset = offsetof(struct ag_config, csi),
-     .parse = parse_csi, .release = release_csi},
+    {.name = "csi",
+     .type = DUET_CFG_CUSTOM,
+     .offset = offsetof(struct ag_config, csi),
+     .parse = parse_csi,
+     .release = release_csi},
 };
 static const struct duet_cfg_table config_table = DUET_CFG_TABLE(struct ag_config, config_fields);
 
@@ -235,8 +278,8 @@ static bool only_chars(const char *s, const char *extra, bool upper)
     for (; *s; s++) {
         char c = *s;
 
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            (upper && c >= 'A' && c <= 'Z') || (c && strchr(extra, c)))
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (upper && c >= 'A' && c <= 'Z') ||
+            (c && strchr(extra, c)))
             continue;
         return false;
     }
@@ -250,8 +293,8 @@ static int check_name(const char *path, const char *v, struct duet_errbuf *eb)
 
     if (only_chars(v, "-", true))
         return 0;
-    return duet_errf(eb, DUET_E_CFG_RANGE, "%s: \"%s\" may hold only letters, digits and '-'",
-                     path, shown(v, b, sizeof(b)));
+    return duet_errf(eb, DUET_E_CFG_RANGE, "%s: \"%s\" may hold only letters, digits and '-'", path,
+                     shown(v, b, sizeof(b)));
 }
 
 static int check_cn_template(const char *t, struct duet_errbuf *eb)
@@ -283,8 +326,8 @@ static int check_listen(const char *s, struct duet_errbuf *eb)
 
         while (*p >= '0' && *p <= '9' && port <= 65535)
             port = port * 10 + (*p++ - '0');
-        if (*p == '\0' && port >= 1 && port <= 65535 &&
-            (s[0] != '[' || colon[-1] == ']') && !strpbrk(s, " \t/"))
+        if (*p == '\0' && port >= 1 && port <= 65535 && (s[0] != '[' || colon[-1] == ']') &&
+            !strpbrk(s, " \t/"))
             return 0;
     }
     return duet_errf(eb, DUET_E_CFG_RANGE, "status_listen: \"%s\" is not host:port",
@@ -306,11 +349,15 @@ static int check_url(const char *u, bool insecure_http, struct duet_errbuf *eb)
     else if (strncmp(u, "http://", 7) == 0)
         host = u + 7;
     if (!host)
-        return duet_errf(eb, DUET_E_CFG_RANGE, "issuer.url: \"%s\" must start with https:// "
-                         "or http://", shown(u, b, sizeof(b)));
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "issuer.url: \"%s\" must start with https:// "
+                         "or http://",
+                         shown(u, b, sizeof(b)));
     if (host == u + 7 && !insecure_http)
-        return duet_errf(eb, DUET_E_CFG_RANGE, "issuer.url: \"%s\" is not HTTPS (set "
-                         "issuer.insecure_http to true to allow it)", shown(u, b, sizeof(b)));
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "issuer.url: \"%s\" is not HTTPS (set "
+                         "issuer.insecure_http to true to allow it)",
+                         shown(u, b, sizeof(b)));
     slash = strchr(host, '/');
     if (*host == '\0' || *host == '/' || *host == ':' || strpbrk(host, " \t?#@") ||
         (slash && slash[1] != '\0'))
@@ -325,7 +372,10 @@ struct issuer_key {
     size_t offset;
 };
 
-#define IK(key) {#key, offsetof(struct ag_issuer_cfg, key)}
+#define IK(key)                                                                                    \
+    {                                                                                              \
+#key, offsetof(struct ag_issuer_cfg, key)                                                  \
+    }
 
 static const char *istr(const struct ag_issuer_cfg *is, size_t offset)
 {
@@ -341,12 +391,12 @@ static int check_issuer_keys(const struct ag_issuer_cfg *is, const struct issuer
     for (size_t i = 0; i < n_need; i++)
         if (!istr(is, need[i].offset))
             return duet_errf(eb, DUET_E_CFG_MISSING,
-                             "issuer.%s: missing required key (issuer type \"%s\")",
-                             need[i].name, type);
+                             "issuer.%s: missing required key (issuer type \"%s\")", need[i].name,
+                             type);
     for (size_t i = 0; i < n_refuse; i++)
         if (istr(is, refuse[i].offset))
-            return duet_errf(eb, DUET_E_CFG_UNKNOWN,
-                             "issuer.%s: not used by issuer type \"%s\"", refuse[i].name, type);
+            return duet_errf(eb, DUET_E_CFG_UNKNOWN, "issuer.%s: not used by issuer type \"%s\"",
+                             refuse[i].name, type);
     return 0;
 }
 
@@ -354,9 +404,8 @@ static int check_issuer(struct ag_issuer_cfg *is, struct duet_errbuf *eb)
 {
     static const struct issuer_key local_need[] = {IK(ca_cert), IK(ca_key)};
     static const struct issuer_key cfssl_need[] = {IK(url), IK(ca_bundle)};
-    static const struct issuer_key cfssl_only[] = {IK(url),         IK(profile),
-                                                   IK(auth_key_file), IK(server_ca),
-                                                   IK(client_cert), IK(client_key)};
+    static const struct issuer_key cfssl_only[] = {
+        IK(url), IK(profile), IK(auth_key_file), IK(server_ca), IK(client_cert), IK(client_key)};
     static const struct issuer_key local_only[] = {IK(ca_cert), IK(ca_key),
                                                    IK(ca_key_passphrase_file)};
 
@@ -394,14 +443,18 @@ static int check_sans(const struct ag_identity_cfg *id, size_t i, struct duet_er
                          id->n_dns ? "dns" : "ip");
     for (size_t j = 0; j < id->n_dns; j++)
         if (!dns_ok(id->dns[j]))
-            return duet_errf(eb, DUET_E_CFG_RANGE, "identities[%zu].dns[%zu]: bad DNS name "
-                             "\"%s\"", i, j, shown(id->dns[j], b, sizeof(b)));
+            return duet_errf(eb, DUET_E_CFG_RANGE,
+                             "identities[%zu].dns[%zu]: bad DNS name "
+                             "\"%s\"",
+                             i, j, shown(id->dns[j], b, sizeof(b)));
     for (size_t j = 0; j < id->n_ip; j++) {
         unsigned char addr[16];
 
         if (inet_pton(AF_INET, id->ip[j], addr) != 1 && inet_pton(AF_INET6, id->ip[j], addr) != 1)
-            return duet_errf(eb, DUET_E_CFG_RANGE, "identities[%zu].ip[%zu]: bad IP address "
-                             "\"%s\"", i, j, shown(id->ip[j], b, sizeof(b)));
+            return duet_errf(eb, DUET_E_CFG_RANGE,
+                             "identities[%zu].ip[%zu]: bad IP address "
+                             "\"%s\"",
+                             i, j, shown(id->ip[j], b, sizeof(b)));
     }
     return 0;
 }
@@ -452,24 +505,30 @@ static int check_binding(const struct ag_config *c, size_t i, struct duet_errbuf
     char v[64];
 
     if (!k8s_name_ok(b->namespace, false))
-        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu].namespace: \"%s\" is not a "
-                         "namespace name", i, shown(b->namespace, v, sizeof(v)));
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "csi.bindings[%zu].namespace: \"%s\" is not a "
+                         "namespace name",
+                         i, shown(b->namespace, v, sizeof(v)));
     if (!k8s_name_ok(b->service_account, true))
-        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu].service_account: \"%s\" is "
-                         "not a ServiceAccount name", i, shown(b->service_account, v, sizeof(v)));
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "csi.bindings[%zu].service_account: \"%s\" is "
+                         "not a ServiceAccount name",
+                         i, shown(b->service_account, v, sizeof(v)));
     for (size_t j = 0; j < i; j++) {
         const struct ag_csi_binding *o = &c->csi->bindings[j];
         if (strcmp(o->namespace, b->namespace) == 0 &&
             strcmp(o->service_account, b->service_account) == 0)
-            return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu]: %s/%s is already bound by "
-                             "csi.bindings[%zu]; list all its products there", i, b->namespace,
-                             b->service_account, j);
+            return duet_errf(eb, DUET_E_CFG_RANGE,
+                             "csi.bindings[%zu]: %s/%s is already bound by "
+                             "csi.bindings[%zu]; list all its products there",
+                             i, b->namespace, b->service_account, j);
     }
     for (size_t j = 0; j < b->n_products; j++)
         if (!has_product(c, b->products[j]))
-            return duet_errf(eb, DUET_E_CFG_RANGE, "csi.bindings[%zu].products[%zu]: \"%s\" is "
-                             "not a product of identities", i, j,
-                             shown(b->products[j], v, sizeof(v)));
+            return duet_errf(eb, DUET_E_CFG_RANGE,
+                             "csi.bindings[%zu].products[%zu]: \"%s\" is "
+                             "not a product of identities",
+                             i, j, shown(b->products[j], v, sizeof(v)));
     return 0;
 }
 
@@ -491,7 +550,8 @@ static int check_csi(const struct ag_config *c, struct duet_errbuf *eb)
     if (k->pods_dir[0] != '/')
         return duet_errf(eb, DUET_E_CFG_RANGE, "csi.pods_dir: must be an absolute path");
     if (strlen(k->registration_dir) + 1 + strlen(k->driver) + sizeof(reg_suffix) > 108)
-        return duet_errf(eb, DUET_E_CFG_RANGE, "csi.registration_dir: the registration socket "
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "csi.registration_dir: the registration socket "
                          "path would exceed the 107 bytes of a Unix socket address");
     for (size_t i = 0; i < k->n_bindings; i++)
         DUET_TRY(check_binding(c, i, eb));
@@ -540,7 +600,8 @@ static int csi_defaults(struct ag_csi_cfg *k, struct duet_errbuf *eb)
         int n = snprintf(buf, sizeof(buf), "/var/lib/kubelet/plugins/%s/csi.sock", k->driver);
 
         if (n < 0 || n > 107)
-            return duet_errf(eb, DUET_E_CFG_RANGE, "csi.driver: too long for the default "
+            return duet_errf(eb, DUET_E_CFG_RANGE,
+                             "csi.driver: too long for the default "
                              "endpoint; set csi.endpoint");
         if (!(k->endpoint = duet_strdup(buf)))
             return duet_errf(eb, DUET_ENOMEM, "out of memory");
@@ -595,8 +656,7 @@ static int finish(struct ag_config *c, int rc, struct ag_config **out, struct du
     return 0;
 }
 
-int ag_config_parse(const char *text, size_t len, struct ag_config **out,
-                    struct duet_errbuf *eb)
+int ag_config_parse(const char *text, size_t len, struct ag_config **out, struct duet_errbuf *eb)
 {
     struct ag_config *c = duet_calloc(1, sizeof(*c));
 

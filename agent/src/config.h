@@ -45,7 +45,7 @@ struct ag_issuer_cfg {
     char *server_ca;     /* verifies CFSSL's HTTPS certificate; set to ca_bundle when absent */
     char *client_cert;   /* both or neither of client_cert, client_key */
     char *client_key;
-    int64_t timeout; /* ms, default 10 s */
+    int64_t timeout;      /* ms, default 10 s */
     bool insecure_http;   /* allow an http:// url (warned at every start) */
     int64_t max_backdate; /* ms, default 6 min: how far notBefore may precede issuance */
 };
@@ -74,15 +74,16 @@ struct ag_csi_binding {
  * identities to pods (csi.c); absent, it publishes folders (output_dir).
  */
 struct ag_csi_cfg {
-    char *driver;           /* CSI driver name, DNS-like; default "duet.example.org" */
-    char *endpoint;         /* CSI socket path; default /var/lib/kubelet/plugins/<driver>/csi.sock */
-    char *registration_dir; /* kubelet's plugin watcher; default /var/lib/kubelet/plugins_registry */
-    char *state_dir;        /* the agent's tmpfs of volumes; default /var/lib/duet/csi */
-    char *pods_dir;         /* kubelet's pods folder: every target lies below it */
-    char *node_id;          /* default: $NODE_NAME, else the host name */
-    int64_t max_volumes;    /* volumes on this node; default 512 */
-    int64_t tmpfs_size_mb;  /* size of the state tmpfs; default 64 */
-    int64_t key_pool;       /* keys kept ready per key type (keypool.h); 0: none; default 32 */
+    char *driver;   /* CSI driver name, DNS-like; default "duet.example.org" */
+    char *endpoint; /* CSI socket path; default /var/lib/kubelet/plugins/<driver>/csi.sock */
+    char
+        *registration_dir; /* kubelet's plugin watcher; default /var/lib/kubelet/plugins_registry */
+    char *state_dir;       /* the agent's tmpfs of volumes; default /var/lib/duet/csi */
+    char *pods_dir;        /* kubelet's pods folder: every target lies below it */
+    char *node_id;         /* default: $NODE_NAME, else the host name */
+    int64_t max_volumes;   /* volumes on this node; default 512 */
+    int64_t tmpfs_size_mb; /* size of the state tmpfs; default 64 */
+    int64_t key_pool;      /* keys kept ready per key type (keypool.h); 0: none; default 32 */
     struct ag_csi_binding *bindings; /* may be empty: then every pod is refused */
     size_t n_bindings;
 };
@@ -99,9 +100,9 @@ struct ag_config {
     struct ag_issuer_cfg issuer;
     struct ag_identity_cfg *identities; /* at least one */
     size_t n_identities;
-    int64_t key_group;   /* gid for tls.key (mode 0640); -1: not set (mode 0600) */
-    char *status_listen; /* "host:port", "[v6]:port"; NULL: no status listener */
-    char *log_level;     /* error|warn|info|debug, checked; NULL: not set */
+    int64_t key_group;      /* gid for tls.key (mode 0640); -1: not set (mode 0600) */
+    char *status_listen;    /* "host:port", "[v6]:port"; NULL: no status listener */
+    char *log_level;        /* error|warn|info|debug, checked; NULL: not set */
     struct ag_csi_cfg *csi; /* NULL: folder publishing */
 };
 

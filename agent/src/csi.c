@@ -37,8 +37,8 @@
 
 struct ag_csi {
     struct duet_loop *loop;
-    struct ag_gen *gen;          /* borrowed: the current generation */
-    struct duet_defer *changed;  /* borrowed: queued when volumes come or go */
+    struct ag_gen *gen;         /* borrowed: the current generation */
+    struct duet_defer *changed; /* borrowed: queued when volumes come or go */
     /* Fixed at start (a change needs a restart): copies of the configuration. */
     char *driver, *endpoint, *reg_path, *node_id, *pods_dir, *state_dir;
     struct ag_csi_store store;
@@ -115,8 +115,10 @@ static void reg_notify(void *arg, const uint8_t *req, size_t len, struct ag_grpc
     if (st->plugin_registered)
         duet_log(DUET_LOG_INFO, "csi", "driver=%s msg=\"registered with kubelet\"", k->driver);
     else
-        duet_log(DUET_LOG_ERROR, "csi", "driver=%s msg=\"kubelet refused the registration\" "
-                 "why=%s", k->driver, duet_log_quote(q, sizeof(q), st->error));
+        duet_log(DUET_LOG_ERROR, "csi",
+                 "driver=%s msg=\"kubelet refused the registration\" "
+                 "why=%s",
+                 k->driver, duet_log_quote(q, sizeof(q), st->error));
     protobuf_c_message_free_unpacked(&st->base, &pb_mem);
     pack(&out.base, rep);
 }
@@ -163,8 +165,7 @@ static void node_info(void *arg, const uint8_t *req, size_t len, struct ag_grpc_
 }
 
 /* VOLUME_MOUNT_GROUP: kubelet hands us the pod's fsGroup instead of chowning a read-only mount. */
-static void node_capabilities(void *arg, const uint8_t *req, size_t len,
-                              struct ag_grpc_reply *rep)
+static void node_capabilities(void *arg, const uint8_t *req, size_t len, struct ag_grpc_reply *rep)
 {
     Csi__V1__NodeGetCapabilitiesResponse out = CSI__V1__NODE_GET_CAPABILITIES_RESPONSE__INIT;
     Csi__V1__NodeServiceCapability cap = CSI__V1__NODE_SERVICE_CAPABILITY__INIT;
@@ -225,8 +226,10 @@ static int read_context(const Csi__V1__NodePublishVolumeRequest *m, struct pub_r
         else if (strcmp(key, "fsGroup") == 0)
             r->group_attr = val;
         else if (strncmp(key, CTX, strlen(CTX)) != 0) /* kubelet may add more of its own */
-            return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT, "unknown volume attribute \"%.64s\""
-                                " (duet takes \"product\" and \"fsGroup\")", key);
+            return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT,
+                                "unknown volume attribute \"%.64s\""
+                                " (duet takes \"product\" and \"fsGroup\")",
+                                key);
     }
     return 0;
 }
@@ -244,7 +247,8 @@ static bool target_ok(const struct ag_csi *k, const char *t, const char *uid)
     return !(n >= 3 && strcmp(t + n - 3, "/..") == 0) && !(n >= 2 && strcmp(t + n - 2, "/.") == 0);
 }
 
-/* Kubernetes names (namespace, pod, ServiceAccount) and UIDs: nothing a log or path could misread. */
+/* Kubernetes names (namespace, pod, ServiceAccount) and UIDs: nothing a log or path could misread.
+ */
 static bool k8s_name(const char *s)
 {
     size_t n = strlen(s);
@@ -268,19 +272,24 @@ static int check_pub(const struct ag_csi *k, const Csi__V1__NodePublishVolumeReq
     if (!*m->volume_id || strlen(m->volume_id) > 256)
         return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT, "volume_id missing or too long");
     if (!cap || cap->access_type_case != CSI__V1__VOLUME_CAPABILITY__ACCESS_TYPE_MOUNT)
-        return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT, "volume_capability must be a mount "
+        return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT,
+                            "volume_capability must be a mount "
                             "(duet volumes are folders, not block devices)");
     DUET_TRY(read_context(m, r, rep));
     if (!r->spec.pod || !r->spec.ns || !r->spec.pod_uid || !r->spec.sa || !*r->spec.pod ||
         !*r->spec.ns || !*r->spec.pod_uid || !*r->spec.sa)
-        return ag_grpc_fail(rep, AG_GRPC_PERMISSION_DENIED, "no pod information in the request: "
-                            "the CSIDriver object %s needs podInfoOnMount: true", k->driver);
+        return ag_grpc_fail(rep, AG_GRPC_PERMISSION_DENIED,
+                            "no pod information in the request: "
+                            "the CSIDriver object %s needs podInfoOnMount: true",
+                            k->driver);
     if (!k8s_name(r->spec.pod) || !k8s_name(r->spec.ns) || !k8s_name(r->spec.pod_uid) ||
         !k8s_name(r->spec.sa))
         return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT, "malformed pod information");
     if (!r->ephemeral || strcmp(r->ephemeral, "true") != 0)
-        return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT, "%s serves only inline ephemeral "
-                            "volumes (a csi: volume in the pod spec)", k->driver);
+        return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT,
+                            "%s serves only inline ephemeral "
+                            "volumes (a csi: volume in the pod spec)",
+                            k->driver);
     if (!target_ok(k, m->target_path, r->spec.pod_uid))
         return ag_grpc_fail(rep, AG_GRPC_INVALID_ARGUMENT, "target_path is not below %s/%s/",
                             k->pods_dir, r->spec.pod_uid);
@@ -303,8 +312,10 @@ static int republish(struct ag_csi_vol *v, const struct ag_csi_volspec *spec,
     struct duet_errbuf eb;
 
     if (!ag_csi_vol_same(v, spec))
-        return ag_grpc_fail(rep, AG_GRPC_ALREADY_EXISTS, "volume %s is published with other "
-                            "arguments", spec->volume_id);
+        return ag_grpc_fail(rep, AG_GRPC_ALREADY_EXISTS,
+                            "volume %s is published with other "
+                            "arguments",
+                            spec->volume_id);
     if (ag_mount_is_mountpoint(v->target) == 1)
         return 0;
     duet_errbuf_clear(&eb);
@@ -330,23 +341,27 @@ static int do_publish(struct ag_csi *k, struct pub_req *r, struct ag_grpc_reply 
     if (ag_csi_store_find_target(&k->store, r->spec.target))
         return ag_grpc_fail(rep, AG_GRPC_ALREADY_EXISTS, "target_path holds another volume");
     if (k->store.n >= (size_t)k->gen->cfg->csi->max_volumes)
-        return ag_grpc_fail(rep, AG_GRPC_RESOURCE_EXHAUSTED, "this node holds the maximum of "
-                            "%zu duet volumes (csi.max_volumes)", k->store.n);
+        return ag_grpc_fail(rep, AG_GRPC_RESOURCE_EXHAUSTED,
+                            "this node holds the maximum of "
+                            "%zu duet volumes (csi.max_volumes)",
+                            k->store.n);
     duet_errbuf_clear(&eb);
     rc = ag_csi_vol_create(&k->store, k->gen, &r->spec, &v, &eb);
     if (rc < 0) {
         /* kubelet retries every failure; UNAVAILABLE says "try again" for issuer trouble. */
         enum duet_err_class cls = duet_err_class(rc);
         int code = cls == DUET_ERRC_INTERNAL || cls == DUET_ERRC_CONFIG ? AG_GRPC_INTERNAL
-                                                                       : AG_GRPC_UNAVAILABLE;
+                                                                        : AG_GRPC_UNAVAILABLE;
         return ag_grpc_fail(rep, code, "pod %s/%s: %s for %s failed: %s", r->spec.ns, r->spec.pod,
-                            code == AG_GRPC_UNAVAILABLE ? "issuing" : "publishing",
-                            r->spec.product, eb.msg);
+                            code == AG_GRPC_UNAVAILABLE ? "issuing" : "publishing", r->spec.product,
+                            eb.msg);
     }
     duet_loop_defer(k->loop, k->changed);
-    duet_log(DUET_LOG_INFO, "csi", "volume=%s pod=%s/%s sa=%s product=%s serial=%s sha256=%s "
-             "not_after=%lld msg=\"published\"", v->volume_id, v->ns, v->pod, v->sa, v->product,
-             v->ident->serial, v->ident->sha256, (long long)(v->ident->rot.v.not_after / 1000));
+    duet_log(DUET_LOG_INFO, "csi",
+             "volume=%s pod=%s/%s sa=%s product=%s serial=%s sha256=%s "
+             "not_after=%lld msg=\"published\"",
+             v->volume_id, v->ns, v->pod, v->sa, v->product, v->ident->serial, v->ident->sha256,
+             (long long)(v->ident->rot.v.not_after / 1000));
     return 0;
 }
 
@@ -401,8 +416,8 @@ static int do_unpublish(struct ag_csi *k, const char *vid, const char *target,
         snprintf(name, sizeof(name), "%s", v->name);
         if (ag_csi_vol_destroy(&k->store, v, &eb) < 0)
             return ag_grpc_fail(rep, AG_GRPC_INTERNAL, "%s", eb.msg);
-        duet_log(DUET_LOG_INFO, "csi", "volume=%s identity=%s msg=\"unpublished: key wiped\"",
-                 vid, name);
+        duet_log(DUET_LOG_INFO, "csi", "volume=%s identity=%s msg=\"unpublished: key wiped\"", vid,
+                 name);
         return 0;
     }
     /* Unknown (already removed, or lost with a crash): make sure nothing of
@@ -502,13 +517,16 @@ int ag_csi_start(struct duet_loop *loop, struct ag_gen *g, struct duet_defer *ch
                   fail);
     kept = ag_csi_store_restore(&k->store, g);
     DUET_TRY_GOTO(ag_grpc_server_new(loop, k->endpoint, csi_methods, DUET_ARRAY_SIZE(csi_methods),
-                                     k, &k->node_srv, eb), rc, fail);
+                                     k, &k->node_srv, eb),
+                  rc, fail);
     /* Registration last: kubelet connects to the endpoint as soon as it sees this socket. */
     DUET_TRY_GOTO(ag_grpc_server_new(loop, k->reg_path, reg_methods, DUET_ARRAY_SIZE(reg_methods),
-                                     k, &k->reg_srv, eb), rc, fail);
-    duet_log(DUET_LOG_INFO, "csi", "driver=%s node=%s endpoint=%s registration=%s volumes=%zu "
-             "msg=\"CSI node plugin serving\"", k->driver, k->node_id, k->endpoint, k->reg_path,
-             kept);
+                                     k, &k->reg_srv, eb),
+                  rc, fail);
+    duet_log(DUET_LOG_INFO, "csi",
+             "driver=%s node=%s endpoint=%s registration=%s volumes=%zu "
+             "msg=\"CSI node plugin serving\"",
+             k->driver, k->node_id, k->endpoint, k->reg_path, kept);
     *out = k;
     return 0;
 fail:
@@ -527,7 +545,8 @@ int ag_csi_reload(struct ag_csi *k, struct ag_gen *g, struct duet_errbuf *eb)
     if (strcmp(c->driver, k->driver) != 0 || strcmp(c->endpoint, k->endpoint) != 0 ||
         strcmp(reg, k->reg_path) != 0 || strcmp(c->state_dir, k->state_dir) != 0 ||
         strcmp(c->pods_dir, k->pods_dir) != 0 || strcmp(c->node_id, k->node_id) != 0)
-        return duet_errf(eb, DUET_E_CFG_RANGE, "csi: driver, endpoint, registration_dir, "
+        return duet_errf(eb, DUET_E_CFG_RANGE,
+                         "csi: driver, endpoint, registration_dir, "
                          "state_dir, pods_dir and node_id change only with a restart");
     ag_csi_store_rebind(&k->store, g);
     k->gen = g;
@@ -621,9 +640,11 @@ void ag_csi_metrics(const struct ag_csi *k, struct duet_status_reply *rep)
                  k->publish);
     metric_calls(rep, "duet_agent_csi_unpublish_total", "NodeUnpublishVolume calls by status",
                  k->unpublish);
-    duet_status_reply_printf(rep, "# HELP duet_agent_csi_registered 1 once kubelet confirmed "
+    duet_status_reply_printf(rep,
+                             "# HELP duet_agent_csi_registered 1 once kubelet confirmed "
                              "the registration\n# TYPE duet_agent_csi_registered gauge\n"
-                             "duet_agent_csi_registered %d\n", k->registered ? 1 : 0);
+                             "duet_agent_csi_registered %d\n",
+                             k->registered ? 1 : 0);
     for (size_t s = 0; s < DUET_ARRAY_SIZE(names); s++) {
         const char *type = help[s][0] == 'g' ? "gauge" : "counter";
 

@@ -38,8 +38,10 @@ int ag_csi_decide(const struct ag_config *c, const char *ns, const char *sa, con
             *product = b->products[0];
             return 0;
         }
-        snprintf(why, why_size, "ServiceAccount %s/%s may hold %zu products: name one in the "
-                 "volume attribute \"product\"", ns, sa, b->n_products);
+        snprintf(why, why_size,
+                 "ServiceAccount %s/%s may hold %zu products: name one in the "
+                 "volume attribute \"product\"",
+                 ns, sa, b->n_products);
         return AG_GRPC_INVALID_ARGUMENT;
     }
     for (size_t i = 0; i < b->n_products; i++) {

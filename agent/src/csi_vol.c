@@ -152,8 +152,8 @@ static struct ag_csi_vol *vol_alloc(const struct ag_csi_store *s, const struct a
     v->name = duet_strdupf("%s/%s/%s", p->ns, p->pod, p->product);
     v->has_group = p->has_group;
     v->group = p->group;
-    if (!v->volume_id || !v->target || !v->ns || !v->pod || !v->pod_uid || !v->sa ||
-        !v->product || !v->root || !v->data || !v->name) {
+    if (!v->volume_id || !v->target || !v->ns || !v->pod || !v->pod_uid || !v->sa || !v->product ||
+        !v->root || !v->data || !v->name) {
         vol_free(v);
         return NULL;
     }
@@ -169,8 +169,8 @@ static const struct ag_identity_cfg *find_product(const struct ag_config *c, con
 }
 
 /* The volume's identity under configuration c: its product's profile, the pod's SPIFFE ID. */
-static int make_ident(const struct ag_csi_vol *v, const struct ag_config *c,
-                      struct ag_ident **out, struct duet_errbuf *eb)
+static int make_ident(const struct ag_csi_vol *v, const struct ag_config *c, struct ag_ident **out,
+                      struct duet_errbuf *eb)
 {
     const struct ag_identity_cfg *ic = find_product(c, v->product);
     char uri[600];
@@ -229,14 +229,15 @@ out:
     return rc;
 }
 
-static void log_vol(enum duet_log_level lvl, const struct ag_csi_vol *v, const char *msg,
-                    int rc, const struct duet_errbuf *eb)
+static void log_vol(enum duet_log_level lvl, const struct ag_csi_vol *v, const char *msg, int rc,
+                    const struct duet_errbuf *eb)
 {
     char q[600], t[600];
 
     duet_log(lvl, "csi", "volume=%s pod=%s/%s sa=%s product=%s target=%s%s%s msg=\"%s\"%s%s",
-             v->volume_id, v->ns, v->pod, v->sa, v->product, duet_log_quote(t, sizeof(t), v->target),
-             rc ? " err=" : "", rc ? duet_err_name(rc) : "", msg, eb ? " why=" : "",
+             v->volume_id, v->ns, v->pod, v->sa, v->product,
+             duet_log_quote(t, sizeof(t), v->target), rc ? " err=" : "",
+             rc ? duet_err_name(rc) : "", msg, eb ? " why=" : "",
              eb ? duet_log_quote(q, sizeof(q), eb->msg) : "");
 }
 
@@ -310,8 +311,8 @@ void ag_csi_store_rebind(struct ag_csi_store *s, struct ag_gen *g)
         }
         if (rc < 0) {
             if (v->ident)
-                log_vol(DUET_LOG_WARN, v, "no longer granted: the set stays, without renewals",
-                        rc, &eb);
+                log_vol(DUET_LOG_WARN, v, "no longer granted: the set stays, without renewals", rc,
+                        &eb);
             ag_ident_free(v->ident);
             v->ident = NULL;
             continue;
@@ -410,8 +411,10 @@ size_t ag_csi_store_restore(struct ag_csi_store *s, struct ag_gen *g)
         }
         vol_free(v);
         snprintf(root, sizeof(root), "%s/%s", s->vdir, e->d_name);
-        duet_log(DUET_LOG_INFO, "csi", "folder=%s msg=\"volume gone while the agent was down: "
-                 "wiped\"", e->d_name);
+        duet_log(DUET_LOG_INFO, "csi",
+                 "folder=%s msg=\"volume gone while the agent was down: "
+                 "wiped\"",
+                 e->d_name);
         if (ag_wipe_tree(root, &eb) < 0)
             duet_log(DUET_LOG_WARN, "csi", "folder=%s err=%s msg=\"cannot wipe\"", e->d_name,
                      duet_err_name(-errno));

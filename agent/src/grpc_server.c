@@ -68,10 +68,9 @@ struct ag_grpc_server {
 };
 
 static const char *const code_names[] = {
-    "OK",       "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
 };
 
 const char *ag_grpc_code_name(int code)
@@ -203,8 +202,8 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     return 0;
 }
 
-static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
     struct stream *st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
 
@@ -222,8 +221,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
     return 0;
 }
 
-static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
-                   size_t len, void *ud)
+static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *ud)
 {
     struct stream *st = nghttp2_session_get_stream_user_data(h2, id);
 
@@ -269,7 +268,10 @@ static ssize_t read_resp(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
     return (ssize_t)n;
 }
 
-#define NV(n, v, vl) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE}
+#define NV(n, v, vl)                                                                               \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE                  \
+    }
 
 /* grpc-message is percent-encoded (PROTOCOL-HTTP2.md, "Responses"). */
 static size_t pct_encode(const char *in, char *out, size_t size)
@@ -546,7 +548,7 @@ static int make_parent(const char *path, struct duet_errbuf *eb)
     if (!slash || slash == dir)
         return 0;
     *slash = '\0';
-    for (char *p = dir + 1; ; p++) {
+    for (char *p = dir + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char c = *p;
 
@@ -570,8 +572,7 @@ static int clear_stale(const char *path, struct duet_errbuf *eb)
     if (!S_ISSOCK(st.st_mode))
         return duet_errf(eb, DUET_EINVAL, "%s: exists and is not a socket", path);
     if (unlink(path) == -1)
-        return duet_errf(eb, -errno, "%s: cannot remove the old socket: %s", path,
-                         strerror(errno));
+        return duet_errf(eb, -errno, "%s: cannot remove the old socket: %s", path, strerror(errno));
     return 0;
 }
 

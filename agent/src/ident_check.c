@@ -69,9 +69,12 @@ static int check_key_usage(X509 *x, struct duet_errbuf *eb)
         uint32_t bit;
         const char *name;
     } extra[] = {
-        {KU_NON_REPUDIATION, "nonRepudiation"}, {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
-        {KU_KEY_AGREEMENT, "keyAgreement"},     {KU_KEY_CERT_SIGN, "keyCertSign"},
-        {KU_CRL_SIGN, "cRLSign"},               {KU_ENCIPHER_ONLY, "encipherOnly"},
+        {KU_NON_REPUDIATION, "nonRepudiation"},
+        {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+        {KU_KEY_AGREEMENT, "keyAgreement"},
+        {KU_KEY_CERT_SIGN, "keyCertSign"},
+        {KU_CRL_SIGN, "cRLSign"},
+        {KU_ENCIPHER_ONLY, "encipherOnly"},
         {KU_DECIPHER_ONLY, "decipherOnly"},
     };
     uint32_t ku;
@@ -124,8 +127,10 @@ static int check_subject_exact(X509 *x, const struct duet_subject *s, struct due
         return mismatch(eb, "subject emailAddress is not \"%s\"", s->email ? s->email : "(absent)");
     if (idx >= 0) {
         unsigned char *utf8 = NULL;
-        int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
-        bool same = len >= 0 && (size_t)len == strlen(s->email) && memcmp(utf8, s->email, (size_t)len) == 0;
+        int len =
+            ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
+        bool same =
+            len >= 0 && (size_t)len == strlen(s->email) && memcmp(utf8, s->email, (size_t)len) == 0;
 
         OPENSSL_free(utf8);
         if (!same)
@@ -186,8 +191,8 @@ static int check_sans_exact(X509 *x, const struct ag_set_expect *exp, struct due
         case GEN_DNS:
             v = g->d.dNSName;
             n_dns++;
-            if (!s || !in_list((const char *)ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v),
-                               s->dns, s->n_dns))
+            if (!s || !in_list((const char *)ASN1_STRING_get0_data(v),
+                               (size_t)ASN1_STRING_length(v), s->dns, s->n_dns))
                 rc = mismatch(eb, "SAN has a DNS name that was not requested");
             break;
         case GEN_IPADD:
@@ -196,8 +201,7 @@ static int check_sans_exact(X509 *x, const struct ag_set_expect *exp, struct due
                 rc = mismatch(eb, "SAN has an IP address that was not requested");
             break;
         default:
-            rc = mismatch(eb, "SAN has a name of a kind that was not requested (type %d)",
-                          g->type);
+            rc = mismatch(eb, "SAN has a name of a kind that was not requested (type %d)", g->type);
             break;
         }
     }
@@ -219,18 +223,21 @@ static int check_key_type(X509 *x, enum duet_key_type want, struct duet_errbuf *
     if (pk && EVP_PKEY_id(pk) == EVP_PKEY_RSA) {
         unsigned bits = EVP_PKEY_bits(pk);
 
-        got = bits == 2048 ? DUET_KEY_RSA2048 : bits == 3072 ? DUET_KEY_RSA3072
-            : bits == 4096 ? DUET_KEY_RSA4096 : 0;
+        got = bits == 2048   ? DUET_KEY_RSA2048
+              : bits == 3072 ? DUET_KEY_RSA3072
+              : bits == 4096 ? DUET_KEY_RSA4096
+                             : 0;
     } else if (pk && EVP_PKEY_id(pk) == EVP_PKEY_EC) {
         int curve = EC_GROUP_get_curve_name(EC_KEY_get0_group(EVP_PKEY_get0_EC_KEY(pk)));
 
         got = curve == NID_X9_62_prime256v1 ? DUET_KEY_EC_P256
-            : curve == NID_secp384r1      ? DUET_KEY_EC_P384 : 0;
+              : curve == NID_secp384r1      ? DUET_KEY_EC_P384
+                                            : 0;
     }
     EVP_PKEY_free(pk);
     if (got != want)
-        return mismatch(eb, "key type is %s, configured %s", got ? duet_key_type_name(got) : "other",
-                        duet_key_type_name(want));
+        return mismatch(eb, "key type is %s, configured %s",
+                        got ? duet_key_type_name(got) : "other", duet_key_type_name(want));
     return 0;
 }
 

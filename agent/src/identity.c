@@ -23,8 +23,7 @@
 /* Largest file of a set read back (a long chain or bundle fits easily). */
 #define SET_MAX_FILE (1024 * 1024)
 
-int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *buf,
-                 size_t size)
+int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *buf, size_t size)
 {
     size_t n = 0;
 
@@ -50,8 +49,7 @@ int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *b
     return 0;
 }
 
-int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
-                 struct duet_errbuf *eb)
+int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out, struct duet_errbuf *eb)
 {
     struct ag_ident *id = duet_calloc(1, sizeof(*id));
     char cn[256];
@@ -66,8 +64,8 @@ int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
     id->group = p->group;
     id->product = duet_strdup(p->product);
     id->name = p->name ? duet_strdup(p->name) : duet_strdupf("%s/%s", p->env, p->product);
-    id->dir = p->dir ? duet_strdup(p->dir)
-                     : duet_strdupf("%s/%s/%s", p->output_dir, p->env, p->product);
+    id->dir =
+        p->dir ? duet_strdup(p->dir) : duet_strdupf("%s/%s/%s", p->output_dir, p->env, p->product);
     id->uri = p->uri ? duet_strdup(p->uri)
                      : duet_strdupf("spiffe://%s/%s/%s", p->trust_domain, p->env, p->product);
     id->root = duet_strdup(p->root ? p->root : p->output_dir);
@@ -211,12 +209,9 @@ static int judge_set(struct ag_ident *id, struct ag_issuer *is, const struct due
     const struct duet_vol_blob *b = &set->blobs[DUET_VOL_SET_CA];
     int rc;
 
-    DUET_TRY_GOTO(duet_key_from_pem(k->data, k->len, NULL, DUET_VOL_KEY, &key,
-                                    eb), rc, out);
-    DUET_TRY_GOTO(duet_chain_from_pem(c->data, c->len, DUET_VOL_CERT, &chain,
-                                      eb), rc, out);
-    DUET_TRY_GOTO(duet_chain_from_pem(b->data, b->len, DUET_VOL_CA,
-                                      &published, eb), rc, out);
+    DUET_TRY_GOTO(duet_key_from_pem(k->data, k->len, NULL, DUET_VOL_KEY, &key, eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_from_pem(c->data, c->len, DUET_VOL_CERT, &chain, eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_from_pem(b->data, b->len, DUET_VOL_CA, &published, eb), rc, out);
     DUET_TRY_GOTO(is->ops->bundle(is, &bundle, eb), rc, out);
     /* A set from a CA the configuration no longer names is re-issued. */
     if (is->ops->signer) {
@@ -240,8 +235,7 @@ out:
  * duet_vol_read reads through ..data, as a careful reader does; applications
  * open DIR/tls.crt, so the top-level links must be intact too.
  */
-static int check_links(const char *dir, const char *const *names, size_t n,
-                       struct duet_errbuf *eb)
+static int check_links(const char *dir, const char *const *names, size_t n, struct duet_errbuf *eb)
 {
     for (size_t i = 0; i < n; i++) {
         char path[4096], want[64], got[64];

@@ -32,11 +32,11 @@ struct ag_set_expect {
     bool server;                        /* serverAuth instead of clientAuth */
     const struct duet_sans *sans;       /* DNS names a server certificate must carry */
     /* What the configuration fixes beyond the names (ag_cert_conforms). */
-    enum duet_key_type key_type;        /* 0: not compared */
-    int64_t validity_ms;                /* 0: lifetime not compared */
-    bool exact_lifetime;                /* the issuer honours validity_ms (local) */
-    int64_t max_backdate_ms;            /* 0: AG_MAX_BACKDATE_MS */
-    const struct duet_cert *signer;     /* the configured CA certificate; NULL: any in the bundle */
+    enum duet_key_type key_type;    /* 0: not compared */
+    int64_t validity_ms;            /* 0: lifetime not compared */
+    bool exact_lifetime;            /* the issuer honours validity_ms (local) */
+    int64_t max_backdate_ms;        /* 0: AG_MAX_BACKDATE_MS */
+    const struct duet_cert *signer; /* the configured CA certificate; NULL: any in the bundle */
 };
 
 /*
@@ -68,9 +68,9 @@ int ag_set_check(const struct ag_set_expect *exp, const struct duet_key *key,
 
 /* Identity of the files of a published set, to skip re-reading an unchanged one. */
 struct ag_disk_sig {
-    char data[256];                                /* the ..data target */
-    struct duet_file_sig files[DUET_VOL_SET_N];    /* in duet_vol_set_names order */
-    struct duet_file_sig dir, version;             /* a chmod of the folders shows (item 16) */
+    char data[256];                             /* the ..data target */
+    struct duet_file_sig files[DUET_VOL_SET_N]; /* in duet_vol_set_names order */
+    struct duet_file_sig dir, version;          /* a chmod of the folders shows (item 16) */
 };
 
 struct ag_ident_params {
@@ -105,8 +105,8 @@ struct ag_ident {
     bool server;
     bool has_group; /* group below instead of the policy's key_group */
     gid_t group;
-    const char *uris[1];   /* { uri } */
-    struct duet_sans sans; /* uri, and DNS/IP for a server identity (borrowed) */
+    const char *uris[1];         /* { uri } */
+    struct duet_sans sans;       /* uri, and DNS/IP for a server identity (borrowed) */
     struct duet_subject subject; /* with the CN from the template */
 
     struct ag_rotate_state rot;
@@ -121,11 +121,11 @@ struct ag_ident {
     struct duet_key *pending_key;
     struct duet_csr *pending_csr;
 
-    uint64_t renewals; /* successful issuances */
-    uint64_t failures; /* failed issuances */
+    uint64_t renewals;    /* successful issuances */
+    uint64_t failures;    /* failed issuances */
     uint64_t unsafe_sets; /* published sets found with a wrong mode/owner or a symlink */
     int64_t last_success; /* wall seconds, 0: never */
-    bool keep; /* scratch for the SIGHUP reconciliation */
+    bool keep;            /* scratch for the SIGHUP reconciliation */
 };
 
 /* Expand the CN template ({env}, {product}) into buf. DUET_E_TOOBIG if it does not fit. */

@@ -67,9 +67,12 @@ static int check_subject(const struct duet_cert *leaf, const struct duet_subject
         int nid;
         const char *key, *want;
     } f[] = {
-        {NID_countryName, "C", want->c},        {NID_stateOrProvinceName, "ST", want->st},
-        {NID_localityName, "L", want->l},       {NID_organizationName, "O", want->o},
-        {NID_organizationalUnitName, "OU", want->ou}, {NID_commonName, "CN", want->cn},
+        {NID_countryName, "C", want->c},
+        {NID_stateOrProvinceName, "ST", want->st},
+        {NID_localityName, "L", want->l},
+        {NID_organizationName, "O", want->o},
+        {NID_organizationalUnitName, "OU", want->ou},
+        {NID_commonName, "CN", want->cn},
     };
 
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {

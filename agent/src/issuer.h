@@ -44,8 +44,8 @@ struct ag_issuer_ops {
      * caller), or a negative code with eb saying why (CFSSL's error code and
      * message, the HTTP status, the file at fault).
      */
-    int (*sign)(struct ag_issuer *is, const struct ag_issue_req *req,
-                struct ag_issue_result *out, struct duet_errbuf *eb);
+    int (*sign)(struct ag_issuer *is, const struct ag_issue_req *req, struct ag_issue_result *out,
+                struct duet_errbuf *eb);
     /* The current trust bundle (re-read from its file); owned by the caller. */
     int (*bundle)(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb);
     /*
@@ -111,7 +111,7 @@ struct ag_cfssl_opts {
     const char *server_ca;     /* verifies CFSSL's HTTPS certificate; NULL: ca_bundle */
     const char *client_cert;   /* for -mutual-tls-ca; NULL: none */
     const char *client_key;
-    int64_t timeout_ms;        /* whole request; 0 means 10 s */
+    int64_t timeout_ms; /* whole request; 0 means 10 s */
 };
 
 /* Needs curl_global_init() to have run (main does it once). */

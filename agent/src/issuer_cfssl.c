@@ -99,10 +99,10 @@ static int setup_handle(struct cfssl_issuer *ci, CURL *h, const char *url, const
 {
     CURLcode c = CURLE_OK;
 
-#define SET(opt, val)                                                                   \
-    do {                                                                                \
-        if (c == CURLE_OK)                                                              \
-            c = curl_easy_setopt(h, (opt), (val));                                      \
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (c == CURLE_OK)                                                                         \
+            c = curl_easy_setopt(h, (opt), (val));                                                 \
     } while (0)
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -168,9 +168,9 @@ static int post(struct cfssl_issuer *ci, const char *path, const char *body, lon
     if (c != CURLE_OK) {
         rc = duet_errf(eb, c == CURLE_OPERATION_TIMEDOUT ? DUET_E_TIMEOUT : DUET_E_ISSUER,
                        "cfssl %s: %s%s%s", url,
-                       r.too_big                         ? "reply too large"
+                       r.too_big                        ? "reply too large"
                        : c == CURLE_ABORTED_BY_CALLBACK ? "abandoned: the agent is stopping"
-                                                         : curl_easy_strerror(c),
+                                                        : curl_easy_strerror(c),
                        cerr[0] ? ": " : "", cerr);
         goto out;
     }
@@ -203,9 +203,10 @@ static int parse_envelope(const char *body, long status, const char *what, cJSON
         if (status == 404)
             return duet_errf(eb, DUET_E_ISSUER,
                              "cfssl %s: HTTP 404, endpoint missing: CFSSL runs without a signer "
-                             "(unreadable CA key?) or the url is wrong", what);
-        return duet_errf(eb, DUET_E_ISSUER, "cfssl %s: HTTP %ld, reply is not a CFSSL JSON envelope",
-                         what, status);
+                             "(unreadable CA key?) or the url is wrong",
+                             what);
+        return duet_errf(eb, DUET_E_ISSUER,
+                         "cfssl %s: HTTP %ld, reply is not a CFSSL JSON envelope", what, status);
     }
     ok = cJSON_GetObjectItemCaseSensitive(j, "success");
     if (cJSON_IsTrue(ok) && status == 200) {
@@ -252,8 +253,8 @@ static int read_auth_key(const char *path, uint8_t *key, size_t *len, struct due
         start++;
     n -= start;
     if (n == 0 || n % 2 != 0 || n / 2 > AUTH_KEY_MAX) {
-        rc = duet_errf(eb, DUET_E_CFG_RANGE, "auth_key_file %s: expected an even number of hex digits",
-                       path);
+        rc = duet_errf(eb, DUET_E_CFG_RANGE,
+                       "auth_key_file %s: expected an even number of hex digits", path);
         goto out;
     }
     for (i = 0; i < n / 2; i++) {
@@ -452,8 +453,8 @@ static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
                        what, status);
         goto out;
     }
-    if (duet_chain_from_pem(pem->valuestring, strlen(pem->valuestring), "cfssl reply",
-                            &res.chain, eb) < 0) {
+    if (duet_chain_from_pem(pem->valuestring, strlen(pem->valuestring), "cfssl reply", &res.chain,
+                            eb) < 0) {
         rc = DUET_E_ISSUER;
         goto out;
     }
@@ -481,7 +482,8 @@ static int readable(const char *path, const char *field, struct duet_errbuf *eb)
     if (!path)
         return 0;
     if (!f)
-        return duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.%s: %s: %s", field, path, strerror(errno));
+        return duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.%s: %s: %s", field, path,
+                         strerror(errno));
     fclose(f);
     return 0;
 }

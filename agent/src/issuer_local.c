@@ -29,9 +29,9 @@ struct local_issuer {
     struct ag_issuer base; /* first: the ops receive &base */
     char *ca_cert;
     char *ca_key;
-    char *pass_file; /* NULL: unencrypted key */
-    char *ca_bundle; /* the trust bundle published as ca.crt */
-    struct duet_key *key; /* cached CA key; NULL until loaded */
+    char *pass_file;                 /* NULL: unencrypted key */
+    char *ca_bundle;                 /* the trust bundle published as ca.crt */
+    struct duet_key *key;            /* cached CA key; NULL until loaded */
     struct duet_file_sig key_sig[2]; /* of ca_key and pass_file when key was loaded */
 };
 
@@ -71,8 +71,7 @@ static int read_passphrase(const char *path, char *buf, size_t size, struct duet
 }
 
 /* The CA key, from the cache when neither file changed. Borrowed by the caller. */
-static int load_ca_key(struct local_issuer *li, const struct duet_key **out,
-                       struct duet_errbuf *eb)
+static int load_ca_key(struct local_issuer *li, const struct duet_key **out, struct duet_errbuf *eb)
 {
     struct duet_file_sig sig[2];
     char pass[1024];
@@ -177,11 +176,12 @@ static int local_validate(struct ag_issuer *is, struct duet_errbuf *eb)
     else if (duet_chain_load(li->ca_bundle, &bundle, eb) < 0)
         rc = ag_issuer_field_err(eb, "ca_bundle");
     else if ((rc = load_ca_key(li, &key, eb)) < 0)
-        rc = ag_issuer_field_err(eb, rc == DUET_E_PASSPHRASE && li->pass_file ? "ca_key_passphrase_file"
-                                                                     : "ca_key");
+        rc = ag_issuer_field_err(
+            eb, rc == DUET_E_PASSPHRASE && li->pass_file ? "ca_key_passphrase_file" : "ca_key");
     else if (duet_key_matches_cert(key, duet_chain_at(ca, 0)) < 0)
-        rc = duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.ca_key: %s does not match issuer.ca_cert %s",
-                       li->ca_key, li->ca_cert);
+        rc =
+            duet_errf(eb, DUET_E_ISSUER_FILES, "issuer.ca_key: %s does not match issuer.ca_cert %s",
+                      li->ca_key, li->ca_cert);
     duet_chain_free(bundle);
     duet_chain_free(ca);
     return rc;

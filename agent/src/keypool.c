@@ -139,8 +139,8 @@ void ag_keypool_free(struct ag_keypool *p)
     duet_free(p);
 }
 
-int ag_keypool_new(const enum duet_key_type *types, size_t n, unsigned per_type,
-                   unsigned threads, struct ag_keypool **out, struct duet_errbuf *eb)
+int ag_keypool_new(const enum duet_key_type *types, size_t n, unsigned per_type, unsigned threads,
+                   struct ag_keypool **out, struct duet_errbuf *eb)
 {
     struct ag_keypool *p = duet_calloc(1, sizeof(*p));
 

@@ -24,8 +24,8 @@ struct ag_keypool;
  * the n types. Call after the loop has blocked its signals, so the workers
  * inherit the mask and never take SIGTERM or SIGHUP.
  */
-int ag_keypool_new(const enum duet_key_type *types, size_t n, unsigned per_type,
-                   unsigned threads, struct ag_keypool **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+int ag_keypool_new(const enum duet_key_type *types, size_t n, unsigned per_type, unsigned threads,
+                   struct ag_keypool **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /* A ready key of type t (owned by the caller), or NULL when none is ready. Never blocks long. */
 struct duet_key *ag_keypool_take(struct ag_keypool *p, enum duet_key_type t);

@@ -70,15 +70,15 @@ int64_t ag_rotate_sleep_ms(int64_t now, int64_t deadline);
  * backwards must not postpone it by the size of the jump).
  */
 struct ag_rotate_state {
-    bool have;              /* a verified set is published */
-    struct ag_validity v;   /* of that set, when have */
-    int64_t renew_at;       /* wall ms, when have */
-    int64_t retry_mono;     /* monotonic ms before which no attempt is made; 0: none */
+    bool have;            /* a verified set is published */
+    struct ag_validity v; /* of that set, when have */
+    int64_t renew_at;     /* wall ms, when have */
+    int64_t retry_mono;   /* monotonic ms before which no attempt is made; 0: none */
 };
 
 enum ag_rotate_action {
     AG_ROTATE_WAIT = 0,
-    AG_ROTATE_RENEW, /* renewal time reached */
+    AG_ROTATE_RENEW,  /* renewal time reached */
     AG_ROTATE_URGENT, /* no set, or the set is expired or not yet valid */
 };
 

@@ -62,9 +62,9 @@ static void log_failure(const struct ag_ident *id, int rc, const struct duet_err
     char q[600];
 
     duet_log(DUET_LOG_WARN, "agent",
-             "identity=%s err=%s attempt=%u retry_in_ms=%lld keeps_current=%s msg=%s",
-             id->name, duet_err_name(rc), id->attempt, (long long)delay_ms,
-             id->rot.have ? "yes" : "no", duet_log_quote(q, sizeof(q), eb->msg));
+             "identity=%s err=%s attempt=%u retry_in_ms=%lld keeps_current=%s msg=%s", id->name,
+             duet_err_name(rc), id->attempt, (long long)delay_ms, id->rot.have ? "yes" : "no",
+             duet_log_quote(q, sizeof(q), eb->msg));
 }
 
 /* One issuance attempt; a failure schedules the retry with backoff. */
@@ -81,8 +81,8 @@ static void renew(struct ag_gen *g, struct ag_ident *id, enum ag_rotate_action w
     if (rc == 0)
         return;
     id->failures++;
-    delay = ag_backoff_delay(id->attempt, AG_BACKOFF_BASE_MS, AG_BACKOFF_CAP_MS,
-                             ag_rotate_uniform());
+    delay =
+        ag_backoff_delay(id->attempt, AG_BACKOFF_BASE_MS, AG_BACKOFF_CAP_MS, ag_rotate_uniform());
     id->attempt++;
     id->rot.retry_mono = duet_clock_mono_ms() + delay;
     log_failure(id, rc, &eb, delay);
@@ -297,8 +297,9 @@ static void reload_refused(struct ag_run *r, int rc, const struct duet_errbuf *e
     char q[600];
 
     r->reload_failures++;
-    duet_log(DUET_LOG_ERROR, "agent", "config=%s err=%s msg=%s action=\"kept the old configuration\"",
-             r->config_path, duet_err_name(rc), duet_log_quote(q, sizeof(q), eb->msg));
+    duet_log(DUET_LOG_ERROR, "agent",
+             "config=%s err=%s msg=%s action=\"kept the old configuration\"", r->config_path,
+             duet_err_name(rc), duet_log_quote(q, sizeof(q), eb->msg));
 }
 
 static void on_hup(struct duet_loop *loop, void *arg)
@@ -465,7 +466,10 @@ static int start_key_pool(struct ag_run *r, struct duet_errbuf *eb)
     for (size_t i = 0; i < c->n_identities && n < DUET_ARRAY_SIZE(types); i++)
         types[n++] = c->identities[i].key_type;
     DUET_TRY(ag_keypool_new(types, n, (unsigned)c->csi->key_pool,
-                            cpus < 1 ? 1 : cpus > 4 ? 4 : (unsigned)cpus, &r->keys, eb));
+                            cpus < 1   ? 1
+                            : cpus > 4 ? 4
+                                       : (unsigned)cpus,
+                            &r->keys, eb));
     r->gen->pol.keys = r->keys;
     return 0;
 }

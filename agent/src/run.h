@@ -63,11 +63,11 @@ struct ag_run {
     struct duet_timer scan; /* disk check of every published set */
     struct duet_defer eval; /* evaluate soon (after a repair is needed) */
     struct duet_status_http *status;
-    struct ag_csi *csi;            /* CSI node plugin; NULL in folder mode */
-    struct ag_keypool *keys;       /* keys made ahead for CSI volumes; NULL: none */
-    struct duet_watch *cfg_watch;  /* the configuration's folder (ConfigMap updates) */
-    char cfg_sig[65];              /* SHA-256 of the configuration file last loaded */
-    int64_t start_time; /* wall seconds */
+    struct ag_csi *csi;           /* CSI node plugin; NULL in folder mode */
+    struct ag_keypool *keys;      /* keys made ahead for CSI volumes; NULL: none */
+    struct duet_watch *cfg_watch; /* the configuration's folder (ConfigMap updates) */
+    char cfg_sig[65];             /* SHA-256 of the configuration file last loaded */
+    int64_t start_time;           /* wall seconds */
     uint64_t reloads, reload_failures;
     bool stopping; /* SIGTERM seen: no new issuance */
 };

@@ -91,7 +91,8 @@ static int make_issuer(const struct ag_issuer_cfg *ic, struct ag_issuer **out,
     (*out)->max_backdate_ms = ic->max_backdate;
     /* Every start and every reload: an operator reading any log sees it. */
     if (ic->type == AG_ISSUER_CFSSL && ic->insecure_http && strncmp(ic->url, "http://", 7) == 0)
-        duet_log(DUET_LOG_WARN, "agent", "issuer=cfssl url=%s insecure_http=true "
+        duet_log(DUET_LOG_WARN, "agent",
+                 "issuer=cfssl url=%s insecure_http=true "
                  "msg=\"plain HTTP to the CA: requests and certificates travel unprotected\"",
                  ic->url);
     return 0;

@@ -63,8 +63,10 @@ static void remove_one(const char *root, const char *env, const char *path, cons
     duet_errbuf_clear(&eb);
     rc = duet_vol_remove(path, &vo, &eb);
     if (rc == 0)
-        duet_log(DUET_LOG_INFO, "agent", "identity=%s/%s dir=%s msg=\"no longer configured: key "
-                 "wiped, published set removed\"", env, name, duet_log_quote(d, sizeof(d), path));
+        duet_log(DUET_LOG_INFO, "agent",
+                 "identity=%s/%s dir=%s msg=\"no longer configured: key "
+                 "wiped, published set removed\"",
+                 env, name, duet_log_quote(d, sizeof(d), path));
     else
         duet_log(DUET_LOG_WARN, "agent", "identity=%s/%s err=%s msg=%s action=\"left in place\"",
                  env, name, duet_err_name(rc), duet_log_quote(q, sizeof(q), eb.msg));

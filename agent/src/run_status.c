@@ -94,27 +94,30 @@ static void metrics(const struct ag_run *r, struct duet_status_reply *rep)
                                      ident_value(id, s, now));
         }
     }
-    duet_status_reply_printf(rep,
-                             "# HELP duet_agent_start_time_seconds Unix time the process started\n"
-                             "# TYPE duet_agent_start_time_seconds gauge\n"
-                             "duet_agent_start_time_seconds %lld\n"
-                             "# HELP duet_agent_identities identities in the configuration\n"
-                             "# TYPE duet_agent_identities gauge\n"
-                             "duet_agent_identities %zu\n"
-                             "# HELP duet_agent_reloads_total configuration reloads applied\n"
-                             "# TYPE duet_agent_reloads_total counter\n"
-                             "duet_agent_reloads_total %llu\n"
-                             "# HELP duet_agent_reload_failures_total configuration reloads refused\n"
-                             "# TYPE duet_agent_reload_failures_total counter\n"
-                             "duet_agent_reload_failures_total %llu\n",
-                             (long long)r->start_time, r->gen->n_ids,
-                             (unsigned long long)r->reloads, (unsigned long long)r->reload_failures);
+    duet_status_reply_printf(
+        rep,
+        "# HELP duet_agent_start_time_seconds Unix time the process started\n"
+        "# TYPE duet_agent_start_time_seconds gauge\n"
+        "duet_agent_start_time_seconds %lld\n"
+        "# HELP duet_agent_identities identities in the configuration\n"
+        "# TYPE duet_agent_identities gauge\n"
+        "duet_agent_identities %zu\n"
+        "# HELP duet_agent_reloads_total configuration reloads applied\n"
+        "# TYPE duet_agent_reloads_total counter\n"
+        "duet_agent_reloads_total %llu\n"
+        "# HELP duet_agent_reload_failures_total configuration reloads refused\n"
+        "# TYPE duet_agent_reload_failures_total counter\n"
+        "duet_agent_reload_failures_total %llu\n",
+        (long long)r->start_time, r->gen->n_ids, (unsigned long long)r->reloads,
+        (unsigned long long)r->reload_failures);
     if (r->csi)
         ag_csi_metrics(r->csi, rep);
     if (r->keys)
-        duet_status_reply_printf(rep, "# HELP duet_agent_keys_ready private keys made ahead for "
+        duet_status_reply_printf(rep,
+                                 "# HELP duet_agent_keys_ready private keys made ahead for "
                                  "new volumes\n# TYPE duet_agent_keys_ready gauge\n"
-                                 "duet_agent_keys_ready %zu\n", ag_keypool_ready(r->keys));
+                                 "duet_agent_keys_ready %zu\n",
+                                 ag_keypool_ready(r->keys));
 }
 
 void ag_status_handle(const char *path, struct duet_status_reply *rep, void *arg)

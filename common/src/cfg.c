@@ -78,8 +78,8 @@ static bool bounded(const struct duet_cfg_field *f)
     return f->min < f->max;
 }
 
-static int bind_int(const struct duet_cfg_field *f, const cJSON *v, int64_t *dst,
-                    const char *path, struct duet_errbuf *eb)
+static int bind_int(const struct duet_cfg_field *f, const cJSON *v, int64_t *dst, const char *path,
+                    struct duet_errbuf *eb)
 {
     double d;
 
@@ -87,8 +87,7 @@ static int bind_int(const struct duet_cfg_field *f, const cJSON *v, int64_t *dst
         return type_err(eb, path, "an integer");
     d = v->valuedouble;
     /* 2^63 itself is not an int64; doubles beyond 2^53 are still whole numbers. */
-    if (!isfinite(d) || d != floor(d) || d < -9223372036854775808.0 ||
-        d >= 9223372036854775808.0)
+    if (!isfinite(d) || d != floor(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0)
         return type_err(eb, path, "an integer");
     if (bounded(f) && (d < (double)f->min || d > (double)f->max))
         return duet_errf(eb, DUET_E_CFG_RANGE, "%s: %.0f not in [%lld, %lld]", path, d,
@@ -136,8 +135,7 @@ static int check_count(const struct duet_cfg_field *f, size_t n, const char *pat
         return duet_errf(eb, DUET_E_CFG_RANGE, "%s: needs at least %lld item%s", path,
                          (long long)f->min, f->min == 1 ? "" : "s");
     if (f->max > 0 && n > (size_t)f->max)
-        return duet_errf(eb, DUET_E_CFG_RANGE, "%s: at most %lld items", path,
-                         (long long)f->max);
+        return duet_errf(eb, DUET_E_CFG_RANGE, "%s: at most %lld items", path, (long long)f->max);
     return 0;
 }
 
@@ -146,8 +144,8 @@ static int check_count(const struct duet_cfg_field *f, size_t n, const char *pat
  * that a failure on item i leaves items 0..i-1 (and i, partly) owned by the
  * struct and released by duet_cfg_deinit().
  */
-static int bind_array(const struct duet_cfg_field *f, const cJSON *v, void *obj,
-                      const char *path, struct duet_errbuf *eb)
+static int bind_array(const struct duet_cfg_field *f, const cJSON *v, void *obj, const char *path,
+                      struct duet_errbuf *eb)
 {
     size_t n = 0, elem = f->type == DUET_CFG_OBJECTS ? f->sub->size : sizeof(char *);
     size_t i = 0;
@@ -157,8 +155,7 @@ static int bind_array(const struct duet_cfg_field *f, const cJSON *v, void *obj,
 
     if (!cJSON_IsArray(v))
         return type_err(eb, path, "an array");
-    cJSON_ArrayForEach(it, v)
-        n++;
+    cJSON_ArrayForEach(it, v) n++;
     DUET_TRY(check_count(f, n, path, eb));
     if (n == 0)
         return 0;
@@ -167,7 +164,8 @@ static int bind_array(const struct duet_cfg_field *f, const cJSON *v, void *obj,
         return duet_errf(eb, DUET_ENOMEM, "%s: out of memory", path);
     *(void **)member(obj, f->offset) = items;
     *(size_t *)member(obj, f->count_offset) = n;
-    cJSON_ArrayForEach(it, v) {
+    cJSON_ArrayForEach(it, v)
+    {
         void *dst = (char *)items + i * elem;
 
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
@@ -180,8 +178,8 @@ static int bind_array(const struct duet_cfg_field *f, const cJSON *v, void *obj,
     return 0;
 }
 
-static int bind_value(const struct duet_cfg_field *f, const cJSON *v, void *obj,
-                      const char *path, struct duet_errbuf *eb)
+static int bind_value(const struct duet_cfg_field *f, const cJSON *v, void *obj, const char *path,
+                      struct duet_errbuf *eb)
 {
     void *dst = member(obj, f->offset);
 
@@ -421,8 +419,8 @@ static const char *find_nul_escape(const char *text, size_t len)
     return NULL;
 }
 
-int duet_cfg_load_string(const char *text, size_t len, const struct duet_cfg_table *t,
-                         void *obj, struct duet_errbuf *eb)
+int duet_cfg_load_string(const char *text, size_t len, const struct duet_cfg_table *t, void *obj,
+                         struct duet_errbuf *eb)
 {
     const char *end = NULL;
     cJSON *json;
@@ -450,8 +448,8 @@ int duet_cfg_load_string(const char *text, size_t len, const struct duet_cfg_tab
     return rc;
 }
 
-int duet_cfg_load_file(const char *path, size_t max_size, const struct duet_cfg_table *t,
-                       void *obj, struct duet_errbuf *eb)
+int duet_cfg_load_file(const char *path, size_t max_size, const struct duet_cfg_table *t, void *obj,
+                       struct duet_errbuf *eb)
 {
     struct duet_errbuf inner;
     char *text = NULL;

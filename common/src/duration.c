@@ -19,11 +19,7 @@ struct unit {
 
 /* Longest suffix first so "ms" is not taken for "m" followed by garbage. */
 static const struct unit units[] = {
-    {"ms", 1},
-    {"s", 1000},
-    {"m", 60 * 1000},
-    {"h", 60 * 60 * 1000},
-    {"d", 24 * 60 * 60 * 1000},
+    {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000}, {"d", 24 * 60 * 60 * 1000},
 };
 
 int duet_duration_parse(const char *s, int64_t *out_ms)

@@ -14,8 +14,8 @@
 const char *duet_strerror(int code)
 {
     switch (code) {
-#define DUET_ERR_MSG(name, value, cls, msg)                                             \
-    case name:                                                                          \
+#define DUET_ERR_MSG(name, value, cls, msg)                                                        \
+    case name:                                                                                     \
         return msg;
         DUET_ERRORS(DUET_ERR_MSG)
 #undef DUET_ERR_MSG
@@ -30,8 +30,8 @@ const char *duet_strerror(int code)
 const char *duet_err_name(int code)
 {
     switch (code) {
-#define DUET_ERR_NAME(name, value, cls, msg)                                            \
-    case name:                                                                          \
+#define DUET_ERR_NAME(name, value, cls, msg)                                                       \
+    case name:                                                                                     \
         return #name;
         DUET_ERRORS(DUET_ERR_NAME)
 #undef DUET_ERR_NAME
@@ -48,8 +48,8 @@ const char *duet_err_name(int code)
 enum duet_err_class duet_err_class(int code)
 {
     switch (code) {
-#define DUET_ERR_CLASS(name, value, cls, msg)                                           \
-    case name:                                                                          \
+#define DUET_ERR_CLASS(name, value, cls, msg)                                                      \
+    case name:                                                                                     \
         return DUET_ERRC_##cls;
         DUET_ERRORS(DUET_ERR_CLASS)
 #undef DUET_ERR_CLASS

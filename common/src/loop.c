@@ -171,8 +171,7 @@ static int sync_epoll(struct duet_loop *loop, int fd, struct fd_reg *reg)
     return 0;
 }
 
-int duet_loop_add_fd(struct duet_loop *loop, int fd, uint32_t events, duet_io_cb *cb,
-                     void *arg)
+int duet_loop_add_fd(struct duet_loop *loop, int fd, uint32_t events, duet_io_cb *cb, void *arg)
 {
     struct fd_reg *reg;
     int rc;
@@ -347,8 +346,7 @@ void duet_loop_defer(struct duet_loop *loop, struct duet_defer *d)
 }
 
 /* Unlink d from the list starting at *head (tail may be NULL); true if found. */
-static bool unlink_defer(struct duet_defer **head, struct duet_defer **tail,
-                         struct duet_defer *d)
+static bool unlink_defer(struct duet_defer **head, struct duet_defer **tail, struct duet_defer *d)
 {
     struct duet_defer *prev = NULL;
 

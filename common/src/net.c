@@ -40,8 +40,8 @@ int duet_net_split_hostport(const char *s, char host[DUET_NET_HOST_MAX], unsigne
         return duet_errf(eb, DUET_E_USAGE, "'%s': host name too long", s);
     errno = 0;
     p = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || errno != 0 || p > 65535 ||
-        colon[1] == '-' || colon[1] == '+')
+    if (colon[1] == '\0' || *end != '\0' || errno != 0 || p > 65535 || colon[1] == '-' ||
+        colon[1] == '+')
         return duet_errf(eb, DUET_E_USAGE, "'%s': port must be 0-65535", s);
     memcpy(host, h, hlen);
     host[hlen] = '\0';
@@ -59,8 +59,7 @@ bool duet_net_is_ip_literal(const char *host)
 static int listen_one(const struct addrinfo *ai, bool reuseport, int backlog)
 {
     int one = 1;
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     int rc;
 
     if (fd == -1)

@@ -48,8 +48,8 @@ int duet__pki_bio_to_string(BIO *bio, char **out, size_t *len)
     return 0;
 }
 
-int duet__pki_mem_bio(const char *pem, size_t len, const char *what, const char *kind,
-                      BIO **out, struct duet_errbuf *eb)
+int duet__pki_mem_bio(const char *pem, size_t len, const char *what, const char *kind, BIO **out,
+                      struct duet_errbuf *eb)
 {
     if (!pem || len == 0)
         return duet_errf(eb, DUET_E_PEM, "%s: empty input, no %s", what, kind);
@@ -177,7 +177,7 @@ const struct duet_cert *duet_chain_at(const struct duet_chain *c, size_t i)
     return c && i < c->n ? c->certs[i] : NULL;
 }
 
-STACK_OF(X509) *duet_chain_stack(const struct duet_chain *c)
+STACK_OF(X509) * duet_chain_stack(const struct duet_chain *c)
 {
     return c->sk;
 }
@@ -215,8 +215,7 @@ static int chain_parse(struct duet_chain *c, BIO *bio, const char *what, struct 
             X509 *x = d2i_X509(NULL, &p, der_len);
 
             if (!x || p != der + der_len)
-                rc = duet_errf(eb, DUET_E_PEM, "%s: certificate %zu is malformed", what,
-                               c->n + 1);
+                rc = duet_errf(eb, DUET_E_PEM, "%s: certificate %zu is malformed", what, c->n + 1);
             else
                 rc = chain_push_x509(c, x);
             X509_free(x);

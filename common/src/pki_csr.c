@@ -43,7 +43,7 @@ static int wrap_req(X509_REQ *req, struct duet_csr **out)
 static int add_san_request(X509_REQ *req, const struct duet_sans *sans, struct duet_errbuf *eb)
 {
     GENERAL_NAMES *gens;
-    STACK_OF(X509_EXTENSION) *exts;
+    STACK_OF(X509_EXTENSION) * exts;
     X509_EXTENSION *ext;
     int ok;
 

@@ -32,7 +32,7 @@ struct duet_cert {
 struct duet_chain {
     struct duet_cert **certs;
     size_t n, cap;
-    STACK_OF(X509) *sk;
+    STACK_OF(X509) * sk;
 };
 
 struct duet_csr {
@@ -58,8 +58,8 @@ int duet__pki_read_file(const char *path, char **buf, size_t *len,
  * makes: empty input is DUET_E_PEM ("<what>: empty input, no <kind>"), more
  * than DUET_PKI_MAX_FILE is DUET_E_TOOBIG. The BIO borrows pem.
  */
-int duet__pki_mem_bio(const char *pem, size_t len, const char *what, const char *kind,
-                      BIO **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+int duet__pki_mem_bio(const char *pem, size_t len, const char *what, const char *kind, BIO **out,
+                      struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /* Wrap a PEM/DER buffer produced by BoringSSL into a NUL-terminated duet_malloc copy. */
 int duet__pki_bio_to_string(BIO *bio, char **out, size_t *len) DUET_MUST_CHECK;

@@ -30,9 +30,8 @@ static const struct {
     const char *name;
     enum duet_key_type type;
 } key_types[] = {
-    {"rsa2048", DUET_KEY_RSA2048}, {"rsa3072", DUET_KEY_RSA3072},
-    {"rsa4096", DUET_KEY_RSA4096}, {"ec-p256", DUET_KEY_EC_P256},
-    {"ec-p384", DUET_KEY_EC_P384},
+    {"rsa2048", DUET_KEY_RSA2048}, {"rsa3072", DUET_KEY_RSA3072}, {"rsa4096", DUET_KEY_RSA4096},
+    {"ec-p256", DUET_KEY_EC_P256}, {"ec-p384", DUET_KEY_EC_P384},
 };
 
 int duet_key_type_parse(const char *s, enum duet_key_type *out)
@@ -275,8 +274,8 @@ int duet_passphrase_generate(char *out, size_t len)
     size_t n;
 
     DUET_ENSURE(out && len >= 4, DUET_EINVAL);
-    n = (size_t)snprintf(alphabet, sizeof(alphabet), "%s%s%s%s", pass_upper, pass_lower,
-                         pass_digit, pass_symbol);
+    n = (size_t)snprintf(alphabet, sizeof(alphabet), "%s%s%s%s", pass_upper, pass_lower, pass_digit,
+                         pass_symbol);
     /*
      * Rejection sampling again at the string level: redraw until every class
      * appears. For 35 characters a redraw is needed about 1 time in 30, so

@@ -141,8 +141,8 @@ static int key_from_traditional(const char *pem, size_t len, bool encrypted, con
         return 0;
     ERR_clear_error();
     if (encrypted)
-        return duet_errf(eb, DUET_E_PASSPHRASE,
-                         "%s: wrong passphrase (the key does not decrypt)", what);
+        return duet_errf(eb, DUET_E_PASSPHRASE, "%s: wrong passphrase (the key does not decrypt)",
+                         what);
     return duet_errf(eb, DUET_E_PEM, "%s: malformed private key", what);
 }
 
@@ -180,8 +180,8 @@ int duet_key_from_pem(const char *pem, size_t len, const char *pass, const char 
     else if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0)
         rc = key_from_encrypted_pkcs8(der, (size_t)der_len, pass, what, &pkey, eb);
     else
-        rc = key_from_traditional(pem, len, strstr(header, "ENCRYPTED") != NULL, pass, what,
-                                  &pkey, eb);
+        rc = key_from_traditional(pem, len, strstr(header, "ENCRYPTED") != NULL, pass, what, &pkey,
+                                  eb);
     OPENSSL_free(name);
     OPENSSL_free(header);
     /* der holds the key itself for an unencrypted block. */
@@ -194,8 +194,7 @@ int duet_key_from_pem(const char *pem, size_t len, const char *pass, const char 
     return rc;
 }
 
-int duet_key_load(const char *path, const char *pass, struct duet_key **out,
-                  struct duet_errbuf *eb)
+int duet_key_load(const char *path, const char *pass, struct duet_key **out, struct duet_errbuf *eb)
 {
     char *buf;
     size_t len;
@@ -211,9 +210,8 @@ int duet_key_load(const char *path, const char *pass, struct duet_key **out,
 
 /*
  * EncryptedPrivateKeyInfo (RFC 5958) with PBES2 (RFC 8018 A.4):
- *   SEQ { SEQ { pbes2, SEQ { SEQ { pbkdf2, SEQ { salt, iterations, SEQ { hmacWithSHA256, NULL } } },
- *                            SEQ { aes-256-cbc, iv } } },
- *         OCTET STRING ciphertext }
+ *   SEQ { SEQ { pbes2, SEQ { SEQ { pbkdf2, SEQ { salt, iterations, SEQ { hmacWithSHA256, NULL } }
+ * }, SEQ { aes-256-cbc, iv } } }, OCTET STRING ciphertext }
  */
 static int add_alg(CBB *parent, CBB *alg, int nid)
 {

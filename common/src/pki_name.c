@@ -94,12 +94,11 @@ static int subject_set(struct duet_subject *out, char *comp, const char *input,
     char *eq = strchr(comp, '=');
 
     if (!eq)
-        return duet_errf(eb, DUET_E_SUBJECT, "subject \"%s\": component \"%s\" has no '='",
-                         input, comp);
+        return duet_errf(eb, DUET_E_SUBJECT, "subject \"%s\": component \"%s\" has no '='", input,
+                         comp);
     *eq = '\0';
     if (eq[1] == '\0')
-        return duet_errf(eb, DUET_E_SUBJECT, "subject \"%s\": %s has an empty value", input,
-                         comp);
+        return duet_errf(eb, DUET_E_SUBJECT, "subject \"%s\": %s has an empty value", input, comp);
     for (size_t i = 0; i < DUET_ARRAY_SIZE(subject_keys); i++) {
         char **field = subject_field(out, i);
 
@@ -158,11 +157,10 @@ int duet__pki_name_from_subject(X509_NAME *name, const struct duet_subject *s,
         if (!X509_NAME_add_entry_by_NID(name, subject_keys[i].nid, MBSTRING_UTF8,
                                         (const uint8_t *)v, -1, -1, 0)) {
             ERR_clear_error();
-            return duet_errf(eb, DUET_E_SUBJECT, "subject %s=\"%s\" cannot be encoded%s",
-                             subject_keys[i].key, v,
-                             subject_keys[i].nid == NID_countryName
-                                 ? " (C must be a two-letter country code)"
-                                 : "");
+            return duet_errf(
+                eb, DUET_E_SUBJECT, "subject %s=\"%s\" cannot be encoded%s", subject_keys[i].key, v,
+                subject_keys[i].nid == NID_countryName ? " (C must be a two-letter country code)"
+                                                       : "");
         }
     }
     return 0;
@@ -215,8 +213,10 @@ static int check_ia5(const char *v, const char *kind, struct duet_errbuf *eb)
         return duet_errf(eb, DUET_E_SUBJECT, "empty %s subject alternative name", kind);
     for (const char *p = v; *p; p++) {
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return duet_errf(eb, DUET_E_SUBJECT, "%s SAN \"%s\": only printable ASCII without "
-                             "spaces is allowed", kind, v);
+            return duet_errf(eb, DUET_E_SUBJECT,
+                             "%s SAN \"%s\": only printable ASCII without "
+                             "spaces is allowed",
+                             kind, v);
     }
     return 0;
 }

@@ -147,8 +147,8 @@ static int check_issuer(const struct duet_sign_req *r, struct duet_errbuf *eb)
         return duet_errf(eb, DUET_E_NOT_CA,
                          "CA certificate \"%s\" is not a CA (no basicConstraints CA:TRUE)", cn);
     if (duet_key_matches_cert(r->ca_key, r->ca_cert) < 0)
-        return duet_errf(eb, DUET_E_KEY_MISMATCH,
-                         "CA key does not match CA certificate \"%s\"", cn);
+        return duet_errf(eb, DUET_E_KEY_MISMATCH, "CA key does not match CA certificate \"%s\"",
+                         cn);
     if (r->validity <= 0)
         return duet_errf(eb, DUET_EINVAL, "validity must be positive");
     if (r->now < ca_nb || r->now >= ca_na)
@@ -188,14 +188,13 @@ static int add_leaf_exts(X509 *x, X509 *ca, EVP_PKEY *pub, enum duet_profile pro
                          struct duet_errbuf *eb)
 {
     /* keyEncipherment only means something for RSA key transport (RFC 5280 4.2.1.3). */
-    const char *ku = EVP_PKEY_id(pub) == EVP_PKEY_RSA
-                         ? "critical,digitalSignature,keyEncipherment"
-                         : "critical,digitalSignature";
+    const char *ku = EVP_PKEY_id(pub) == EVP_PKEY_RSA ? "critical,digitalSignature,keyEncipherment"
+                                                      : "critical,digitalSignature";
     const char *eku = profile == DUET_PROFILE_SERVER ? "serverAuth" : "clientAuth";
     /* A CA without SKI (rare, but legal) gets an AKI by issuer and serial instead. */
     const char *aki = X509_get_ext_by_NID(ca, NID_subject_key_identifier, -1) >= 0
                           ? "keyid:always"
-                           : "keyid,issuer:always";
+                          : "keyid,issuer:always";
 
     DUET_TRY(duet__pki_add_ext_conf(x, ca, NID_basic_constraints, "critical,CA:FALSE", eb));
     DUET_TRY(duet__pki_add_ext_conf(x, ca, NID_key_usage, ku, eb));
@@ -204,8 +203,7 @@ static int add_leaf_exts(X509 *x, X509 *ca, EVP_PKEY *pub, enum duet_profile pro
     return duet__pki_add_ext_conf(x, ca, NID_authority_key_identifier, aki, eb);
 }
 
-static int fill_leaf(X509 *x, const struct duet_sign_req *r, EVP_PKEY *pub,
-                     struct duet_errbuf *eb)
+static int fill_leaf(X509 *x, const struct duet_sign_req *r, EVP_PKEY *pub, struct duet_errbuf *eb)
 {
     X509 *ca = r->ca_cert->x;
     X509_NAME *subject = NULL;

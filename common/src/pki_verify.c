@@ -87,8 +87,8 @@ out:
     return ok ? 0 : -1;
 }
 
-int duet_chain_verify(const struct duet_chain *chain, const struct duet_chain *bundle,
-                      int64_t at, enum duet_purpose purpose, struct duet_errbuf *eb)
+int duet_chain_verify(const struct duet_chain *chain, const struct duet_chain *bundle, int64_t at,
+                      enum duet_purpose purpose, struct duet_errbuf *eb)
 {
     struct verify_seen seen = {X509_V_OK, X509_V_OK, 0};
     X509_STORE *st;
@@ -113,8 +113,8 @@ int duet_chain_verify(const struct duet_chain *chain, const struct duet_chain *b
     X509_NAME_get_text_by_NID(X509_get_subject_name(chain->certs[0]->x), NID_commonName, cn,
                               sizeof(cn));
     if (seen.first_other != X509_V_OK)
-        return duet_errf(eb, DUET_E_VERIFY, "certificate \"%s\" does not verify: %s (depth %d)",
-                         cn, X509_verify_cert_error_string(seen.first_other), seen.depth);
+        return duet_errf(eb, DUET_E_VERIFY, "certificate \"%s\" does not verify: %s (depth %d)", cn,
+                         X509_verify_cert_error_string(seen.first_other), seen.depth);
     if (seen.first_time != X509_V_OK)
         return duet_errf(eb, DUET_E_EXPIRED, "certificate \"%s\": %s", cn,
                          X509_verify_cert_error_string(seen.first_time));

@@ -48,7 +48,7 @@ struct client {
 struct duet_status_http {
     struct duet_loop *loop;
     int lfd;
-    bool paused; /* listener quiet because max_conns are open */
+    bool paused;            /* listener quiet because max_conns are open */
     struct duet_timer rest; /* resumes the listener after EMFILE */
     unsigned port;
     unsigned nclients;
@@ -128,13 +128,20 @@ static void client_close(struct client *c)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
     }
 }
 

@@ -83,10 +83,10 @@ static int fault(struct pub *p)
     return fault_hook && fault_hook(p->step, fault_arg) != 0;
 }
 
-#define STEP(p)                                                                         \
-    do {                                                                                \
-        if (fault(p))                                                                   \
-            return VOL_DIED;                                                            \
+#define STEP(p)                                                                                    \
+    do {                                                                                           \
+        if (fault(p))                                                                              \
+            return VOL_DIED;                                                                       \
     } while (0)
 
 static int sys_err(struct pub *p, const char *what, const char *name)
@@ -98,8 +98,8 @@ static int sys_err(struct pub *p, const char *what, const char *name)
 
 static bool name_ok(const char *n)
 {
-    return n && *n && strchr(n, '/') == NULL && strncmp(n, "..", 2) != 0 &&
-           strcmp(n, ".") != 0 && strlen(n) < 200;
+    return n && *n && strchr(n, '/') == NULL && strncmp(n, "..", 2) != 0 && strcmp(n, ".") != 0 &&
+           strlen(n) < 200;
 }
 
 static int check_files(const char *dir, const struct duet_vol_file *files, size_t n,
@@ -165,12 +165,15 @@ static int check_folder(int fd, const char *path, bool made, struct duet_errbuf 
         return duet_errf(eb, rc, "%s: stat: %s", path, duet_strerror(rc));
     }
     if (st.st_uid != geteuid())
-        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s: owned by uid %u, not by this process (uid %u): "
-                         "refusing a folder it did not create", path, (unsigned)st.st_uid,
-                         (unsigned)geteuid());
+        return duet_errf(eb, DUET_E_VOL_UNSAFE,
+                         "%s: owned by uid %u, not by this process (uid %u): "
+                         "refusing a folder it did not create",
+                         path, (unsigned)st.st_uid, (unsigned)geteuid());
     if (!made && (st.st_mode & 022))
-        return duet_errf(eb, DUET_E_VOL_UNSAFE, "%s: mode %04o is writable by group or others: "
-                         "refusing it", path, (unsigned)(st.st_mode & 07777));
+        return duet_errf(eb, DUET_E_VOL_UNSAFE,
+                         "%s: mode %04o is writable by group or others: "
+                         "refusing it",
+                         path, (unsigned)(st.st_mode & 07777));
     return 0;
 }
 
@@ -273,8 +276,7 @@ static int open_dir(struct pub *p)
     /* Never wait: a hung writer must not hang this one (its caller retries later). */
     if (flock(p->dfd, LOCK_EX | LOCK_NB) == -1) {
         if (errno == EWOULDBLOCK)
-            return duet_errf(p->eb, DUET_EAGAIN, "%s: another process is publishing here",
-                             p->dir);
+            return duet_errf(p->eb, DUET_EAGAIN, "%s: another process is publishing here", p->dir);
         return sys_err(p, "flock", ".");
     }
     if (created && p->opts->gid != (gid_t)-1 && fchown(p->dfd, (uid_t)-1, p->opts->gid) == -1)
@@ -301,8 +303,8 @@ static int make_version(struct pub *p)
 
         gmtime_r(&ts.tv_sec, &tm);
         snprintf(p->version, sizeof(p->version), "..%04d_%02d_%02d_%02d_%02d_%02d.%09ld",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, ts.tv_nsec);
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec);
         STEP(p);
         if (mkdirat(p->dfd, p->version, 0700) == 0)
             break;
@@ -497,8 +499,7 @@ static int drop_stale_link(struct pub *p, const char *nm)
     return 0;
 }
 
-static int sweep_entry(struct pub *p, const char *nm, const struct duet_vol_file *files,
-                       size_t n)
+static int sweep_entry(struct pub *p, const char *nm, const struct duet_vol_file *files, size_t n)
 {
     int rc;
 
@@ -626,8 +627,8 @@ static int resolve_data(int dfd, char *buf, size_t size)
  * under us" (an old version being swept): the caller resolves ..data again.
  */
 static int read_names(int dfd, int vfd, const char *version, const char *dir,
-                      const char *const *names, size_t n, size_t max_len,
-                      struct duet_vol_set *out, struct duet_errbuf *eb)
+                      const char *const *names, size_t n, size_t max_len, struct duet_vol_set *out,
+                      struct duet_errbuf *eb)
 {
     for (size_t i = 0; i < n; i++) {
         int fd = openat(vfd, names[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -656,8 +657,8 @@ static int read_names(int dfd, int vfd, const char *version, const char *dir,
     return 0;
 }
 
-static int read_once(int dfd, const char *dir, const char *const *names, size_t n,
-                     size_t max_len, struct duet_vol_set *out, struct duet_errbuf *eb)
+static int read_once(int dfd, const char *dir, const char *const *names, size_t n, size_t max_len,
+                     struct duet_vol_set *out, struct duet_errbuf *eb)
 {
     int rc = resolve_data(dfd, out->version, sizeof(out->version));
     int vfd;
@@ -766,13 +767,14 @@ static int inspect_version(int dfd, const char *dir, const struct duet_vol_file 
     vfd = openat(dfd, version, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (vfd == -1) {
         rc = -errno;
-        return duet_errf(eb, rc == -ELOOP || rc == -ENOTDIR ? DUET_E_VOL_UNSAFE : rc,
-                         "%s/%s: %s", dir, version, duet_strerror(rc));
+        return duet_errf(eb, rc == -ELOOP || rc == -ENOTDIR ? DUET_E_VOL_UNSAFE : rc, "%s/%s: %s",
+                         dir, version, duet_strerror(rc));
     }
     rc = check_entry(vfd, dir, version, dir_mode, o->gid, true, eb);
     snprintf(where, sizeof(where), "%s/%s", dir, version);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        int fd = openat(vfd, files[i].name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        int fd =
+            openat(vfd, files[i].name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 
         if (fd == -1) {
             rc = -errno;
@@ -953,4 +955,3 @@ int duet_vol_remove(const char *dir, const struct duet_vol_opts *opts, struct du
         return duet_errf(eb, rc, "%s: remove: %s", dir, duet_strerror(rc));
     return remove_empty_dir(dir, o, eb);
 }
-

@@ -36,8 +36,8 @@
 #include "duet/loop.h"
 #include "duet/watch.h"
 
-#define DIR_MASK                                                                        \
-    (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB |  \
+#define DIR_MASK                                                                                   \
+    (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB |            \
      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 /* On an ancestor we only wait for the next path component to appear (or the ancestor to go). */
 #define PARENT_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
@@ -226,8 +226,8 @@ static void stop_inotify(struct duet_watch *w)
 /* Out of watches or a read error: keep going on the poll alone, at the faster period. */
 static void fall_back_to_polling(struct duet_watch *w, int rc)
 {
-    duet_log(DUET_LOG_WARN, "watch", "dir=%s err=%s msg=\"inotify lost, polling instead\"",
-             w->dir, duet_err_name(rc));
+    duet_log(DUET_LOG_WARN, "watch", "dir=%s err=%s msg=\"inotify lost, polling instead\"", w->dir,
+             duet_err_name(rc));
     stop_inotify(w);
     w->poll_ms = w->opt_poll_ms ? w->opt_poll_ms : 1000;
     duet_timer_start(w->loop, &w->poll, w->poll_ms);
@@ -370,8 +370,7 @@ static int start_inotify(struct duet_watch *w, struct duet_errbuf *eb)
 }
 
 int duet_watch_new(struct duet_loop *loop, const char *dir, const struct duet_watch_opts *opts,
-                   duet_watch_cb *cb, void *arg, struct duet_watch **out,
-                   struct duet_errbuf *eb)
+                   duet_watch_cb *cb, void *arg, struct duet_watch **out, struct duet_errbuf *eb)
 {
     static const struct duet_watch_opts defaults;
     struct duet_watch *w;

@@ -30,7 +30,7 @@ struct option_def {
     const char *flag;
     const char *env;
     enum opt_kind kind;
-    const char *def; /* NULL: no default */
+    const char *def;  /* NULL: no default */
     int64_t min, max; /* OPT_UINT: the integer's bounds; OPT_DURATION: milliseconds */
     const char *help;
     size_t off; /* where the value goes in struct sc_cfg (the listeners: unused) */
@@ -91,7 +91,8 @@ static const struct option_def options[] = {
 
 static void print_help(void)
 {
-    printf("usage: duet-sidecar --certs DIR [--outbound SPEC]... [--inbound SPEC]... [options]\n\n");
+    printf(
+        "usage: duet-sidecar --certs DIR [--outbound SPEC]... [--inbound SPEC]... [options]\n\n");
     for (size_t i = 0; i < DUET_ARRAY_SIZE(options); i++) {
         const struct option_def *o = &options[i];
 
@@ -138,8 +139,7 @@ static bool key_is(const char *opt, size_t klen, const char *key)
 }
 
 static int add_allow(char list[SC_MAX_ALLOW][DUET_NET_HOST_MAX], unsigned *n, const char *val,
-                     const char *what, const char *flag, const char *spec,
-                     struct duet_errbuf *eb)
+                     const char *what, const char *flag, const char *spec, struct duet_errbuf *eb)
 {
     if (*n == SC_MAX_ALLOW)
         return duet_errf(eb, DUET_E_USAGE, "%s '%s': at most %d %s", flag, spec, SC_MAX_ALLOW,
@@ -217,11 +217,10 @@ int sc_cfg_parse_spec(struct sc_listen_cfg *l, enum sc_dir dir, const char *spec
                          dir == SC_OUTBOUND ? "UPSTREAM" : "BACKEND");
     if (copy_str(l->listen, sizeof(l->listen), spec, (size_t)(eq - spec)) < 0 ||
         duet_net_split_hostport(l->listen, lhost, &lport, NULL) < 0 || lport == 0)
-        return duet_errf(eb, DUET_E_USAGE, "%s '%s': LISTEN must be host:port (port 1-65535)",
-                         flag, spec);
+        return duet_errf(eb, DUET_E_USAGE, "%s '%s': LISTEN must be host:port (port 1-65535)", flag,
+                         spec);
     comma = strchr(eq + 1, ',');
-    if (copy_str(up, sizeof(up), eq + 1, comma ? (size_t)(comma - eq - 1) : strlen(eq + 1)) <
-            0 ||
+    if (copy_str(up, sizeof(up), eq + 1, comma ? (size_t)(comma - eq - 1) : strlen(eq + 1)) < 0 ||
         duet_net_split_hostport(up, l->host, &l->port, NULL) < 0 || l->port == 0 ||
         l->host[0] == '\0')
         return duet_errf(eb, DUET_E_USAGE, "%s '%s': %s must be host:port (port 1-65535)", flag,
@@ -389,8 +388,7 @@ int sc_cfg_parse(struct sc_cfg *cfg, int argc, char **argv, struct duet_errbuf *
         unsigned p;
 
         if (duet_net_split_hostport(cfg->status, h, &p, NULL) < 0)
-            return duet_errf(eb, DUET_E_USAGE, "--status '%s': expected host:port",
-                             cfg->status);
+            return duet_errf(eb, DUET_E_USAGE, "--status '%s': expected host:port", cfg->status);
     }
     return 0;
 }

@@ -68,7 +68,7 @@ struct sc_conn {
     struct sc_pipe d2u, u2d;
     struct sc_tls_set *set;
     struct sc_resolve_req *rreq;
-    bool rreq_owned; /* delivered: ours to free; else the resolver's, cancel it */
+    bool rreq_owned;                /* delivered: ours to free; else the resolver's, cancel it */
     const struct addrinfo *ai_next; /* next address to try, inside rreq */
     struct duet_timer timer;
     struct duet_defer free_defer;
@@ -225,8 +225,8 @@ static void conn_fail(struct sc_conn *c, enum sc_fail f, const char *why, const 
     if (is_out(c) && f != SC_FAIL_TIMEOUT && f != SC_FAIL_NO_CERTS_LOADED)
         duet_log(DUET_LOG_INFO, "conn",
                  "listener=%s upstream=%s:%u peer=%s reason=%s subject=%s msg=%s",
-                 c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer, sc_fail_names[f],
-                 qsubj, qwhy);
+                 c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer, sc_fail_names[f], qsubj,
+                 qwhy);
     else
         sc_worker_log_refusal(c->cs->w, "listener=%s peer=%s reason=%s subject=%s msg=%s",
                               c->l->cfg->listen, peer, sc_fail_names[f], qsubj, qwhy);
@@ -782,9 +782,9 @@ static void recheck(struct sc_conn *c, struct sc_tls_set *set)
         return;
     SC_STAT_ADD(c->l->stats.closed_recheck, 1);
     duet_log(DUET_LOG_INFO, "conn",
-             "worker=%u closed listener=%s peer=%s reason=%s subject=%s msg=%s", sc_worker_id(c->cs->w),
-             c->l->cfg->listen, peer_str(c, peer, sizeof(peer)), sc_fail_names[hs.fail],
-             duet_log_quote(qsubj, sizeof(qsubj), hs.subject),
+             "worker=%u closed listener=%s peer=%s reason=%s subject=%s msg=%s",
+             sc_worker_id(c->cs->w), c->l->cfg->listen, peer_str(c, peer, sizeof(peer)),
+             sc_fail_names[hs.fail], duet_log_quote(qsubj, sizeof(qsubj), hs.subject),
              duet_log_quote(qwhy, sizeof(qwhy), hs.why));
     conn_close(c);
 }

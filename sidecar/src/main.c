@@ -55,8 +55,7 @@ static void on_term(struct duet_loop *loop, void *arg)
         return;
     draining = true;
     app.ready_listeners = false;
-    duet_log(DUET_LOG_INFO, "main", "drain_ms=%lld msg=\"draining\"",
-             (long long)app.cfg.drain_ms);
+    duet_log(DUET_LOG_INFO, "main", "drain_ms=%lld msg=\"draining\"", (long long)app.cfg.drain_ms);
     for (unsigned i = 0; i < app.n_workers; i++)
         sc_worker_command(app.workers[i], SC_CMD_DRAIN);
     duet_timer_init(&drain_timer, on_drain_timeout, NULL);
@@ -126,8 +125,8 @@ static int run(void)
         DUET_TRY_GOTO(sc_worker_new(&env, w, fds[w], &app.workers[w], &eb), rc, out);
     DUET_TRY_GOTO(sc_reload_new(app.loop, &app.cfg, on_trust_changed, NULL, &app.reload), rc, out);
     if (app.cfg.status)
-        DUET_TRY_GOTO(duet_status_http_new(app.loop, app.cfg.status, NULL, sc_metrics_handler,
-                                           &app, &status, &eb),
+        DUET_TRY_GOTO(duet_status_http_new(app.loop, app.cfg.status, NULL, sc_metrics_handler, &app,
+                                           &status, &eb),
                       rc, out);
     /* The resolver thread only exists when some upstream is a name. */
     for (unsigned i = 0; i < app.cfg.n_listeners; i++) {

@@ -41,7 +41,7 @@ static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
     }
 }
 
-#define HELP(r, name, type, text)                                                       \
+#define HELP(r, name, type, text)                                                                  \
     (void)duet_status_reply_printf((r), "# HELP " name " " text "\n# TYPE " name " " type "\n")
 
 static void listener_metrics(const struct sc_app *app, struct duet_status_reply *r)
@@ -74,11 +74,11 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
             const uint64_t v[] = {s->open,  s->total,      s->bytes_in,      s->bytes_out,
                                   s->hs_ok, s->hs_resumed, s->closed_recheck};
 
-            (void)duet_status_reply_printf(
-                r, "%s{listener=\"%s\",direction=\"%s\"} %llu\n", metric[m],
-                app->cfg.listeners[i].listen,
-                app->cfg.listeners[i].dir == SC_OUTBOUND ? "outbound" : "inbound",
-                (unsigned long long)v[m]);
+            (void)duet_status_reply_printf(r, "%s{listener=\"%s\",direction=\"%s\"} %llu\n",
+                                           metric[m], app->cfg.listeners[i].listen,
+                                           app->cfg.listeners[i].dir == SC_OUTBOUND ? "outbound"
+                                                                                    : "inbound",
+                                           (unsigned long long)v[m]);
         }
     }
     HELP(r, "duet_sidecar_handshake_failures_total", "counter",

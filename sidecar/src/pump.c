@@ -55,8 +55,8 @@ void sc_pipe_release(struct sc_pipe *p, struct sc_bufpool *pool)
     p->off = p->len = 0;
 }
 
-long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst,
-             struct sc_bufpool *pool, int rounds)
+long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst, struct sc_bufpool *pool,
+             int rounds)
 {
     long moved = 0;
     bool drained = false; /* src gave less than a buffer: probably empty now */

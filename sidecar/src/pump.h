@@ -70,8 +70,8 @@ struct sc_pipe {
  * Returns the number of bytes written to dst (>= 0) or a fatal negative code
  * (the connection must close).
  */
-long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst,
-             struct sc_bufpool *pool, int rounds) DUET_MUST_CHECK;
+long sc_pump(struct sc_pipe *p, struct sc_side *src, struct sc_side *dst, struct sc_bufpool *pool,
+             int rounds) DUET_MUST_CHECK;
 
 /* True once everything src will ever send has been delivered and dst shut. */
 static inline bool sc_pipe_done(const struct sc_pipe *p, const struct sc_side *src,

@@ -40,7 +40,6 @@ struct sc_tls_set {
     struct sc_tls_info info;
 };
 
-
 static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sc_tls_set *current;
 
@@ -264,7 +263,8 @@ static SSL_CTX *new_ctx(const struct material *m, bool crl, X509_STORE *store, b
      * peer's notAfter and re-checks the peer whenever one is resumed. */
     SSL_CTX_set_timeout(ctx, session_s);
     SSL_CTX_set_session_psk_dhe_timeout(ctx, session_s);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* a no-op in BoringSSL, which always releases */
+    SSL_CTX_set_mode(ctx,
+                     SSL_MODE_RELEASE_BUFFERS); /* a no-op in BoringSSL, which always releases */
     if (server) {
         if (!setup_server(ctx, m))
             goto fail;
@@ -344,8 +344,7 @@ static void trust_digest(uint8_t out[32], const struct sc_tls_files *f)
 }
 
 struct sc_tls_set *sc_tls_set_build(const struct sc_tls_files *f, const char *version,
-                                    uint64_t generation, unsigned uses,
-                                    struct duet_errbuf *eb)
+                                    uint64_t generation, unsigned uses, struct duet_errbuf *eb)
 {
     const uint32_t session_s = f->session_lifetime_s ? f->session_lifetime_s : 3600;
     struct material m = {0};

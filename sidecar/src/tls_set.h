@@ -22,7 +22,7 @@ struct sc_tls_info {
     int64_t not_after;
     char sha256[96]; /* SHA-256 of our leaf, as duet_cert_info gives it */
     char serial[96];
-    char version[256]; /* the ..data folder it came from */
+    char version[256];       /* the ..data folder it came from */
     int64_t crl_next_update; /* the earliest nextUpdate of the CRLs, Unix seconds; 0: none */
     uint8_t trust[32];       /* SHA-256 over ca.crt and the CRL: what peers are judged by */
 };

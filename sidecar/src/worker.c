@@ -157,8 +157,8 @@ int sc_worker_new(const struct sc_worker_env *env, unsigned id, int *listen_fds,
         l->cfg = &env->cfg->listeners[i];
         l->fd = listen_fds[i];
         listen_fds[i] = -1; /* ours now */
-        DUET_TRY_GOTO(duet_loop_add_fd(w->loop, l->fd, DUET_EV_READ, sc_listener_on_accept, l),
-                      rc, fail);
+        DUET_TRY_GOTO(duet_loop_add_fd(w->loop, l->fd, DUET_EV_READ, sc_listener_on_accept, l), rc,
+                      fail);
     }
     *out = w;
     return 0;

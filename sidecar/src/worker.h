@@ -35,9 +35,9 @@ struct sc_ratelim {
 /* What a worker borrows from the process for its whole life. */
 struct sc_worker_env {
     const struct sc_cfg *cfg;
-    int done_fd;        /* eventfd written once when the thread finishes */
-    unsigned *finished; /* atomic count of finished workers */
-    unsigned max_conns; /* this worker's share of --max-conns */
+    int done_fd;          /* eventfd written once when the thread finishes */
+    unsigned *finished;   /* atomic count of finished workers */
+    unsigned max_conns;   /* this worker's share of --max-conns */
     unsigned max_pending; /* this worker's share of --max-pending-handshakes */
 };
 
@@ -53,7 +53,7 @@ struct sc_worker {
     bool draining;
     struct sc_bufpool pool;
     struct sc_resolve_box rbox;
-    unsigned cmd; /* SC_CMD_* bits, atomic */
+    unsigned cmd;                 /* SC_CMD_* bits, atomic */
     struct sc_ratelim refusals;   /* refusal log lines */
     struct sc_ratelim admissions; /* admission log lines */
 };

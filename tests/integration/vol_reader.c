@@ -43,8 +43,8 @@ static int check_once(const char *dir, char *version, size_t vsize, struct duet_
     if (rc == 0)
         rc = duet_chain_from_pem(set.blobs[2].data, set.blobs[2].len, "ca.crt", &bundle, eb);
     if (rc == 0 && duet_key_matches_cert(key, duet_chain_at(chain, 0)) < 0)
-        rc = duet_errf(eb, DUET_E_KEY_MISMATCH, "tls.key does not match tls.crt in %s",
-                       set.version);
+        rc =
+            duet_errf(eb, DUET_E_KEY_MISMATCH, "tls.key does not match tls.crt in %s", set.version);
     if (rc == 0)
         snprintf(version, vsize, "%s", set.version);
     duet_chain_free(bundle);

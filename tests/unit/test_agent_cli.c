@@ -66,8 +66,8 @@ static void cli_parse__values_lists_bools_and_positionals(void **state)
                                       {"force", DUET_FLAG_BOOL, &force, NULL},
                                       {"dns", DUET_FLAG_LIST, &dns, NULL},
                                       {NULL, 0, NULL, NULL}};
-    const char *const argv[] = {"cmd", "--env=dev", "p1", "--dns", "a", "--force", "--dns", "b",
-                                "--log-level", "debug", "--", "--p2"};
+    const char *const argv[] = {"cmd",   "--env=dev", "p1",          "--dns", "a",  "--force",
+                                "--dns", "b",         "--log-level", "debug", "--", "--p2"};
     struct duet_errbuf eb = {{0}};
     size_t n;
 
@@ -107,7 +107,8 @@ static void cli_parse__refuses_unknown_missing_twice_and_bad_level(void **state)
         size_t n;
 
         env = NULL;
-        assert_int_equal(ag_cli_parse(cases[i].argc, args(cases[i].argc, cases[i].argv), flags, "", NULL, 0, &n, &eb),
+        assert_int_equal(ag_cli_parse(cases[i].argc, args(cases[i].argc, cases[i].argv), flags, "",
+                                      NULL, 0, &n, &eb),
                          DUET_E_USAGE);
         assert_non_null(strstr(eb.msg, cases[i].word));
     }

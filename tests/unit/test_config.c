@@ -43,8 +43,7 @@ static const char design_example[] =
     "  \"status_listen\": \"127.0.0.1:9090\"\n"
     "}\n";
 
-static const char *tmp_config(char *dir, size_t dsize, char *path, size_t psize,
-                              const char *text)
+static const char *tmp_config(char *dir, size_t dsize, char *path, size_t psize, const char *text)
 {
     tl_tmpdir(dir, dsize);
     tl_path(path, psize, "%s/agent.json", dir);
@@ -177,7 +176,8 @@ static const struct bad_case bad_cases[] = {
     /* types, with the full path */
     {HEAD "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\",\"ca_key\":5}," IDS "}",
      DUET_E_CFG_TYPE, "issuer.ca_key: expected a string"},
-    {HEAD LOCAL ",\"identities\":[{\"product\":\"a\"},{\"product\":\"b\",\"key_type\":\"rsa999\"}]}",
+    {HEAD LOCAL
+     ",\"identities\":[{\"product\":\"a\"},{\"product\":\"b\",\"key_type\":\"rsa999\"}]}",
      DUET_E_KEY_TYPE, "identities[1].key_type: unknown key type \"rsa999\""},
     {GOOD("\"validity\":\"12x\","), DUET_E_DURATION, "validity: malformed duration \"12x\""},
     {GOOD("\"validity\":365,"), DUET_E_CFG_TYPE,
@@ -198,8 +198,7 @@ static const struct bad_case bad_cases[] = {
     {GOOD("\"colour\":1,"), DUET_E_CFG_UNKNOWN, "colour: unknown key"},
     {GOOD("\"subject\":{\"C\":\"LK\",\"CN\":\"x\"},"), DUET_E_CFG_UNKNOWN,
      "subject.CN: unknown key"},
-    {HEAD "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\",\"ca_key\":\"/k\",\"foo\":1}," IDS
-          "}",
+    {HEAD "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\",\"ca_key\":\"/k\",\"foo\":1}," IDS "}",
      DUET_E_CFG_UNKNOWN, "issuer.foo: unknown key"},
     {HEAD LOCAL ",\"identities\":[{\"product\":\"a\"},{\"prod\":\"b\"}]}", DUET_E_CFG_UNKNOWN,
      "identities[1].prod: unknown key"},
@@ -218,8 +217,8 @@ static const struct bad_case bad_cases[] = {
      "issuer.type: unknown issuer type \"acme\" (local or cfssl)"},
     {HEAD "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\"}," IDS "}", DUET_E_CFG_MISSING,
      "issuer.ca_key: missing required key (issuer type \"local\")"},
-    {HEAD "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\",\"ca_key\":\"/k\",\"url\":\"http://x\"},"
-          IDS "}",
+    {HEAD "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\",\"ca_key\":\"/k\",\"url\":\"http://"
+          "x\"}," IDS "}",
      DUET_E_CFG_UNKNOWN, "issuer.url: not used by issuer type \"local\""},
     {HEAD CFSSL("") "," IDS "}", DUET_E_CFG_MISSING,
      "issuer.url: missing required key (issuer type \"cfssl\")"},
@@ -260,8 +259,8 @@ static const struct bad_case bad_cases[] = {
     {"{\"env\":\"dev\",\"trust_domain\":\"t\",\"output_dir\":\"var/lib\"," LOCAL "," IDS "}",
      DUET_E_CFG_RANGE, "output_dir: must be an absolute path"},
     {GOOD("\"subject\":{\"C\":\"LKA\"},"), DUET_E_CFG_RANGE, "subject.C: length 3 not in [2, 2]"},
-    {HEAD LOCAL ",\"identities\":[{\"product\":\"a\",\"dns\":[\"a.example\"]}]}",
-     DUET_E_CFG_RANGE, "identities[0].dns: DNS and IP names need \"server\": true"},
+    {HEAD LOCAL ",\"identities\":[{\"product\":\"a\",\"dns\":[\"a.example\"]}]}", DUET_E_CFG_RANGE,
+     "identities[0].dns: DNS and IP names need \"server\": true"},
     {HEAD LOCAL ",\"identities\":[{\"product\":\"a\",\"server\":true,\"ip\":[\"10.0.0.300\"]}]}",
      DUET_E_CFG_RANGE, "identities[0].ip[0]: bad IP address \"10.0.0.300\""},
     {HEAD LOCAL ",\"identities\":[{\"product\":\"a\",\"server\":true,\"dns\":[\"a..b\"]}]}",
@@ -340,9 +339,11 @@ static void config_load__names_the_file(void **state)
     assert_int_equal(ag_config_load(path, &c, &eb), DUET_E_CFG_PARSE); /* duplicate env */
     assert_int_equal(strncmp(eb.msg, path, strlen(path)), 0);
 
-    tl_write_file(path, "{\"env\":\"a b\",\"trust_domain\":\"t\",\"output_dir\":\"/d\"," LOCAL
-                        "," IDS "}", strlen("{\"env\":\"a b\",\"trust_domain\":\"t\","
-                        "\"output_dir\":\"/d\"," LOCAL "," IDS "}"), 0644);
+    tl_write_file(
+        path, "{\"env\":\"a b\",\"trust_domain\":\"t\",\"output_dir\":\"/d\"," LOCAL "," IDS "}",
+        strlen("{\"env\":\"a b\",\"trust_domain\":\"t\","
+               "\"output_dir\":\"/d\"," LOCAL "," IDS "}"),
+        0644);
     duet_errbuf_clear(&eb);
     assert_int_equal(ag_config_load(path, &c, &eb), DUET_E_CFG_RANGE);
     snprintf(want, sizeof(want), "%s: env: \"a b\" may hold only letters, digits and '-'", path);
@@ -436,7 +437,9 @@ struct all_types {
 };
 
 static const struct duet_cfg_field inner_fields[] = {
-    {.name = "name", .type = DUET_CFG_STRING, .offset = offsetof(struct inner, name),
+    {.name = "name",
+     .type = DUET_CFG_STRING,
+     .offset = offsetof(struct inner, name),
      .def = "anon"},
 };
 static const struct duet_cfg_table inner_table = DUET_CFG_TABLE(struct inner, inner_fields);
@@ -445,13 +448,20 @@ static const struct duet_cfg_field all_fields[] = {
     {.name = "s", .type = DUET_CFG_STRING, .offset = offsetof(struct all_types, s)},
     {.name = "i", .type = DUET_CFG_INT, .offset = offsetof(struct all_types, i), .def_int = 7},
     {.name = "b", .type = DUET_CFG_BOOL, .offset = offsetof(struct all_types, b), .def_int = 1},
-    {.name = "d", .type = DUET_CFG_DURATION, .offset = offsetof(struct all_types, d),
-     .def = "90s"},
-    {.name = "o", .type = DUET_CFG_OBJECT, .offset = offsetof(struct all_types, o),
+    {.name = "d", .type = DUET_CFG_DURATION, .offset = offsetof(struct all_types, d), .def = "90s"},
+    {.name = "o",
+     .type = DUET_CFG_OBJECT,
+     .offset = offsetof(struct all_types, o),
      .sub = &inner_table},
-    {.name = "arr", .type = DUET_CFG_OBJECTS, .offset = offsetof(struct all_types, arr),
-     .count_offset = offsetof(struct all_types, n_arr), .sub = &inner_table, .max = 3},
-    {.name = "strs", .type = DUET_CFG_STRINGS, .offset = offsetof(struct all_types, strs),
+    {.name = "arr",
+     .type = DUET_CFG_OBJECTS,
+     .offset = offsetof(struct all_types, arr),
+     .count_offset = offsetof(struct all_types, n_arr),
+     .sub = &inner_table,
+     .max = 3},
+    {.name = "strs",
+     .type = DUET_CFG_STRINGS,
+     .offset = offsetof(struct all_types, strs),
      .count_offset = offsetof(struct all_types, n_strs)},
 };
 static const struct duet_cfg_table all_table = DUET_CFG_TABLE(struct all_types, all_fields);

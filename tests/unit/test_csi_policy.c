@@ -20,10 +20,10 @@
 #include "duet/alloc.h"
 #include "duet/err.h"
 
-#define HEAD                                                                             \
-    "{\"env\":\"dev\",\"trust_domain\":\"example.org\","                                 \
-    "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\",\"ca_key\":\"/k\"},"              \
-    "\"identities\":[{\"product\":\"productA\"},{\"product\":\"productB\"},"             \
+#define HEAD                                                                                       \
+    "{\"env\":\"dev\",\"trust_domain\":\"example.org\","                                           \
+    "\"issuer\":{\"type\":\"local\",\"ca_cert\":\"/c\",\"ca_key\":\"/k\"},"                        \
+    "\"identities\":[{\"product\":\"productA\"},{\"product\":\"productB\"},"                       \
     "{\"product\":\"productC\"}],"
 
 static const char good[] = HEAD

@@ -32,8 +32,8 @@ static void duration_parse__accepts_every_unit(void **state)
 static void duration_parse__refuses_garbage(void **state)
 {
     static const char *const bad[] = {
-        "", "s", "12", "12x", "12 s", " 12s", "12s ", "-5m", "+5m", "1.5h", "1d2h",
-        "12S", "12sec", "0x10s", "ms", "12mss", "d365", "\t1s", "1\n",
+        "",     "s",   "12",    "12x",   "12 s", " 12s",  "12s ", "-5m",  "+5m", "1.5h",
+        "1d2h", "12S", "12sec", "0x10s", "ms",   "12mss", "d365", "\t1s", "1\n",
     };
     int64_t ms = 42;
 

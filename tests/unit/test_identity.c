@@ -135,7 +135,8 @@ static void cn_expand__templates(void **state)
 
     assert_int_equal(ag_cn_expand("{env}.{product}.{env}", "dev", "productA", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "dev.productA.dev");
-    assert_int_equal(ag_cn_expand("orgsync.{env}.{product}.{env}", "prod", "b", buf, sizeof(buf)), 0);
+    assert_int_equal(ag_cn_expand("orgsync.{env}.{product}.{env}", "prod", "b", buf, sizeof(buf)),
+                     0);
     assert_string_equal(buf, "orgsync.prod.b.prod");
     assert_int_equal(ag_cn_expand("{env", "dev", "p", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "{env");
@@ -159,9 +160,12 @@ static void ident_issue__publishes_a_checked_set(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(tl_sh(out, sizeof(out),
                            "openssl verify -CAfile %s/ca.crt -purpose sslclient %s/tls.crt",
-                           f->id->dir, f->id->dir), 0);
-    assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s/tls.crt -noout -subject -ext subjectAltName",
-                           f->id->dir), 0);
+                           f->id->dir, f->id->dir),
+                     0);
+    assert_int_equal(tl_sh(out, sizeof(out),
+                           "openssl x509 -in %s/tls.crt -noout -subject -ext subjectAltName",
+                           f->id->dir),
+                     0);
     assert_non_null(strstr(out, "CN = dev.productA.dev"));
     assert_non_null(strstr(out, "URI:spiffe://example.org/dev/productA"));
     assert_int_equal(check(f, NULL, 0), 0);
@@ -211,7 +215,8 @@ static void ident_check_disk__refuses_foreign_key(void **state)
     issue_ok(f);
     key = tl_read_file(tl_path(b, sizeof(b), "%s/tls.key", f->id->dir), &len);
     make_ident(f, "productA", "Example, Inc.");
-    tl_write_file(tl_path(a, sizeof(a), "%s/out/dev/productA/..data/tls.key", f->dir), key, len, 0600);
+    tl_write_file(tl_path(a, sizeof(a), "%s/out/dev/productA/..data/tls.key", f->dir), key, len,
+                  0600);
     free(key);
     assert_int_equal(check(f, msg, sizeof(msg)), DUET_E_KEY_MISMATCH);
 }
@@ -268,12 +273,14 @@ static void local_sign__intermediate_follows_leaf(void **state)
      * with the intermediate and trusts only the root. */
     assert_int_equal(
         tl_sh(out, sizeof(out),
-              "cd %s && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out root.key &&"
+              "cd %s && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "
+              "root.key &&"
               " openssl req -x509 -new -key root.key -subj /CN=Root -days 30 -out root.crt"
               " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&"
               " openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out int.key &&"
               " openssl req -new -key int.key -subj /CN=Intermediate -out int.csr &&"
-              " printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n' >int.ext &&"
+              " printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n' "
+              ">int.ext &&"
               " openssl x509 -req -in int.csr -CA root.crt -CAkey root.key -CAcreateserial -days 20"
               " -extfile int.ext -out int.crt",
               f->dir),
@@ -294,11 +301,11 @@ static void local_sign__intermediate_follows_leaf(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(check(f, NULL, 0), 0);
     assert_int_equal(tl_sh(out, sizeof(out),
-                           "openssl verify -CAfile %s/root.crt -untrusted %s/tls.crt -purpose sslclient %s/tls.crt",
+                           "openssl verify -CAfile %s/root.crt -untrusted %s/tls.crt -purpose "
+                           "sslclient %s/tls.crt",
                            f->dir, f->id->dir, f->id->dir),
                      0);
 }
-
 
 /* ---- a CA that returns whatever it is told to (item 13) ----------------------- */
 
@@ -333,14 +340,16 @@ static int fake_sign(struct ag_issuer *is, const struct ag_issue_req *req,
     if (fc->subj)
         assert_int_equal(tl_sh(out_s, sizeof(out_s),
                                "cd %s && openssl req -new -key leaf.key -subj '%s' -out leaf.csr",
-                               f->dir, fc->subj), 0);
-    if (tl_sh(out_s, sizeof(out_s),
-              "cd %s && openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -passin file:ca.pass"
-              " -days %d -set_serial 7 -extfile leaf.ext -out leaf.crt",
-              f->dir, fc->days) != 0)
+                               f->dir, fc->subj),
+                         0);
+    if (tl_sh(
+            out_s, sizeof(out_s),
+            "cd %s && openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -passin file:ca.pass"
+            " -days %d -set_serial 7 -extfile leaf.ext -out leaf.crt",
+            f->dir, fc->days) != 0)
         fail_msg("openssl x509: %s", out_s);
-    assert_int_equal(duet_chain_load(tl_path(path, sizeof(path), "%s/leaf.crt", f->dir), &out->chain,
-                                     eb), 0);
+    assert_int_equal(
+        duet_chain_load(tl_path(path, sizeof(path), "%s/leaf.crt", f->dir), &out->chain, eb), 0);
     return duet_chain_load(f->ca_crt, &out->bundle, eb);
 }
 
@@ -354,11 +363,14 @@ static void fake_free(struct ag_issuer *is)
 }
 
 static const struct ag_issuer_ops fake_ops = {
-    .name = "fake", .sign = fake_sign, .bundle = fake_bundle, .free = fake_free,
+    .name = "fake",
+    .sign = fake_sign,
+    .bundle = fake_bundle,
+    .free = fake_free,
 };
 
-#define GOOD_EXT                                                                        \
-    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"          \
+#define GOOD_EXT                                                                                   \
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"                     \
     "extendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://example.org/dev/productA\n"
 
 static int fake_issue(struct fx *f, struct fake_ca *fc, char *msg, size_t size)
@@ -386,24 +398,29 @@ static void ident_issue__refuses_what_was_not_asked(void **state)
          "subjectAltName=URI:spiffe://example.org/dev/productA,DNS:dev.productB.dev\n",
          NULL, "CA:TRUE", 1},
         {"keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
-         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "basicConstraints", 1},
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n",
+         NULL, "basicConstraints", 1},
         {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyCertSign\n"
          "extendedKeyUsage=clientAuth\nsubjectAltName=URI:spiffe://example.org/dev/productA\n",
          NULL, "keyCertSign", 1},
         {"basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n"
-         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "keyUsage", 1},
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n",
+         NULL, "keyUsage", 1},
         {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
          "extendedKeyUsage=clientAuth,serverAuth\n"
-         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "extendedKeyUsage", 1},
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n",
+         NULL, "extendedKeyUsage", 1},
         {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-         "subjectAltName=URI:spiffe://example.org/dev/productA\n", NULL, "extendedKeyUsage", 1},
+         "subjectAltName=URI:spiffe://example.org/dev/productA\n",
+         NULL, "extendedKeyUsage", 1},
         {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
          "extendedKeyUsage=clientAuth\n"
          "subjectAltName=URI:spiffe://example.org/dev/productA,DNS:dev.productB.dev\n",
          NULL, "DNS", 1},
         {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
          "extendedKeyUsage=clientAuth\n"
-         "subjectAltName=URI:spiffe://example.org/dev/productA,URI:spiffe://example.org/dev/productB\n",
+         "subjectAltName=URI:spiffe://example.org/dev/productA,URI:spiffe://example.org/dev/"
+         "productB\n",
          NULL, "URI", 1},
         {"basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
          "extendedKeyUsage=clientAuth\n"
@@ -560,12 +577,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cn_expand__templates),
         cmocka_unit_test_setup_teardown(ident_issue__publishes_a_checked_set, setup, teardown),
-        cmocka_unit_test_setup_teardown(ident_check_disk__keeps_renewal_of_own_cert, setup, teardown),
+        cmocka_unit_test_setup_teardown(ident_check_disk__keeps_renewal_of_own_cert, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_foreign_key, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_old_ca_and_wrong_subject, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_keeps_pending_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_keeps_pending_key, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(local_sign__intermediate_follows_leaf, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_issue__refuses_what_was_not_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__reissues_on_changed_configuration, setup,

@@ -24,7 +24,7 @@
 #define DAY 86400
 
 static char dir[256];
-static struct duet_key *ca_key;   /* duet CA, EC P-256 */
+static struct duet_key *ca_key; /* duet CA, EC P-256 */
 static struct duet_cert *ca_cert;
 static struct duet_chain *ca_bundle;
 
@@ -76,7 +76,8 @@ static int group_setup(void **state)
               "openssl req -x509 -new -key mca.key -passin pass:devpass -sha256 -days 3650 "
               "-subj '/C=LK/ST=WP/O=Example, Inc./CN=Dev Root CA' -out mca.crt && "
               "openssl genrsa -out mcl.key 2048 && "
-              "openssl req -new -sha256 -key mcl.key -subj '/C=LK/O=Example, Inc./CN=dev.productA.dev' "
+              "openssl req -new -sha256 -key mcl.key -subj '/C=LK/O=Example, "
+              "Inc./CN=dev.productA.dev' "
               "-out mcl.csr && "
               "openssl x509 -req -in mcl.csr -CA mca.crt -CAkey mca.key -passin pass:devpass "
               "-CAcreateserial -out mcl.crt -days 365 -sha256",
@@ -110,16 +111,16 @@ static struct duet_cert *issue(enum duet_key_type t, enum duet_profile prof, int
     const char *uris[] = {"spiffe://duet.local/dev/productA"};
     const char *dns[] = {"localhost"};
     const char *ips[] = {"127.0.0.1", "::1"};
-    struct duet_sans sans = {uris, 1, dns, prof == DUET_PROFILE_SERVER, ips,
-                             prof == DUET_PROFILE_SERVER ? 2 : 0};
+    struct duet_sans sans = {
+        uris, 1, dns, prof == DUET_PROFILE_SERVER, ips, prof == DUET_PROFILE_SERVER ? 2 : 0};
     struct duet_subject s = {0};
     struct duet_key *k;
     struct duet_csr *csr;
     struct duet_cert *c = NULL;
     struct duet_errbuf eb = {{0}};
 
-    assert_int_equal(duet_subject_parse("/C=LK/ST=WP/O=Example, Inc./CN=dev.productA.dev", &s,
-                                        &eb), 0);
+    assert_int_equal(duet_subject_parse("/C=LK/ST=WP/O=Example, Inc./CN=dev.productA.dev", &s, &eb),
+                     0);
     assert_int_equal(duet_key_generate(t, &k, &eb), 0);
     assert_int_equal(duet_csr_build(k, &s, &sans, &csr, &eb), 0);
     struct duet_sign_req r = {csr, ca_cert, ca_key, prof, now, validity, NULL, NULL};
@@ -199,7 +200,8 @@ static void key_to_pem__encrypted_opens_with_openssl_pkey(void **state)
     assert_int_equal(duet_key_generate(DUET_KEY_EC_P256, &k, NULL), 0);
     save_key(k, pass, "enc.key");
     assert_int_equal(tl_sh(out, sizeof(out), "openssl pkey -in %s -passin file:%s -noout",
-                           p("enc.key"), p("enc.pass")), 0);
+                           p("enc.key"), p("enc.pass")),
+                     0);
     /* The PRF is hmacWithSHA256, not BoringSSL's SHA-1 default. */
     assert_int_equal(tl_sh(out, sizeof(out), "openssl asn1parse -in %s", p("enc.key")), 0);
     assert_non_null(strstr(out, "hmacWithSHA256"));
@@ -240,9 +242,10 @@ static void key_load__openssl_encrypted_formats(void **state)
     assert_int_equal(tl_sh(out, sizeof(out), "head -1 %s", p("des3.key")), 0);
     assert_non_null(strstr(out, "ENCRYPTED PRIVATE KEY"));
     expect_openssl_key("genrsa -aes256 -passout pass:devpass -out aes.key 2048", "aes.key");
-    expect_openssl_key("ecparam -name prime256v1 -genkey | openssl ec -aes256 -passout pass:devpass "
-                       "-out ec-trad.key",
-                       "ec-trad.key");
+    expect_openssl_key(
+        "ecparam -name prime256v1 -genkey | openssl ec -aes256 -passout pass:devpass "
+        "-out ec-trad.key",
+        "ec-trad.key");
     expect_openssl_key("rsa -in mca.key -passin pass:devpass -traditional -des3 "
                        "-passout pass:devpass -out trad.key",
                        "trad.key");
@@ -268,7 +271,8 @@ static void key_load__unsupported_scheme_is_pem_error(void **state)
     assert_int_equal(tl_sh(out, sizeof(out),
                            "openssl pkcs8 -topk8 -in %s -v2 aes-256-cbc -v2prf hmacWithSHA512 "
                            "-passout pass:devpass -out %s",
-                           p("plain.key"), p("sha512.key")), 0);
+                           p("plain.key"), p("sha512.key")),
+                     0);
     duet_errbuf_clear(&eb);
     assert_int_equal(duet_key_load(p("sha512.key"), "devpass", &k, &eb), DUET_E_PEM);
     assert_non_null(strstr(eb.msg, "not supported"));
@@ -344,7 +348,8 @@ static void subject_parse__fields_escapes_and_copy(void **state)
 
     assert_int_equal(duet_subject_parse("/C=LK/ST=WP/L=Colombo/O=Example, Inc./OU=R\\/D/"
                                         "CN=dev.productA.dev/emailAddress=ca@example.com",
-                                        &s, NULL), 0);
+                                        &s, NULL),
+                     0);
     assert_string_equal(s.c, "LK");
     assert_string_equal(s.st, "WP");
     assert_string_equal(s.l, "Colombo");
@@ -361,8 +366,8 @@ static void subject_parse__fields_escapes_and_copy(void **state)
 
 static void subject_parse__refuses_bad_input(void **state)
 {
-    static const char *bad[] = {"CN=x",   "/CN=",    "/CN",      "/XX=y",  "/CN=a/CN=b",
-                                "",       "/C=LK//CN=x", "/cn=x", "/CN=x/O"};
+    static const char *bad[] = {"CN=x", "/CN=",        "/CN",   "/XX=y",  "/CN=a/CN=b",
+                                "",     "/C=LK//CN=x", "/cn=x", "/CN=x/O"};
     struct duet_subject s;
     struct duet_errbuf eb = {{0}};
 
@@ -403,7 +408,9 @@ static void csr_build__openssl_req_verifies_and_encoding_matches(void **state)
     size_t len;
 
     assert_int_equal(duet_subject_parse("/C=LK/O=Example, Inc./CN=dev.productA.dev/"
-                                        "emailAddress=a@b.c", &s, NULL), 0);
+                                        "emailAddress=a@b.c",
+                                        &s, NULL),
+                     0);
     assert_int_equal(duet_csr_build(ca_key, &s, &sans, &csr, NULL), 0);
     assert_int_equal(duet_csr_to_pem(csr, &pem, &len), 0);
     write_text("duet.csr", pem, len);
@@ -436,7 +443,8 @@ static void csr_from_pem__refuses_tampered_and_garbage(void **state)
                            "python3 -c \"import sys;d=bytearray(open('t.der','rb').read());"
                            "d[-1]^=1;open('t.der','wb').write(d)\" && "
                            "openssl req -inform DER -in t.der -out tampered.csr",
-                           dir), 0);
+                           dir),
+                     0);
     duet_errbuf_clear(&eb);
     assert_int_equal(duet_csr_load(p("tampered.csr"), &csr, &eb), DUET_E_CSR);
     assert_non_null(strstr(eb.msg, "tampered.csr"));
@@ -453,9 +461,11 @@ static void csr_from_pem__refuses_tampered_and_garbage(void **state)
 static void openssl_purposes(const char *crt, const char *good, const char *bad)
 {
     assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose %s %s",
-                           p("ca.crt"), good, p(crt)), 0);
+                           p("ca.crt"), good, p(crt)),
+                     0);
     assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose %s %s",
-                           p("ca.crt"), bad, p(crt)), 2);
+                           p("ca.crt"), bad, p(crt)),
+                     2);
     assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s -noout -text", p(crt)), 0);
 }
 
@@ -471,8 +481,8 @@ static void cert_sign__client_profile_verifies_with_openssl(void **state)
     assert_non_null(strstr(out, "Version: 3"));
     assert_non_null(strstr(out, "ecdsa-with-SHA256"));
     assert_non_null(strstr(out, "X509v3 Basic Constraints: critical\n                CA:FALSE"));
-    assert_non_null(
-        strstr(out, "X509v3 Key Usage: critical\n                Digital Signature, Key Encipherment"));
+    assert_non_null(strstr(
+        out, "X509v3 Key Usage: critical\n                Digital Signature, Key Encipherment"));
     assert_non_null(strstr(out, "TLS Web Client Authentication"));
     assert_null(strstr(out, "TLS Web Server Authentication"));
     assert_non_null(strstr(out, "X509v3 Subject Key Identifier"));
@@ -526,10 +536,12 @@ static void ca_self_sign__root_profile(void **state)
 
     assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s -noout -text", p("ca.crt")), 0);
     assert_non_null(strstr(out, "X509v3 Basic Constraints: critical\n                CA:TRUE"));
-    assert_non_null(strstr(out, "X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign"));
+    assert_non_null(
+        strstr(out, "X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign"));
     assert_non_null(strstr(out, "X509v3 Subject Key Identifier"));
     assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -x509_strict -CAfile %s %s",
-                           p("ca.crt"), p("ca.crt")), 0);
+                           p("ca.crt"), p("ca.crt")),
+                     0);
     assert_int_equal(duet_cert_info(ca_cert, &info), 0);
     assert_true(info.is_ca);
     assert_int_equal(info.not_after - info.not_before, 3650L * DAY + 300);
@@ -614,14 +626,17 @@ static void chain_verify__manual_workflow_v1_cert_is_a_client(void **state)
 
         assert_int_equal(duet_key_load(p("mca.key"), "devpass", &mca_key, NULL), 0);
         assert_int_equal(duet_csr_load(p("mcl.csr"), &csr, NULL), 0);
-        struct duet_sign_req r = {csr, duet_chain_at(bundle, 0), mca_key, DUET_PROFILE_CLIENT,
-                                  time(NULL), 365L * DAY, NULL, NULL};
+        struct duet_sign_req r = {csr,        duet_chain_at(bundle, 0),
+                                  mca_key,    DUET_PROFILE_CLIENT,
+                                  time(NULL), 365L * DAY,
+                                  NULL,       NULL};
         assert_int_equal(duet_cert_sign(&r, &c, NULL), 0);
         save_cert(c, "mcl-duet.crt");
         assert_int_equal(tl_sh(out, sizeof(out), "openssl verify -CAfile %s -purpose sslclient %s",
-                               p("mca.crt"), p("mcl-duet.crt")), 0);
-        assert_int_equal(tl_sh(out, sizeof(out), "openssl x509 -in %s -noout -text",
-                               p("mcl-duet.crt")), 0);
+                               p("mca.crt"), p("mcl-duet.crt")),
+                         0);
+        assert_int_equal(
+            tl_sh(out, sizeof(out), "openssl x509 -in %s -noout -text", p("mcl-duet.crt")), 0);
         assert_non_null(strstr(out, "sha256WithRSAEncryption"));
         assert_int_equal(duet_chain_new(&ch), 0);
         assert_int_equal(duet_chain_push(ch, c), 0);

@@ -69,16 +69,16 @@ static void cfg_parse_spec__inbound_allow_lists(void **state)
 static void cfg_parse_spec__refuses_malformed(void **state)
 {
     static const char *const bad_out[] = {
-        "127.0.0.1:1",                    /* no = */
-        "127.0.0.1:0=h:1",                /* listen port 0 */
-        "127.0.0.1:1=h:0",                /* upstream port 0 */
-        "127.0.0.1:1=h",                  /* no port */
-        "127.0.0.1:1=:443",               /* no host */
-        "127.0.0.1:1=h:1,resume=maybe",   /* bad bool */
-        "127.0.0.1:1=h:1,sni",            /* option without value */
-        "127.0.0.1:1=h:1,allow-cn=x",     /* inbound-only option */
-        "127.0.0.1:1=h:1,colour=blue",    /* unknown option */
-        "=h:1",                           /* empty listen */
+        "127.0.0.1:1",                  /* no = */
+        "127.0.0.1:0=h:1",              /* listen port 0 */
+        "127.0.0.1:1=h:0",              /* upstream port 0 */
+        "127.0.0.1:1=h",                /* no port */
+        "127.0.0.1:1=:443",             /* no host */
+        "127.0.0.1:1=h:1,resume=maybe", /* bad bool */
+        "127.0.0.1:1=h:1,sni",          /* option without value */
+        "127.0.0.1:1=h:1,allow-cn=x",   /* inbound-only option */
+        "127.0.0.1:1=h:1,colour=blue",  /* unknown option */
+        "=h:1",                         /* empty listen */
     };
 
     (void)state;
@@ -110,8 +110,9 @@ static int parse(struct sc_cfg *cfg, const char *const *args, int n)
 static void cfg_parse__defaults_and_flags(void **state)
 {
     static struct sc_cfg cfg;
-    const char *ok[] = {"--certs", "/c", "--outbound", "127.0.0.1:1=h:2", "--inbound=127.0.0.1:3=h:4",
-                        "--workers", "3", "--drain-timeout=5s", "--max-conn-lifetime", "1h"};
+    const char *ok[] = {
+        "--certs",   "/c", "--outbound",         "127.0.0.1:1=h:2",     "--inbound=127.0.0.1:3=h:4",
+        "--workers", "3",  "--drain-timeout=5s", "--max-conn-lifetime", "1h"};
 
     (void)state;
     unsetenv("DUET_SIDECAR_WORKERS");
@@ -138,7 +139,8 @@ static void cfg_parse__usage_errors_name_the_flag(void **state)
     const char *no_certs[] = {"--outbound", "127.0.0.1:1=h:2"};
     const char *no_listener[] = {"--certs", "/c"};
     const char *workers0[] = {"--certs", "/c", "--outbound", "127.0.0.1:1=h:2", "--workers", "0"};
-    const char *bad_dur[] = {"--certs", "/c", "--outbound", "127.0.0.1:1=h:2", "--idle-timeout", "soon"};
+    const char *bad_dur[] = {"--certs",        "/c",  "--outbound", "127.0.0.1:1=h:2",
+                             "--idle-timeout", "soon"};
     const char *unknown[] = {"--certs", "/c", "--frobnicate"};
     const char *missing[] = {"--certs"};
 

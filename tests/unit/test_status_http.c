@@ -69,7 +69,8 @@ static int teardown(void **state)
 
 static int dial(struct fixture *f)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(duet_status_http_port(f->srv))};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(duet_status_http_port(f->srv))};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -200,7 +201,9 @@ static void status_http__drops_silent_client_after_timeout(void **state)
 
     /* exchange() returns once the server closes: well before 500 rounds. */
     assert_string_equal(exchange(f, "GET /hea", 8), "");
-    assert_string_equal(GET(f, "GET /healthz HTTP/1.1\r\n\r\n") + 9, "200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+    assert_string_equal(GET(f, "GET /healthz HTTP/1.1\r\n\r\n") + 9,
+                        "200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "
+                        "3\r\nConnection: close\r\n\r\nok\n");
 }
 
 static void net_split_hostport__accepts_and_refuses(void **state)

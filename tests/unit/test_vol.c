@@ -112,8 +112,8 @@ static char consistent_letter(const char *dir)
     if (!l)
         fail_msg("%s: no set", dir);
     for (int i = 0; i < 3; i++) {
-        direct[i].data = tl_read_file(tl_path(path, sizeof(path), "%s/%s", dir, names[i]),
-                                      &direct[i].len);
+        direct[i].data =
+            tl_read_file(tl_path(path, sizeof(path), "%s/%s", dir, names[i]), &direct[i].len);
         assert_non_null(direct[i].data);
     }
     assert_int_equal(set_letter(direct), l);
@@ -493,8 +493,7 @@ static void vol_publish__sigkill_at_random_moments_leaves_one_set(void **state)
         switched += l != last;
         last = l;
     }
-    print_message("sigkill test: %d kills, %d of them after a completed switch\n", kills,
-                  switched);
+    print_message("sigkill test: %d kills, %d of them after a completed switch\n", kills, switched);
     assert_true(kills >= 20);
     publish_ok(dir, 'Z');
     assert_int_equal(consistent_letter(dir), 'Z');
@@ -543,7 +542,8 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median of up to 200 publishes (bounded to about 3 s: fsync latency depends on the disk's load). */
+/* Median of up to 200 publishes (bounded to about 3 s: fsync latency depends on the disk's load).
+ */
 static void vol_publish__latency(void **state)
 {
     enum { N = 200 };
@@ -587,8 +587,8 @@ static void vol_publish__below_root_refuses_symlinks_and_foreign_folders(void **
     tl_tmpdir(victim, sizeof(victim));
     tl_tmpdir(base, sizeof(base));
     tl_path(root, sizeof(root), "%s/out", base); /* created by the first publish */
-    assert_int_equal(publish_below(root, tl_path(dir, sizeof(dir), "%s/dev/productA", root), 'A',
-                                   &eb), 0);
+    assert_int_equal(
+        publish_below(root, tl_path(dir, sizeof(dir), "%s/dev/productA", root), 'A', &eb), 0);
     assert_int_equal(stat(dir, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0755);
     /* The report: a symlink pre-placed at <output_dir>/dev/productB. */
@@ -597,7 +597,8 @@ static void vol_publish__below_root_refuses_symlinks_and_foreign_folders(void **
     assert_int_equal(publish_below(root, path, 'B', &eb), DUET_E_VOL_UNSAFE);
     assert_non_null(strstr(eb.msg, "/dev/productB: a symlink"));
     assert_null(tl_read_file(tl_path(out, sizeof(out), "%s/tls.key", victim), NULL));
-    assert_non_null(strstr(tl_sh(out, sizeof(out), "ls -a %s", victim) == 0 ? out : "", "..precious"));
+    assert_non_null(
+        strstr(tl_sh(out, sizeof(out), "ls -a %s", victim) == 0 ? out : "", "..precious"));
     /* A symlink higher up. */
     assert_int_equal(symlink(victim, tl_path(path, sizeof(path), "%s/stage", root)), 0);
     assert_int_equal(publish_below(root, tl_path(path, sizeof(path), "%s/stage/p", root), 'C', &eb),
@@ -618,8 +619,9 @@ static void vol_publish__below_root_refuses_symlinks_and_foreign_folders(void **
     }
     /* Paths outside the root or with ".." are refused. */
     assert_int_equal(publish_below(root, victim, 'F', &eb), DUET_EINVAL);
-    assert_int_equal(publish_below(root, tl_path(path, sizeof(path), "%s/dev/../x", root), 'F', &eb),
-                     DUET_EINVAL);
+    assert_int_equal(
+        publish_below(root, tl_path(path, sizeof(path), "%s/dev/../x", root), 'F', &eb),
+        DUET_EINVAL);
     /* The good identity still republishes. */
     assert_int_equal(publish_below(root, dir, 'G', &eb), 0);
     assert_int_equal(consistent_letter(dir), 'G');

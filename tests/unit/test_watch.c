@@ -161,7 +161,7 @@ static void watch__folder_that_appears_later(void **state)
     run_for(&f, 2 * SETTLE_MS);
     assert_int_equal(f.calls, 0);
     publish_expect_one(&f, "A", 3 * SETTLE_MS); /* creates a, b and c at once */
-    publish(f.dir, "B"); /* and the watch is now on the folder itself */
+    publish(f.dir, "B");                        /* and the watch is now on the folder itself */
     assert_int_equal(run_until(&f, 2, 3000), 2);
     finish(&f);
 }

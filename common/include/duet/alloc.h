@@ -21,10 +21,10 @@ char *duet_strdupf(const char *fmt, ...) DUET_PRINTF(1, 2) DUET_MUST_CHECK;
 void duet_free(void *p);
 
 /* Free and reset the pointer, so no reachable pointer points at freed memory. */
-#define DUET_FREE(p)                                                                    \
-    do {                                                                                \
-        duet_free(p);                                                                   \
-        (p) = NULL;                                                                     \
+#define DUET_FREE(p)                                                                               \
+    do {                                                                                           \
+        duet_free(p);                                                                              \
+        (p) = NULL;                                                                                \
     } while (0)
 
 /*

@@ -55,13 +55,13 @@ struct duet_cfg_field {
     enum duet_cfg_type type;
     size_t offset;
     unsigned flags;
-    int64_t min, max;           /* see the types; arrays: item count when max > 0 */
-    const char *def;            /* STRING, DURATION, CUSTOM default (NULL: none) */
-    int64_t def_int;            /* INT and BOOL default; not range-checked (may be a sentinel) */
+    int64_t min, max; /* see the types; arrays: item count when max > 0 */
+    const char *def;  /* STRING, DURATION, CUSTOM default (NULL: none) */
+    int64_t def_int;  /* INT and BOOL default; not range-checked (may be a sentinel) */
     const struct duet_cfg_table *sub; /* OBJECT, OBJECTS */
-    size_t count_offset;        /* OBJECTS, STRINGS */
-    duet_cfg_parse_cb *parse;   /* CUSTOM */
-    duet_cfg_release_cb *release; /* CUSTOM; NULL if nothing to free */
+    size_t count_offset;              /* OBJECTS, STRINGS */
+    duet_cfg_parse_cb *parse;         /* CUSTOM */
+    duet_cfg_release_cb *release;     /* CUSTOM; NULL if nothing to free */
 };
 
 struct duet_cfg_table {
@@ -70,9 +70,9 @@ struct duet_cfg_table {
     size_t size; /* sizeof the struct this table binds */
 };
 
-#define DUET_CFG_TABLE(type, fields)                                                    \
-    {                                                                                   \
-        (fields), DUET_ARRAY_SIZE(fields), sizeof(type)                                 \
+#define DUET_CFG_TABLE(type, fields)                                                               \
+    {                                                                                              \
+        (fields), DUET_ARRAY_SIZE(fields), sizeof(type)                                            \
     }
 
 /*
@@ -92,8 +92,8 @@ int duet_cfg_load_string(const char *text, size_t len, const struct duet_cfg_tab
  * Every message starts with the file name: "/etc/duet/agent.json:3:7:
  * malformed JSON" or "/etc/duet/agent.json: issuer.ca_key: expected a string".
  */
-int duet_cfg_load_file(const char *path, size_t max_size, const struct duet_cfg_table *t,
-                       void *obj, struct duet_errbuf *eb) DUET_MUST_CHECK;
+int duet_cfg_load_file(const char *path, size_t max_size, const struct duet_cfg_table *t, void *obj,
+                       struct duet_errbuf *eb) DUET_MUST_CHECK;
 /* Free what binding allocated in obj and zero it. Safe on a zeroed or failed obj. */
 void duet_cfg_deinit(const struct duet_cfg_table *t, void *obj);
 

@@ -39,43 +39,43 @@ enum duet_err_class {
 #define DUET_EINVAL (-EINVAL)
 
 /* X(name, value, class, message) */
-#define DUET_ERRORS(X)                                                                  \
-    /* core -40xx */                                                                    \
-    X(DUET_EOF, -4001, CLOSED, "end of stream")                                         \
-    X(DUET_E_INTERNAL, -4002, INTERNAL, "internal error")                               \
-    X(DUET_E_USAGE, -4003, CONFIG, "bad usage")                                         \
-    X(DUET_E_TOOBIG, -4004, PROTO, "input exceeds its size limit")                      \
-    X(DUET_E_TIMEOUT, -4005, IO, "timed out")                                           \
-    /* pki -41xx */                                                                     \
-    X(DUET_E_PEM, -4101, PROTO, "malformed or unreadable PEM")                          \
-    X(DUET_E_PASSPHRASE, -4102, PROTO, "wrong or missing passphrase")                   \
-    X(DUET_E_KEY_MISMATCH, -4103, PROTO, "key does not match certificate")              \
-    X(DUET_E_NOT_CA, -4104, PROTO, "certificate is not a CA")                           \
-    X(DUET_E_VERIFY, -4105, PROTO, "certificate verification failed")                   \
-    X(DUET_E_CRYPTO, -4106, INTERNAL, "crypto library failure")                         \
-    X(DUET_E_EXPIRED, -4107, PROTO, "certificate expired or not yet valid")             \
-    X(DUET_E_KEY_TYPE, -4108, CONFIG, "unknown or unsupported key type")                \
-    X(DUET_E_SUBJECT, -4109, CONFIG, "malformed subject")                               \
-    X(DUET_E_CSR, -4110, PROTO, "malformed or badly signed CSR")                        \
-    /* pki: add new codes above this line */                                            \
-    /* config -42xx */                                                                  \
-    X(DUET_E_CFG_PARSE, -4201, CONFIG, "malformed JSON")                                \
-    X(DUET_E_CFG_TYPE, -4202, CONFIG, "wrong type")                                     \
-    X(DUET_E_CFG_UNKNOWN, -4203, CONFIG, "unknown key")                                 \
-    X(DUET_E_CFG_MISSING, -4204, CONFIG, "missing required key")                        \
-    X(DUET_E_CFG_RANGE, -4205, CONFIG, "value out of range")                            \
-    X(DUET_E_DURATION, -4206, CONFIG, "malformed duration")                             \
-    /* config: add new codes above this line */                                         \
-    /* volume and watch -43xx */                                                        \
-    X(DUET_E_VOL_LAYOUT, -4301, PROTO, "folder is not a Secret-volume layout")          \
-    X(DUET_E_VOL_UNSAFE, -4302, PROTO, "symlink, foreign owner or wrong mode in volume") \
-    /* volume: add new codes above this line */                                         \
-    /* sidecar -44xx */                                                                 \
-    X(DUET_E_TLS, -4401, PROTO, "TLS failure")                                          \
-    /* sidecar: add new codes above this line */                                        \
-    /* agent and issuers -45xx */                                                       \
-    X(DUET_E_ISSUER, -4501, IO, "issuer refused or failed")                             \
-    X(DUET_E_ISSUER_FILES, -4502, CONFIG, "issuer files missing or unusable")           \
+#define DUET_ERRORS(X)                                                                             \
+    /* core -40xx */                                                                               \
+    X(DUET_EOF, -4001, CLOSED, "end of stream")                                                    \
+    X(DUET_E_INTERNAL, -4002, INTERNAL, "internal error")                                          \
+    X(DUET_E_USAGE, -4003, CONFIG, "bad usage")                                                    \
+    X(DUET_E_TOOBIG, -4004, PROTO, "input exceeds its size limit")                                 \
+    X(DUET_E_TIMEOUT, -4005, IO, "timed out")                                                      \
+    /* pki -41xx */                                                                                \
+    X(DUET_E_PEM, -4101, PROTO, "malformed or unreadable PEM")                                     \
+    X(DUET_E_PASSPHRASE, -4102, PROTO, "wrong or missing passphrase")                              \
+    X(DUET_E_KEY_MISMATCH, -4103, PROTO, "key does not match certificate")                         \
+    X(DUET_E_NOT_CA, -4104, PROTO, "certificate is not a CA")                                      \
+    X(DUET_E_VERIFY, -4105, PROTO, "certificate verification failed")                              \
+    X(DUET_E_CRYPTO, -4106, INTERNAL, "crypto library failure")                                    \
+    X(DUET_E_EXPIRED, -4107, PROTO, "certificate expired or not yet valid")                        \
+    X(DUET_E_KEY_TYPE, -4108, CONFIG, "unknown or unsupported key type")                           \
+    X(DUET_E_SUBJECT, -4109, CONFIG, "malformed subject")                                          \
+    X(DUET_E_CSR, -4110, PROTO, "malformed or badly signed CSR")                                   \
+    /* pki: add new codes above this line */                                                       \
+    /* config -42xx */                                                                             \
+    X(DUET_E_CFG_PARSE, -4201, CONFIG, "malformed JSON")                                           \
+    X(DUET_E_CFG_TYPE, -4202, CONFIG, "wrong type")                                                \
+    X(DUET_E_CFG_UNKNOWN, -4203, CONFIG, "unknown key")                                            \
+    X(DUET_E_CFG_MISSING, -4204, CONFIG, "missing required key")                                   \
+    X(DUET_E_CFG_RANGE, -4205, CONFIG, "value out of range")                                       \
+    X(DUET_E_DURATION, -4206, CONFIG, "malformed duration")                                        \
+    /* config: add new codes above this line */                                                    \
+    /* volume and watch -43xx */                                                                   \
+    X(DUET_E_VOL_LAYOUT, -4301, PROTO, "folder is not a Secret-volume layout")                     \
+    X(DUET_E_VOL_UNSAFE, -4302, PROTO, "symlink, foreign owner or wrong mode in volume")           \
+    /* volume: add new codes above this line */                                                    \
+    /* sidecar -44xx */                                                                            \
+    X(DUET_E_TLS, -4401, PROTO, "TLS failure")                                                     \
+    /* sidecar: add new codes above this line */                                                   \
+    /* agent and issuers -45xx */                                                                  \
+    X(DUET_E_ISSUER, -4501, IO, "issuer refused or failed")                                        \
+    X(DUET_E_ISSUER_FILES, -4502, CONFIG, "issuer files missing or unusable")                      \
     /* agent: add new codes above this line */
 
 enum duet_err {
@@ -107,31 +107,31 @@ int duet_errf(struct duet_errbuf *eb, int code, const char *fmt, ...) DUET_PRINT
 /* Append the BoringSSL error queue (and clear it) to eb's message. */
 void duet_errbuf_add_ssl(struct duet_errbuf *eb);
 
-#define DUET_TRY(expr)                                                                  \
-    do {                                                                                \
-        int duet_try_rc_ = (expr);                                                      \
-        if (duet_try_rc_ < 0)                                                           \
-            return duet_try_rc_;                                                        \
+#define DUET_TRY(expr)                                                                             \
+    do {                                                                                           \
+        int duet_try_rc_ = (expr);                                                                 \
+        if (duet_try_rc_ < 0)                                                                      \
+            return duet_try_rc_;                                                                   \
     } while (0)
 
-#define DUET_TRY_GOTO(expr, rc, label)                                                  \
-    do {                                                                                \
-        (rc) = (expr);                                                                  \
-        if ((rc) < 0)                                                                   \
-            goto label;                                                                 \
+#define DUET_TRY_GOTO(expr, rc, label)                                                             \
+    do {                                                                                           \
+        (rc) = (expr);                                                                             \
+        if ((rc) < 0)                                                                              \
+            goto label;                                                                            \
     } while (0)
 
-#define DUET_ENSURE(cond, code)                                                         \
-    do {                                                                                \
-        if (!(cond))                                                                    \
-            return (code);                                                              \
+#define DUET_ENSURE(cond, code)                                                                    \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return (code);                                                                         \
     } while (0)
 
 DUET_NORETURN void duet__bug(const char *file, int line, const char *cond);
-#define DUET_BUG_ON(cond)                                                               \
-    do {                                                                                \
-        if (DUET_UNLIKELY(cond))                                                        \
-            duet__bug(__FILE__, __LINE__, #cond);                                       \
+#define DUET_BUG_ON(cond)                                                                          \
+    do {                                                                                           \
+        if (DUET_UNLIKELY(cond))                                                                   \
+            duet__bug(__FILE__, __LINE__, #cond);                                                  \
     } while (0)
 
 #endif

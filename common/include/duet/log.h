@@ -42,10 +42,10 @@ void duet_log_write(enum duet_log_level lvl, const char *subsys, const char *fmt
     DUET_PRINTF(3, 4);
 
 /* The level check is inline so a disabled debug line costs a compare. */
-#define duet_log(lvl, subsys, ...)                                                      \
-    do {                                                                                \
-        if (duet_log_enabled(lvl))                                                      \
-            duet_log_write((lvl), (subsys), __VA_ARGS__);                               \
+#define duet_log(lvl, subsys, ...)                                                                 \
+    do {                                                                                           \
+        if (duet_log_enabled(lvl))                                                                 \
+            duet_log_write((lvl), (subsys), __VA_ARGS__);                                          \
     } while (0)
 
 /*

@@ -53,8 +53,8 @@ int duet_key_load(const char *path, const char *pass, struct duet_key **out,
 /*
  * PEM PKCS#8. With `pass`, encrypted as PBES2/PBKDF2-HMAC-SHA256/AES-256-CBC
  * with 600,000 iterations and a random 16-byte salt (readable by `openssl pkey
- * -passin`; decrypting it costs about a quarter of a second, on purpose). *pem is NUL-terminated and owned by
- * the caller, who must release it with duet_secret_free (it holds a key).
+ * -passin`; decrypting it costs about a quarter of a second, on purpose). *pem is NUL-terminated
+ * and owned by the caller, who must release it with duet_secret_free (it holds a key).
  */
 int duet_key_to_pem(const struct duet_key *k, const char *pass, char **pem, size_t *len,
                     struct duet_errbuf *eb) DUET_MUST_CHECK;
@@ -130,8 +130,7 @@ int duet_csr_build(const struct duet_key *k, const struct duet_subject *subject,
 /* Parses and checks the self-signature (DUET_E_CSR when bad). */
 int duet_csr_from_pem(const char *pem, size_t len, const char *what, struct duet_csr **out,
                       struct duet_errbuf *eb) DUET_MUST_CHECK;
-int duet_csr_load(const char *path, struct duet_csr **out,
-                  struct duet_errbuf *eb) DUET_MUST_CHECK;
+int duet_csr_load(const char *path, struct duet_csr **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
 int duet_csr_to_pem(const struct duet_csr *r, char **pem, size_t *len) DUET_MUST_CHECK;
 void duet_csr_free(struct duet_csr *r);
 
@@ -171,8 +170,8 @@ int duet_cert_sign(const struct duet_sign_req *r, struct duet_cert **out,
  * basicConstraints CA:TRUE critical, keyUsage keyCertSign+cRLSign critical,
  * SKI, AKI; notBefore backdated like duet_cert_sign.
  */
-int duet_ca_self_sign(const struct duet_key *k, const struct duet_subject *subject,
-                      int64_t now, int64_t validity, struct duet_cert **out,
+int duet_ca_self_sign(const struct duet_key *k, const struct duet_subject *subject, int64_t now,
+                      int64_t validity, struct duet_cert **out,
                       struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /* ---- verification ---- */
@@ -188,9 +187,8 @@ enum duet_purpose {
  * roots in `bundle`, at time `at`, for `purpose`. DUET_E_EXPIRED when the
  * only problem is time, DUET_E_VERIFY otherwise (eb says why).
  */
-int duet_chain_verify(const struct duet_chain *chain, const struct duet_chain *bundle,
-                      int64_t at, enum duet_purpose purpose,
-                      struct duet_errbuf *eb) DUET_MUST_CHECK;
+int duet_chain_verify(const struct duet_chain *chain, const struct duet_chain *bundle, int64_t at,
+                      enum duet_purpose purpose, struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /* ---- display ---- */
 
@@ -200,9 +198,9 @@ struct duet_cert_info {
     char subject[512]; /* one line, RFC 2253-like: "CN=x,O=y" */
     char issuer[512];
     char cn[256];
-    char serial[96];  /* hex, upper case, no separators */
-    char sha256[96];  /* hex fingerprint of the DER, upper case, no separators */
-    char key[32];     /* "RSA 2048", "EC P-256" */
+    char serial[96]; /* hex, upper case, no separators */
+    char sha256[96]; /* hex fingerprint of the DER, upper case, no separators */
+    char key[32];    /* "RSA 2048", "EC P-256" */
     int64_t not_before;
     int64_t not_after;
     int version; /* 1 or 3 */

@@ -28,7 +28,7 @@ X509_REQ *duet_csr_req(const struct duet_csr *r);
  * SSL_CTX_set1_chain or X509_STORE_CTX_init. Stays in step with
  * duet_chain_push.
  */
-STACK_OF(X509) *duet_chain_stack(const struct duet_chain *c);
+STACK_OF(X509) * duet_chain_stack(const struct duet_chain *c);
 
 /* New duet objects holding a new reference to the raw object (up-ref). */
 int duet_cert_from_x509(X509 *x, struct duet_cert **out) DUET_MUST_CHECK;

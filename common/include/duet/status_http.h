@@ -37,8 +37,7 @@ struct duet_status_reply {
  * Append to the reply body. Returns 0 or DUET_ENOMEM (the body is then
  * truncated and the server answers 500).
  */
-int duet_status_reply_printf(struct duet_status_reply *r, const char *fmt, ...)
-    DUET_PRINTF(2, 3);
+int duet_status_reply_printf(struct duet_status_reply *r, const char *fmt, ...) DUET_PRINTF(2, 3);
 
 /*
  * Called from the loop for each well-formed GET with the path (query string

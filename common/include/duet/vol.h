@@ -37,7 +37,7 @@ struct duet_vol_file {
 };
 
 struct duet_vol_opts {
-    gid_t gid;     /* group applied to files and folders; (gid_t)-1 keeps the default */
+    gid_t gid;       /* group applied to files and folders; (gid_t)-1 keeps the default */
     mode_t dir_mode; /* for the version folder, and DIR when publish creates it; 0: 0755 */
     /*
      * NULL: DIR is opened as given (CLI output folders). Otherwise DIR must
