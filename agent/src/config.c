@@ -114,6 +114,7 @@ static const struct duet_cfg_field issuer_fields[] = {
     F_STR(struct ag_issuer_cfg, ca_key_passphrase_file, 0, 1, PATH_LEN, NULL),
     F_STR(struct ag_issuer_cfg, url, 0, 1, 2048, NULL),
     F_STR(struct ag_issuer_cfg, profile, 0, 1, 128, NULL),
+    F_STR(struct ag_issuer_cfg, server_profile, 0, 1, 128, NULL),
     F_STR(struct ag_issuer_cfg, auth_key_file, 0, 1, PATH_LEN, NULL),
     F_STR(struct ag_issuer_cfg, ca_bundle, 0, 1, PATH_LEN, NULL),
     F_STR(struct ag_issuer_cfg, server_ca, 0, 1, PATH_LEN, NULL),
@@ -405,7 +406,8 @@ static int check_issuer(struct ag_issuer_cfg *is, struct duet_errbuf *eb)
     static const struct issuer_key local_need[] = {IK(ca_cert), IK(ca_key)};
     static const struct issuer_key cfssl_need[] = {IK(url), IK(ca_bundle)};
     static const struct issuer_key cfssl_only[] = {
-        IK(url), IK(profile), IK(auth_key_file), IK(server_ca), IK(client_cert), IK(client_key)};
+        IK(url),       IK(profile),     IK(server_profile), IK(auth_key_file),
+        IK(server_ca), IK(client_cert), IK(client_key)};
     static const struct issuer_key local_only[] = {IK(ca_cert), IK(ca_key),
                                                    IK(ca_key_passphrase_file)};
 

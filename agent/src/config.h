@@ -38,12 +38,13 @@ struct ag_issuer_cfg {
     char *ca_key;
     char *ca_key_passphrase_file; /* NULL: the CA key is not encrypted */
     /* cfssl: url and ca_bundle required. */
-    char *url;           /* http:// or https://, checked */
-    char *profile;       /* NULL: CFSSL's default profile */
-    char *auth_key_file; /* NULL: /sign without authentication */
-    char *ca_bundle;     /* roots issued certificates must chain to */
-    char *server_ca;     /* verifies CFSSL's HTTPS certificate; set to ca_bundle when absent */
-    char *client_cert;   /* both or neither of client_cert, client_key */
+    char *url;            /* http:// or https://, checked */
+    char *profile;        /* NULL: CFSSL's default profile */
+    char *server_profile; /* for identities with "server": true; NULL: profile */
+    char *auth_key_file;  /* NULL: /sign without authentication */
+    char *ca_bundle;      /* roots issued certificates must chain to */
+    char *server_ca;      /* verifies CFSSL's HTTPS certificate; set to ca_bundle when absent */
+    char *client_cert;    /* both or neither of client_cert, client_key */
     char *client_key;
     int64_t timeout;      /* ms, default 10 s */
     bool insecure_http;   /* allow an http:// url (warned at every start) */

@@ -104,12 +104,13 @@ int ag_issuer_local_new(const struct ag_local_opts *o, struct ag_issuer **out,
                         struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 struct ag_cfssl_opts {
-    const char *url;           /* http:// or https://host:port, no path */
-    const char *profile;       /* NULL or "": CFSSL's default profile */
-    const char *auth_key_file; /* hex key as in CFSSL's auth_keys; NULL: /sign */
-    const char *ca_bundle;     /* roots issued certificates must chain to */
-    const char *server_ca;     /* verifies CFSSL's HTTPS certificate; NULL: ca_bundle */
-    const char *client_cert;   /* for -mutual-tls-ca; NULL: none */
+    const char *url;            /* http:// or https://host:port, no path */
+    const char *profile;        /* NULL or "": CFSSL's default profile */
+    const char *server_profile; /* for server identities; NULL: profile */
+    const char *auth_key_file;  /* hex key as in CFSSL's auth_keys; NULL: /sign */
+    const char *ca_bundle;      /* roots issued certificates must chain to */
+    const char *server_ca;      /* verifies CFSSL's HTTPS certificate; NULL: ca_bundle */
+    const char *client_cert;    /* for -mutual-tls-ca; NULL: none */
     const char *client_key;
     int64_t timeout_ms; /* whole request; 0 means 10 s */
 };

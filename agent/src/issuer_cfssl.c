@@ -47,7 +47,8 @@
 
 struct cfssl_issuer {
     struct ag_issuer base; /* first: the ops receive &base */
-    char *url, *profile, *auth_key_file, *ca_bundle, *server_ca, *client_cert, *client_key;
+    char *url, *profile, *server_profile, *auth_key_file, *ca_bundle, *server_ca, *client_cert,
+        *client_key;
     long timeout_ms;
 };
 
@@ -319,9 +320,16 @@ out:
     return rc;
 }
 
+/* Server identities may use a profile of their own (serverAuth, not clientAuth). */
+static const char *profile_for(const struct cfssl_issuer *ci, bool server)
+{
+    return server && ci->server_profile ? ci->server_profile : ci->profile;
+}
+
 static int sign_body(struct cfssl_issuer *ci, const struct ag_issue_req *req, char **out,
                      struct duet_errbuf *eb)
 {
+    const char *profile = profile_for(ci, req->server);
     char *csr_pem = NULL;
     size_t csr_len;
     cJSON *j = cJSON_CreateObject();
@@ -332,7 +340,7 @@ static int sign_body(struct cfssl_issuer *ci, const struct ag_issue_req *req, ch
      * CSR already carries the one we expect and CFSSL keeps it. */
     if (!j || duet_csr_to_pem(req->csr, &csr_pem, &csr_len) < 0 ||
         !cJSON_AddStringToObject(j, "certificate_request", csr_pem) ||
-        (ci->profile && !cJSON_AddStringToObject(j, "profile", ci->profile)))
+        (profile && !cJSON_AddStringToObject(j, "profile", profile)))
         goto out;
     inner = cJSON_PrintUnformatted(j);
     if (!inner)
@@ -359,7 +367,8 @@ out:
  * the envelope and *res its "result". The profile name goes through cJSON,
  * so any string the configuration allows is sent correctly escaped.
  */
-static int info(struct cfssl_issuer *ci, cJSON **root, const cJSON **res, struct duet_errbuf *eb)
+static int info(struct cfssl_issuer *ci, const char *profile, cJSON **root, const cJSON **res,
+                struct duet_errbuf *eb)
 {
     cJSON *j = cJSON_CreateObject();
     char *body = NULL, *reply = NULL;
@@ -367,7 +376,7 @@ static int info(struct cfssl_issuer *ci, cJSON **root, const cJSON **res, struct
     int rc = DUET_ENOMEM;
 
     *root = NULL;
-    if (j && cJSON_AddStringToObject(j, "profile", ci->profile ? ci->profile : ""))
+    if (j && cJSON_AddStringToObject(j, "profile", profile ? profile : ""))
         body = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     if (!body)
@@ -381,14 +390,14 @@ static int info(struct cfssl_issuer *ci, cJSON **root, const cJSON **res, struct
 }
 
 /* The profile's expiry as /info reports it, into buf ("?" when unknown). */
-static void profile_expiry(struct cfssl_issuer *ci, char *buf, size_t size)
+static void profile_expiry(struct cfssl_issuer *ci, const char *profile, char *buf, size_t size)
 {
     cJSON *root = NULL;
     const cJSON *res = NULL, *exp;
     struct duet_errbuf ignored;
 
     snprintf(buf, size, "?");
-    if (info(ci, &root, &res, &ignored) == 0) {
+    if (info(ci, profile, &root, &res, &ignored) == 0) {
         exp = res ? cJSON_GetObjectItemCaseSensitive(res, "expiry") : NULL;
         if (cJSON_IsString(exp))
             snprintf(buf, size, "%s", exp->valuestring);
@@ -397,8 +406,8 @@ static void profile_expiry(struct cfssl_issuer *ci, char *buf, size_t size)
 }
 
 /* CFSSL counts the expiry from a backdated notBefore: refuse what is (nearly) dead. */
-static int check_usable(struct cfssl_issuer *ci, const struct duet_chain *chain,
-                        struct duet_errbuf *eb)
+static int check_usable(struct cfssl_issuer *ci, const char *profile,
+                        const struct duet_chain *chain, struct duet_errbuf *eb)
 {
     struct duet_cert_info *info = duet_malloc(sizeof(*info));
     int64_t now = duet_clock_now();
@@ -410,14 +419,14 @@ static int check_usable(struct cfssl_issuer *ci, const struct duet_chain *chain,
     if (duet_cert_info(duet_chain_at(chain, 0), info) < 0) {
         rc = duet_errf(eb, DUET_E_ISSUER, "cfssl: unreadable certificate in reply");
     } else if (info->not_after - now < MIN_USABLE_S) {
-        profile_expiry(ci, expiry, sizeof(expiry));
+        profile_expiry(ci, profile, expiry, sizeof(expiry));
         rc = duet_errf(eb, DUET_E_EXPIRED,
                        "cfssl: certificate serial=%s is expired or expires within %d s "
                        "(notBefore %lld, notAfter %lld, now %lld): profile '%s' has expiry %s, "
                        "counted by CFSSL from a notBefore backdated ~5 min; use more than 6m",
                        info->serial, MIN_USABLE_S, (long long)info->not_before,
-                       (long long)info->not_after, (long long)now,
-                       ci->profile ? ci->profile : "default", expiry);
+                       (long long)info->not_after, (long long)now, profile ? profile : "default",
+                       expiry);
     }
     duet_free(info);
     return rc;
@@ -458,7 +467,7 @@ static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
         rc = DUET_E_ISSUER;
         goto out;
     }
-    DUET_TRY_GOTO(check_usable(ci, res.chain, eb), rc, out);
+    DUET_TRY_GOTO(check_usable(ci, profile_for(ci, req->server), res.chain, eb), rc, out);
     *out = res;
     res.chain = NULL;
     res.bundle = NULL;
@@ -518,7 +527,8 @@ static int cfssl_ready(struct ag_issuer *is, struct duet_errbuf *eb)
 {
     cJSON *root = NULL;
     const cJSON *res = NULL;
-    int rc = info((struct cfssl_issuer *)is, &root, &res, eb);
+    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    int rc = info(ci, ci->profile, &root, &res, eb);
 
     cJSON_Delete(root);
     return rc;
@@ -532,6 +542,7 @@ static void cfssl_free(struct ag_issuer *is)
         return;
     duet_free(ci->url);
     duet_free(ci->profile);
+    duet_free(ci->server_profile);
     duet_free(ci->auth_key_file);
     duet_free(ci->ca_bundle);
     duet_free(ci->server_ca);
@@ -575,6 +586,7 @@ int ag_issuer_cfssl_new(const struct ag_cfssl_opts *o, struct ag_issuer **out,
     ci->base.uri_sans = false;
     ci->url = dup_opt(o->url, &ok);
     ci->profile = dup_opt(o->profile, &ok);
+    ci->server_profile = dup_opt(o->server_profile, &ok);
     ci->auth_key_file = dup_opt(o->auth_key_file, &ok);
     ci->ca_bundle = dup_opt(o->ca_bundle, &ok);
     ci->server_ca = dup_opt(o->server_ca ? o->server_ca : o->ca_bundle, &ok);

@@ -54,6 +54,7 @@ static int make_issuer_type(const struct ag_issuer_cfg *ic, struct ag_issuer **o
     const struct ag_cfssl_opts co = {
         .url = ic->url,
         .profile = ic->profile,
+        .server_profile = ic->server_profile,
         .auth_key_file = ic->auth_key_file,
         .ca_bundle = ic->ca_bundle,
         .server_ca = ic->server_ca,
