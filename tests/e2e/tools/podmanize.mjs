@@ -96,10 +96,17 @@ function rebase(path, o) {
 
 // resolveFieldRefs: env that the downward API fills from the pod's own
 // annotations or labels gets the value itself (missing key: empty, as
-// kubelet gives).
+// kubelet gives). status.podIP, which podman 4.3 refuses, becomes empty:
+// the sidecar's status listener then binds every IPv4 address, as the
+// component's comment says.
 const FIELD_REF = /^metadata\.(annotations|labels)\['([^']+)'\]$/;
 function resolveFieldRefs(c, meta) {
     for (const e of c.env ?? []) {
+        if (e.valueFrom?.fieldRef?.fieldPath === "status.podIP") {
+            delete e.valueFrom;
+            e.value = "";
+            continue;
+        }
         const m = FIELD_REF.exec(e.valueFrom?.fieldRef?.fieldPath ?? "");
         if (!m)
             continue;
