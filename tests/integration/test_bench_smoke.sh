@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# integration.bench_smoke: `bench/run --smoke` (duet + haproxy, 1 repetition
-# of 1 s) runs end to end and produces a number for every metric of both
-# proxies. It never judges a timing: CI machines are too noisy for that, the
+# integration.bench_smoke: `bench/run --smoke` (duet + haproxy + the two
+# floors, 1 repetition of 1 s) runs end to end and produces a number for
+# every metric of every contender (the client-loop floor has only the
+# new-connection metrics). It never judges a timing: CI machines are too noisy for that, the
 # full benchmark is run by hand (bench/README.md).
 # Skipped (77) when the benchmark's tools are not installed (scripts/deps --bench).
 set -euo pipefail
@@ -26,24 +27,33 @@ fi
 out=$(mktemp -d /tmp/duet-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-timeout 300 python3 "$src/bench/run" --smoke --duet "$DUET_SIDECAR" --out "$out"
+# The floors built with this tree (bench/floor/), else bench/run builds them.
+floor_dir=${DUET_BUILD:+$DUET_BUILD/bench/floor}
+timeout 300 python3 "$src/bench/run" --smoke --duet "$DUET_SIDECAR" --out "$out" \
+    ${floor_dir:+--floor-dir "$floor_dir"}
 
 python3 - "$out" <<'EOF'
 import glob, json, sys
 path = glob.glob(sys.argv[1] + "/*.json")[0]
 res = json.load(open(path))
-metrics = ["keepalive_us_per_req", "resumed_us_per_conn", "full_ec_us_per_hs",
-           "full_rsa_us_per_hs", "bulk_cpu_s_per_gb", "mem_kb_per_idle_conn", "idle_rss_kb"]
+conn = ["resumed_us_per_conn", "full_ec_us_per_hs", "full_rsa_us_per_hs"]
+metrics = conn + ["keepalive_us_per_req", "bulk_cpu_s_per_gb", "mem_kb_per_idle_conn",
+                  "mem_uss_kb_per_idle_conn", "mem_pss_kb_per_idle_conn", "idle_rss_kb",
+                  "idle_uss_kb", "idle_pss_kb"]
 bad = []
-for proxy in ("duet", "haproxy"):
+for proxy, want in (("duet", metrics), ("haproxy", metrics), ("floor-relay", metrics),
+                    ("floor-client", conn)):
     got = res["summary"].get(proxy, {})
-    for m in metrics:
+    for m in want:
         v = got.get(m, {}).get("median")
         if not isinstance(v, (int, float)):
             bad.append(f"{proxy}.{m}={v}")
+for m in metrics:
+    if not isinstance(res["verdict"].get(m, {}).get("ratio_floor"), (int, float)):
+        bad.append(f"ratio to floor of {m}")
 if bad:
     print("bench_smoke: no number for " + ", ".join(bad))
     print("failures: " + json.dumps(res.get("failures", {})))
     sys.exit(1)
-print("bench_smoke: every metric measured for duet and haproxy")
+print("bench_smoke: every metric measured for duet, haproxy and the floors")
 EOF
