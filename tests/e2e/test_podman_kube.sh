@@ -308,4 +308,16 @@ e2e_log "rotation: productA $fpA -> $fpA2, resource $fpR -> $fpR2, loaded by the
 got=$(inpod "$A-app" busybox timeout 5 busybox wget -q -O - http://127.0.0.1:15001/ 2>&1)
 [ "$got" = "$want" ] || e2e_fail "after rotation, A got '$got'"
 
+# Clean-up as docs/kind.md says for folder mode: once the pods are gone,
+# the keys the agent left on the node are wiped, and none remains.
+pods=()
+for ((i = ${#played[@]} - 1; i >= 0; i--)); do pods+=("$(pod_of "${played[$i]}")"); done
+podman pod rm -f -t 0 "${pods[@]}" >/dev/null 2>&1
+[ -n "$(find "$node" -name tls.key)" ] || e2e_fail "no key on the node before the clean-up: nothing tested"
+find "$node" -name tls.key -exec shred -zu {} +
+rm -rf "$node/dev"
+left=$(find "$node" \( -name tls.key -o -name '*.key' \) | head -3)
+[ -z "$left" ] || e2e_fail "keys left on the node after the documented clean-up: $left"
+e2e_log "clean-up: the node folder holds no key after the documented wipe"
+
 e2e_log "PASS in $(($(date +%s) - t0))s (base images $((t1 - t0))s, image build $((t2 - t1))s)"
