@@ -24,6 +24,7 @@
 #include "duet/alloc.h"
 #include "duet/clock.h"
 #include "duet/digest.h"
+#include "duet/file.h"
 #include "duet/log.h"
 
 #define META "meta.json"
@@ -333,40 +334,19 @@ static const char *jstr(const cJSON *o, const char *key)
     return cJSON_IsString(v) && v->valuestring && *v->valuestring ? v->valuestring : NULL;
 }
 
-static char *read_small(const char *path, size_t max)
-{
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    char *buf = NULL;
-    struct stat st;
-    ssize_t n;
-
-    if (fd == -1)
-        return NULL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= max &&
-        (buf = duet_malloc((size_t)st.st_size + 1)) != NULL) {
-        n = read(fd, buf, (size_t)st.st_size);
-        if (n != st.st_size)
-            DUET_FREE(buf);
-        else
-            buf[n] = '\0';
-    }
-    close(fd);
-    return buf;
-}
-
 /* One folder of v/: a volume to keep (returned) or NULL (caller wipes it). */
 static struct ag_csi_vol *restore_one(struct ag_csi_store *s, const char *entry)
 {
     char path[4200], hash[DUET_SHA256_HEX_LEN + 1];
     struct ag_csi_volspec p = {0};
     struct ag_csi_vol *v = NULL;
-    char *text;
+    char *text = NULL;
+    size_t len = 0;
     cJSON *o;
 
     snprintf(path, sizeof(path), "%s/%s/%s", s->vdir, entry, META);
-    text = read_small(path, META_MAX);
-    o = text ? cJSON_Parse(text) : NULL;
-    duet_free(text);
+    o = duet_file_read(path, META_MAX, &text, &len) == 0 ? cJSON_Parse(text) : NULL;
+    duet_file_free(text, len);
     if (!o)
         return NULL;
     const cJSON *grp = cJSON_GetObjectItemCaseSensitive(o, "group");

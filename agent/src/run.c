@@ -38,6 +38,7 @@
 #include "duet/alloc.h"
 #include "duet/clock.h"
 #include "duet/digest.h"
+#include "duet/file.h"
 #include "duet/flags.h"
 #include "duet/log.h"
 #include "duet/watch.h"
@@ -277,19 +278,13 @@ static void carry_over(const struct ag_gen *old, struct ag_gen *g)
 /* SHA-256 of the configuration file, "" when unreadable. */
 static void config_sig(const char *path, char out[DUET_SHA256_HEX_LEN + 1])
 {
-    FILE *f = fopen(path, "re");
-    char *buf = duet_malloc(CONFIG_MAX);
-    size_t n;
+    char *text = NULL;
+    size_t len = 0;
 
     out[0] = '\0';
-    if (f && buf) {
-        n = fread(buf, 1, CONFIG_MAX, f);
-        if (!ferror(f))
-            duet_sha256_hex(buf, n, out);
-    }
-    if (f)
-        fclose(f);
-    duet_free(buf);
+    if (duet_file_read(path, CONFIG_MAX, &text, &len) == 0)
+        duet_sha256_hex(text, len, out);
+    duet_file_free(text, len);
 }
 
 static void reload_refused(struct ag_run *r, int rc, const struct duet_errbuf *eb)
