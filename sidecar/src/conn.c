@@ -51,7 +51,18 @@ enum sc_state {
  * deadline at birth.
  */
 #define SC_EXPIRY_MARGIN_MS 60000
-/* A connection past its deadline with bytes in flight is looked at again this often. */
+/*
+ * Past its soft deadline a connection closes only at rest: nothing buffered,
+ * the upstream spoke last (a request/response protocol has nothing pending)
+ * and both sides quiet this long. A TCP proxy cannot see request boundaries,
+ * and closing right after an answer races a client that pipelines its next
+ * request (wrk, a busy pool): that request would be lost. After a quiet gap
+ * the close looks to the client like a server's keep-alive timeout, which
+ * HTTP and RPC clients are built to retry. A connection never at rest is cut
+ * at the hard deadline.
+ */
+#define SC_REST_QUIET_MS 250
+/* A connection past its soft deadline but not at rest is looked at again this often. */
 #define SC_LIFE_RECHECK_MS 100
 #define SC_PUMP_ROUNDS 4
 
@@ -74,9 +85,10 @@ struct sc_conn {
     struct duet_defer free_defer;
     struct duet_defer drain_defer;
     int64_t hs_deadline;
-    int64_t life_deadline; /* 0: none; close once no bytes are in flight */
+    int64_t life_deadline; /* 0: none; close once at rest (SC_REST_QUIET_MS) */
     int64_t life_hard;     /* close at this time even mid-transfer */
     int64_t last_active;
+    bool answered; /* the last bytes moved went up -> down: nobody awaits an answer */
     int64_t resolve_start;
     union {
         struct sockaddr sa;
@@ -260,9 +272,9 @@ static void arm_timer(struct sc_conn *c, int64_t now)
     duet_timer_start(c->cs->loop, &c->timer, at - now);
 }
 
-static bool in_flight(const struct sc_conn *c)
+static bool at_rest(const struct sc_conn *c, int64_t now)
 {
-    return c->d2u.buf || c->u2d.buf;
+    return !c->d2u.buf && !c->u2d.buf && c->answered && now - c->last_active >= SC_REST_QUIET_MS;
 }
 
 static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
@@ -286,17 +298,26 @@ static void on_timer(struct duet_loop *loop, struct duet_timer *t, void *arg)
             conn_fail(c, SC_FAIL_TIMEOUT, "handshake timeout", NULL);
             return;
         }
-    } else if (c->life_deadline && now >= c->life_deadline) {
-        if (in_flight(c) && now < c->life_hard) {
-            duet_timer_start(loop, &c->timer, SC_LIFE_RECHECK_MS);
-            return;
-        }
-        duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"lifetime or certificate deadline\"",
-                 c->l->cfg->listen);
-        conn_close(c);
-        return;
     } else if (now - c->last_active >= c->cs->cfg->idle_ms) {
         duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"idle timeout\"", c->l->cfg->listen);
+        conn_close(c);
+        return;
+    } else if (c->life_deadline && now >= c->life_deadline) {
+        bool rest = at_rest(c, now);
+
+        if (!rest && now < c->life_hard) {
+            int64_t wait = c->life_hard - now;
+
+            duet_timer_start(loop, &c->timer,
+                             wait < SC_LIFE_RECHECK_MS ? wait : SC_LIFE_RECHECK_MS);
+            return;
+        }
+        if (rest)
+            SC_STAT_ADD(c->l->stats.retired, 1);
+        else
+            SC_STAT_ADD(c->l->stats.cut, 1);
+        duet_log(DUET_LOG_DEBUG, "conn", "listener=%s msg=\"lifetime or certificate deadline: %s\"",
+                 c->l->cfg->listen, rest ? "closed at rest" : "cut while busy");
         conn_close(c);
         return;
     }
@@ -382,6 +403,7 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
     }
     if (a > 0 || b > 0) {
         c->last_active = duet_loop_now_ms(cs->loop); /* ms resolution: no clock read per event */
+        c->answered = a == 0;
         SC_STAT_ADD(c->l->stats.bytes_in, (uint64_t)a);
         SC_STAT_ADD(c->l->stats.bytes_out, (uint64_t)b);
     }
@@ -437,6 +459,7 @@ static void go_open(struct sc_conn *c)
 
     c->st = SC_ST_OPEN;
     c->last_active = now;
+    c->answered = true; /* nothing asked yet */
     arm_timer(c, now);
     pump_all(c);
 }

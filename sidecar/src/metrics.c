@@ -38,6 +38,8 @@ static void sum(const struct sc_app *app, unsigned li, struct sc_lstats *out)
         for (int f = 0; f < SC_FAIL_COUNT; f++)
             out->hs_fail[f] += SC_STAT_GET(s->hs_fail[f]);
         out->closed_recheck += SC_STAT_GET(s->closed_recheck);
+        out->retired += SC_STAT_GET(s->retired);
+        out->cut += SC_STAT_GET(s->cut);
     }
 }
 
@@ -52,7 +54,9 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
                                          "duet_sidecar_bytes_upstream_to_client_total",
                                          "duet_sidecar_handshakes_total",
                                          "duet_sidecar_handshakes_resumed_total",
-                                         "duet_sidecar_connections_closed_recheck_total"};
+                                         "duet_sidecar_connections_closed_recheck_total",
+                                         "duet_sidecar_connections_retired_total",
+                                         "duet_sidecar_connections_cut_total"};
     static const char *const help[] = {
         "Proxied connections open now.",
         "Proxied connections accepted.",
@@ -60,7 +64,10 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
         "Bytes from the upstream side to the client side.",
         "TLS handshakes completed.",
         "TLS handshakes that resumed a session.",
-        "Open connections closed because their peer failed a new ca.crt or CRL."};
+        "Open connections closed because their peer failed a new ca.crt or CRL.",
+        "Connections closed at rest (answered, then quiet) after a lifetime or certificate "
+        "deadline.",
+        "Connections closed at a hard deadline (notAfter, --max-conn-lifetime) while busy."};
     const unsigned n = app->cfg.n_listeners;
     struct sc_lstats st[SC_MAX_LISTENERS];
 
@@ -71,8 +78,9 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
                                        metric[m], m == 0 ? "gauge" : "counter");
         for (unsigned i = 0; i < n; i++) {
             const struct sc_lstats *s = &st[i];
-            const uint64_t v[] = {s->open,  s->total,      s->bytes_in,      s->bytes_out,
-                                  s->hs_ok, s->hs_resumed, s->closed_recheck};
+            const uint64_t v[] = {s->open,           s->total,   s->bytes_in,
+                                  s->bytes_out,      s->hs_ok,   s->hs_resumed,
+                                  s->closed_recheck, s->retired, s->cut};
 
             (void)duet_status_reply_printf(r, "%s{listener=\"%s\",direction=\"%s\"} %llu\n",
                                            metric[m], app->cfg.listeners[i].listen,

@@ -43,6 +43,8 @@ struct sc_lstats {
     uint64_t hs_fail[SC_FAIL_COUNT];
     uint64_t refused_limit;
     uint64_t closed_recheck; /* open connections closed: the peer failed a new ca.crt or CRL */
+    uint64_t retired;        /* closed at rest after a lifetime or certificate deadline */
+    uint64_t cut;            /* closed at a hard deadline, possibly mid-exchange */
 };
 
 #define SC_STAT_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
