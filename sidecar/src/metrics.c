@@ -65,8 +65,7 @@ static void listener_metrics(const struct sc_app *app, struct duet_status_reply 
         "TLS handshakes completed.",
         "TLS handshakes that resumed a session.",
         "Open connections closed because their peer failed a new ca.crt or CRL.",
-        "Connections closed at rest (answered, then quiet) after a lifetime or certificate "
-        "deadline.",
+        "Connections closed at rest (answered, then quiet) past a lifetime or notAfter deadline.",
         "Connections closed at a hard deadline (notAfter, --max-conn-lifetime) while busy."};
     const unsigned n = app->cfg.n_listeners;
     struct sc_lstats st[SC_MAX_LISTENERS];

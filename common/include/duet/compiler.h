@@ -18,6 +18,11 @@
 #define DUET_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Unbounded or non-reentrant: use snprintf, memcpy with a length, strtol. */
-#pragma GCC poison strcpy strcat sprintf vsprintf gets strtok atoi
+#pragma GCC poison strcpy strcat vsprintf gets strtok atoi
+/* glibc's _FORTIFY_SOURCE makes sprintf a macro under clang, and clang
+ * refuses to poison a macro; the fortified one at least checks the size. */
+#ifndef sprintf
+#pragma GCC poison sprintf
+#endif
 
 #endif
