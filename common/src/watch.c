@@ -10,9 +10,11 @@
  * a reader's activity gives none. An inotify queue overflow forces a
  * callback, since events were lost.
  *
- * The folder may be missing (not mounted yet, deleted by an operator): then
- * the nearest existing ancestor is watched for creations and the watch moves
- * down as the path appears. A slow signature poll runs alongside as a safety
+ * The folder may be missing (not mounted yet, deleted by an operator) or not
+ * open to us yet (the agent creates it 0700, then gives it its group and
+ * mode; an operator's chmod 000): then the nearest ancestor we can watch is
+ * watched for creations and attribute changes, and the watch moves down as
+ * the path appears and opens up. A slow signature poll runs alongside as a safety
  * net (file systems where inotify does not fire, such as some network
  * mounts), and is the only mechanism when inotify is unavailable.
  *
@@ -39,8 +41,12 @@
 #define DIR_MASK                                                                                   \
     (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB |            \
      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
-/* On an ancestor we only wait for the next path component to appear (or the ancestor to go). */
-#define PARENT_MASK (IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+/*
+ * On an ancestor we only wait for the next path component to appear or to
+ * open up to us (IN_ATTRIB: a chmod or chown of an entry), or the ancestor to go.
+ */
+#define PARENT_MASK                                                                                \
+    (IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 /* A signature looks at this many entries at most: a volume holds a handful. */
 #define SIG_MAX_ENTRIES 1024
 
@@ -183,7 +189,17 @@ static void parent_of(char *path)
         *slash = '\0';
 }
 
-/* Watch dir, or its nearest existing ancestor until dir appears. */
+/*
+ * inotify_add_watch failed on a path that may still come: it is missing, or
+ * not a folder yet, or not readable by us yet. EACCES is passing too: taken
+ * as final, it would leave us polling for the rest of the process's life.
+ */
+static bool may_come(int err)
+{
+    return err == ENOENT || err == ENOTDIR || err == EACCES;
+}
+
+/* Watch dir, or its nearest ancestor we can watch until dir appears and opens up. */
 static int arm(struct duet_watch *w)
 {
     char path[PATH_MAX];
@@ -193,7 +209,7 @@ static int arm(struct duet_watch *w)
         set_wd(w, wd, false);
         return 0;
     }
-    if (errno != ENOENT && errno != ENOTDIR)
+    if (!may_come(errno))
         return -errno;
     snprintf(path, sizeof(path), "%s", w->dir);
     do {
@@ -201,11 +217,12 @@ static int arm(struct duet_watch *w)
             return DUET_ENOENT; /* nothing left to watch: let the poll carry on */
         parent_of(path);
         wd = inotify_add_watch(w->ifd, path, PARENT_MASK);
-        if (wd == -1 && errno != ENOENT && errno != ENOTDIR)
+        if (wd == -1 && !may_come(errno))
             return -errno;
     } while (wd == -1);
     set_wd(w, wd, true);
-    /* dir may have been created between the two calls, with no event left to tell us. */
+    /* dir may have been created or opened up between the two calls, with no event left
+     * to tell us. */
     wd = inotify_add_watch(w->ifd, w->dir, DIR_MASK);
     if (wd >= 0)
         set_wd(w, wd, false);

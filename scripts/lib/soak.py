@@ -3,21 +3,29 @@
 faults injected for minutes, one table of what was tried and what happened.
 
 usage: soak.py AGENT SIDECAR VOL_READER WORKDIR SCALE
-SCALE 1.0 is the full run (about 30 minutes); scripts/soak --quick passes
+SCALE 1.0 is the full run (about 40 minutes); scripts/soak --quick passes
 about 0.1. Every loop is bounded in time and count; only processes started
 here are killed, by PID; every address is 127.0.0.1.
 """
+import base64
+import datetime
+import grp
+import hashlib
+import http.server
 import json
+import math
 import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 AGENT, SIDECAR, READER, W, SCALE = sys.argv[1:6]
@@ -82,12 +90,14 @@ def make_ca(d):
 
 
 def agent_config(path, out, ca, identities, validity="365d", renew_before=None, status=None,
-                 ou="soak"):
+                 ou="soak", issuer=None, extra=None):
     c = {"env": "dev", "trust_domain": "example.org", "output_dir": out,
          "subject": {"O": "Example, Inc.", "OU": ou}, "key_type": "ec-p256",
          "validity": validity,
-         "issuer": {"type": "local", "ca_cert": f"{ca}/ca.crt", "ca_key": f"{ca}/ca.key"},
+         "issuer": issuer or {"type": "local", "ca_cert": f"{ca}/ca.crt",
+                              "ca_key": f"{ca}/ca.key"},
          "identities": identities}
+    c.update(extra or {})
     if renew_before:
         c["renew_before"] = renew_before
     if status:
@@ -433,11 +443,656 @@ def full_disk(ca):
         sh("umount", "-l", out)
 
 
+# ---- issuer and folder faults -----------------------------------------------------
+
+LOG_LINE = re.compile(r"^ts=(\S+)Z level=(\w+) subsys=\w+ (.*)$")
+CFSSL_BACKDATE = 300  # cfssl serve 1.2: notBefore = now rounded to the minute - 5 min
+ISSUER_TIMEOUT = 2    # the agent's issuer.timeout in issuer_faults, seconds
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def pem_serial(pem):
+    r = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True,
+                       text=True, check=False)
+    return r.stdout.strip().removeprefix("serial=") if r.returncode == 0 else None
+
+
+def http_status(port, path, timeout=10):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def agent_metric(port, name):
+    """The first sample of a series on the agent's /metrics (None: unreachable)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    m = re.search(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def agent_events(log, ident):
+    """One identity's issuance story from the agent's log: (unix time, kind, fields) with
+    kind issuing, failed (the WARN naming err= and retry_in_ms=) or published."""
+    ev = []
+    with open(log, errors="replace") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        m = LOG_LINE.match(line)
+        if not m or f"identity={ident} " not in m.group(3):
+            continue
+        f = dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', m.group(3)))
+        kind = ("issuing" if f.get("msg") == '"issuing"' else
+                "published" if f.get("msg") == '"published"' else
+                "failed" if "retry_in_ms" in f else None)
+        if kind:
+            t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+            ev.append((t.replace(tzinfo=datetime.timezone.utc).timestamp(), kind, f))
+    return ev
+
+
+def cfssl_serve(ca, life):
+    """A real `cfssl serve` on 127.0.0.1 signing with the soak CA, /sign without auth.
+    Profiles l<N> give N-second expiries around `life` + the backdating, so that the
+    fault proxy can pick the one leaving exactly `life` seconds (FaultIssuer.profile)."""
+    usages = ["signing", "digital signature", "client auth"]
+    prof = {f"l{e}": {"expiry": f"{e}s", "usages": usages}
+            for e in range(life + CFSSL_BACKDATE - 35, life + CFSSL_BACKDATE + 36)}
+    prof["soak"] = {"expiry": "8760h", "usages": usages}
+    cfg = f"{W}/cfssl.json"
+    with open(cfg, "w") as f:
+        json.dump({"signing": {"default": {"expiry": "8760h", "usages": usages},
+                               "profiles": prof}}, f)
+    port = free_port()
+    p = start("cfssl", ["cfssl", "serve", "-address", "127.0.0.1", "-port", str(port),
+                        "-ca", f"{ca}/ca.crt", "-ca-key", f"{ca}/ca.key", "-config", cfg])
+
+    def ready():  # it listens even without a signer: /info must say success (COMPAT.md 5)
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/cfssl/info", b"{}")
+            with urllib.request.urlopen(req, timeout=2) as r:
+                return json.loads(r.read()).get("success") is True
+        except (OSError, ValueError):
+            return False
+    return p, f"http://127.0.0.1:{port}", wait_for(ready, 20, 0.2)
+
+
+class FaultIssuer:
+    """A CFSSL front on 127.0.0.1 for one agent, run in this process. Mode "good"
+    forwards to the real cfssl serve; the others are the faults:
+      closed    the listening socket is closed (connection refused)
+      slow      holds every request past the agent's timeout, silent or trickling
+      garbage   HTTP 200 with bodies that are not a usable CFSSL reply
+      5xx       HTTP 500/502/503/504
+      otherkey  forwards the request with another key's CSR: a real certificate, real CA,
+                same subject, someone else's key
+    Every request it sees is recorded as (time, mode)."""
+
+    def __init__(self, upstream, life, other_csr):
+        self.upstream, self.life, self.other_csr = upstream, life, other_csr
+        self.mode, self.srv, self.seen, self.other_certs = "good", None, [], []
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self._listen()
+
+    def _listen(self):
+        fi = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_POST(self):
+                fi.handle(self)
+
+            def log_message(self, fmt, *args):
+                pass
+        for _ in range(100):  # our own port a moment ago: only TIME_WAIT can be in the way
+            try:
+                self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise OSError(f"cannot listen on 127.0.0.1:{self.port} again")
+        self.srv.daemon_threads = True
+        threading.Thread(target=self.srv.serve_forever, args=(0.1,), daemon=True).start()
+
+    def set_mode(self, mode):
+        if mode == "closed" and self.srv:
+            self.srv.shutdown()
+            self.srv.server_close()
+            self.srv = None
+        self.mode = mode
+        if mode != "closed" and not self.srv:
+            self._listen()
+
+    def profile(self):
+        """cfssl serve makes notBefore = now rounded to the minute - 5 min and notAfter =
+        notBefore + expiry: the l<N> profile that leaves `life` seconds from now."""
+        s = time.time() % 60
+        if abs(s - 30) < 0.5:  # CFSSL's own rounding could go the other way
+            time.sleep(1)
+            s = time.time() % 60
+        return f"l{round(self.life + CFSSL_BACKDATE + (s if s < 30 else s - 60))}"
+
+    def forward(self, path, body):
+        if path.endswith("/sign"):
+            req = json.loads(body)
+            req["profile"] = self.profile()
+            body = json.dumps(req).encode()
+        r = urllib.request.Request(self.upstream + path, body,
+                                   {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(r, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    @staticmethod
+    def reply(h, status, body, ctype="application/json", extra=()):
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    def handle(self, h):
+        body = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        mode = self.mode
+        with self.lock:
+            self.seen.append((time.time(), mode))
+            k = len(self.seen)
+        try:
+            if mode == "good" or (mode == "otherkey" and h.path.endswith("/info")):
+                self.reply(h, *self.forward(h.path, body))
+            elif mode == "otherkey":
+                req = json.loads(body)
+                req["certificate_request"] = self.other_csr
+                status, data = self.forward(h.path, json.dumps(req).encode())
+                try:
+                    self.other_certs.append(json.loads(data)["result"]["certificate"].encode())
+                except (ValueError, KeyError, TypeError):
+                    pass
+                self.reply(h, status, data)
+            elif mode == "slow":
+                self.slow(h, k)
+            elif mode == "garbage":
+                self.garbage(h, k)
+            elif mode == "5xx":
+                code = (500, 502, 503, 504)[k % 4]
+                if code == 503:
+                    self.reply(h, 503, json.dumps({"success": False, "result": None, "messages": [],
+                               "errors": [{"code": 503, "message": "overloaded"}]}).encode(),
+                               extra=[("Retry-After", "1")])
+                else:
+                    self.reply(h, code, b"<html><body><h1>%d</h1>upstream trouble</body></html>"
+                               % code, "text/html")
+        except OSError:
+            pass  # the agent gave up on this request (its timeout): what slow is for
+
+    def slow(self, h, k):
+        end = time.monotonic() + 2 * ISSUER_TIMEOUT + 1
+        if k % 2:  # a status line and headers, then one byte every 0.25 s
+            h.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 100000\r\n\r\n{")
+            while time.monotonic() < end:
+                time.sleep(0.25)
+                h.wfile.write(b" ")
+        else:  # nothing at all
+            while time.monotonic() < end:
+                time.sleep(0.1)
+
+    def garbage(self, h, k):
+        def env(cert):
+            return json.dumps({"success": True, "errors": [], "messages": [],
+                               "result": {"certificate": cert}}).encode()
+        v = k % 6
+        if v == 0:
+            self.reply(h, 200, os.urandom(4096), "application/octet-stream")
+        elif v == 1:
+            self.reply(h, 200, b'{"success":true,"result":{"certificate":"-----BEGIN CERT')
+        elif v == 2:
+            self.reply(h, 200, env("-----BEGIN CERTIFICATE-----\n" +
+                                   base64.encodebytes(os.urandom(600)).decode() +
+                                   "-----END CERTIFICATE-----\n"))
+        elif v == 3:
+            self.reply(h, 200, b"A" * (300 * 1024), "text/plain")  # past the agent's 256 KB
+        elif v == 4:  # says 5000 bytes, sends 100, closes
+            h.send_response(200)
+            h.send_header("Content-Length", "5000")
+            h.end_headers()
+            h.wfile.write(b'{"success":true,' + b" " * 84)
+        else:
+            self.reply(h, 200, env(12345))
+
+
+ISSUER_FAULTS = (
+    ("closed", "CFSSL unreachable (port closed, connection refused)"),
+    ("slow", f"CFSSL slower than the agent's {ISSUER_TIMEOUT} s timeout (silent, or "
+     "1 byte/0.25 s)"),
+    ("garbage", "HTTP 200 garbage (random bytes, cut JSON, bad PEM, 300 KB, short body, "
+     "wrong type)"),
+    ("5xx", "HTTP 500/502/503/504 (HTML, or a CFSSL error envelope with Retry-After)"),
+    ("otherkey", "a valid certificate for another key (real CA, same subject)"),
+)
+
+
+def issuer_fault_run(ca, mode, upstream, life, rb, hold, res):
+    """One agent, one fault: wait for the first set, start the fault 1 s before the
+    renewal is due, hold it, end it, wait for the new set. Fills res with evidence."""
+    d = f"{W}/iss-{mode}"
+    os.makedirs(d)
+    sh("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+       "-out", f"{d}/other.key")
+    sh("openssl", "req", "-new", "-key", f"{d}/other.key", "-out", f"{d}/other.csr",
+       "-subj", "/O=Example, Inc./OU=soak/CN=dev.productA.dev")
+    fi = FaultIssuer(upstream, life, open(f"{d}/other.csr").read())
+    status = free_port()
+    agent_config(f"{d}/agent.json", f"{d}/out", ca, [{"product": "productA"}],
+                 renew_before=f"{rb}s", status=status,
+                 issuer={"type": "cfssl", "url": f"http://127.0.0.1:{fi.port}", "profile": "soak",
+                         "ca_bundle": f"{ca}/ca.crt", "timeout": f"{ISSUER_TIMEOUT}s",
+                         "insecure_http": True})
+    log, leaf = f"{W}/iss-{mode}-agent.log", f"{d}/out/dev/productA"
+    crt, key, ident = f"{leaf}/tls.crt", f"{leaf}/tls.key", "dev/productA"
+    agent = start(f"iss-{mode}-agent", [AGENT, "run", "--config", f"{d}/agent.json"])
+    try:
+        if not wait_for(lambda: any(k == "published" for _, k, _ in agent_events(log, ident)),
+                        30, 0.2):
+            res["error"] = "no first set published through cfssl"
+            return
+        first = next(f for _, k, f in agent_events(log, ident) if k == "published")
+        crt0, key0 = read(crt), read(key)
+        res["s0"] = pem_serial(crt0.decode())
+        res["not_after0"] = int(first["not_after"])
+        time.sleep(max(0.0, int(first["renew_at"]) - 1 - time.time()))
+        f0 = agent_metric(status, "duet_agent_failures_total")
+        t0 = time.time()
+        fi.set_mode(mode)
+        samples = changed = 0
+        reader = None
+        while time.time() < t0 + hold and samples < 10 * hold:
+            time.sleep(0.5)
+            samples += 1
+            changed += read(crt) != crt0 or read(key) != key0
+            if reader is None and time.time() >= t0 + hold - 1.5:  # the last second of it
+                reader = subprocess.Popen([READER, leaf, "1"], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True)
+        res["ready"] = http_status(status, "/readyz")
+        res["reader"] = subprocess.CompletedProcess(reader.args, reader.wait(10),
+                                                    reader.communicate()[0])
+        fi.set_mode("good")
+        t1 = time.time()
+        wait_for(lambda: read(crt) not in (None, crt0), 300 + 3 * ISSUER_TIMEOUT + 30, 0.1)
+        time.sleep(0.2)
+        res["reader_after"] = sh(READER, leaf, "1")
+        res["f_delta"] = (agent_metric(status, "duet_agent_failures_total") or 0) - (f0 or 0)
+        crt1 = read(crt)
+        res.update(t0=t0, t1=t1, samples=samples, changed=changed, f0=f0,
+                   ev=agent_events(log, ident), crt1=crt1,
+                   s1=pem_serial(crt1.decode()) if crt1 and crt1 != crt0 else None,
+                   other=crt1 in fi.other_certs, n_other=len(fi.other_certs),
+                   seen=sum(1 for t, m in fi.seen if m == mode))
+    finally:
+        stop(agent)
+        fi.set_mode("closed")
+
+
+def issuer_fault_row(mode, desc, life, rb, hold, res):
+    if "t1" not in res:
+        row(f"issuer fault: {mode}", desc, res.get("error", "the run broke"), False)
+        return
+    t0, t1, ev = res["t0"], res["t1"], res["ev"]
+    dur = t1 - t0
+    pub = next((t for t, k, _ in ev if k == "published" and t > t0), None)
+    end = pub or time.time()
+    tries = [t for t, k, _ in ev if k == "issuing" and t0 <= t < end]
+    fails = [(t, f) for t, k, f in ev if k == "failed" and t0 <= t <= end]
+    in_fault = [t for t in tries if t <= t1]
+    # Retry delays: uniform in [1 s, min(300 s, 2^(n-1) s)] after the n-th failure.
+    delays = [int(f["retry_in_ms"]) for _, f in fails]
+    backoff_ok = all(1000 <= int(f["retry_in_ms"]) <= min(300000, 1000 << int(f["attempt"]) - 1)
+                     for _, f in fails)
+    keeps = all(f.get("keeps_current") == "yes" for _, f in fails)
+    rate_ok = 2 <= len(in_fault) <= dur + 2 and res["seen"] <= dur + 2
+    counted = len(fails) >= 1 and res["f_delta"] == len(fails)
+    kept = (res["changed"] == 0 and res["reader"].returncode == 0 and res["ready"] == 200)
+    # The first attempt that starts after the fault ended must be the one that succeeds
+    # (one started before the end may still fail after it: slow answers time out late).
+    start1 = next((i for i, (t, k, _) in enumerate(ev) if k == "issuing" and t > t1), None)
+    outcome = next((k for _, k, _ in ev[start1 + 1:] if k != "issuing"), None) \
+        if start1 is not None else None
+    first_ok = outcome == "published"
+    due = (fails[-1][0] + int(fails[-1][1]["retry_in_ms"]) / 1000 - t1) if fails else 0
+    rec = (pub - t1) if pub else None
+    rec_ok = (rec is not None and rec <= max(due, 0) + ISSUER_TIMEOUT + 3 and first_ok and
+              res["reader_after"].returncode == 0 and res["s1"] and not res["other"])
+    errs = sorted({f["err"] for _, f in fails})
+    per_min = 60 / dur
+    m = re.search(r"reads=(\d+) versions=(\d+) bad=(\d+)", res["reader"].stdout)
+    seen = ("server saw none (closed)" if mode == "closed" else
+            f"server saw {res['seen']} ({res['seen'] * per_min:.0f}/min)")
+    result = (f"{len(in_fault)} attempts during the fault ({len(in_fault) * per_min:.0f}/min), "
+              f"{seen}; {len(fails)} WARN lines ({len(fails) * per_min:.0f}/min, "
+              f"{','.join(errs) or 'none'}), retry_in_ms {min(delays, default=0)}-"
+              f"{max(delays, default=0)}, "
+              f"{'within' if backoff_ok else 'OUTSIDE'} the 1 s..2^(n-1) s backoff, "
+              f"keeps_current={'yes' if keeps else 'NO'}; "
+              f"duet_agent_failures_total +{res['f_delta']:.0f}; serial ...{res['s0'][-8:]} "
+              f"{'kept whole' if kept else 'NOT KEPT'} ({res['samples']} checks, vol_reader "
+              f"{m.group(1) if m else '?'} reads {m.group(3) if m else '?'} bad, /readyz "
+              f"{res['ready']}); "
+              + (f"recovered {rec:.1f} s after the fault (the pending retry was due at "
+                 f"{due:.1f} s){'' if first_ok else ', NOT at the first attempt after it'}, "
+                 f"new serial ...{(res['s1'] or '?')[-8:]}" if rec is not None else
+                 "NEVER recovered")
+              + (f"; the old certificate EXPIRED {pub - res['not_after0']:.0f} s before that "
+                 f"(the pending retry is not brought forward to its notAfter)"
+                 if pub and pub > res["not_after0"] else "")
+              + (f"; {res['n_other']} other-key certificates offered, "
+                 f"{'one PUBLISHED' if res['other'] else 'none published'}"
+                 if mode == "otherkey" else ""))
+    row(f"issuer fault: {mode}",
+        f"{desc} for {dur:.0f} s from 1 s before a due renewal (real cfssl serve behind a "
+        f"fault proxy; {life} s certificates, renew_before {rb}s, timeout {ISSUER_TIMEOUT}s)",
+        result, rate_ok and backoff_ok and keeps and counted and kept and rec_ok)
+
+
+def issuer_faults(ca):
+    """Issuer faults for minutes: five agents renewing through a CFSSL that fails."""
+    if not shutil.which("cfssl"):
+        row("issuer faults", "not run", "cfssl is not installed (scripts/deps installs it)",
+            False)
+        return
+    hold = max(20, 120 * SCALE)
+    # The set must outlive the fault plus the longest retry the backoff can have pending
+    # when it ends (2^n s after n failures), and the renewal must come soon after the
+    # first set: renew_before covers both, the lifetime is just above 1.1 x renew_before
+    # (beyond that, the agent falls back to the 70-90 % rule).
+    rb = int((hold + 2 ** math.ceil(math.log2(hold)) + 8) / 0.9)
+    life = int(1.1 * rb) + 4
+    cfssl, upstream, up = cfssl_serve(ca, life)
+    if not up:
+        row("issuer faults", "cfssl serve", "did not become ready (see cfssl.log)", False)
+        stop(cfssl)
+        return
+    results = {mode: {} for mode, _ in ISSUER_FAULTS}
+    threads = [threading.Thread(target=issuer_fault_run, daemon=True,
+                                args=(ca, mode, upstream, life, rb, hold, results[mode]))
+               for mode, _ in ISSUER_FAULTS]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60 + life + hold + 300 + 60
+    for t in threads:
+        t.join(max(1.0, deadline - time.monotonic()))
+    stop(cfssl)
+    for mode, desc in ISSUER_FAULTS:
+        issuer_fault_row(mode, desc, life, rb, hold, results[mode])
+
+
+def make_folder(d, gid):
+    """Create d as the agent does (0700, then its group and mode), with the steps 0.3 s
+    apart as a busy or manual writer would: a sidecar re-arming its watch in between
+    must not lose inotify (it did: common/watch took EACCES as final)."""
+    if os.path.isdir(d):
+        return
+    os.mkdir(d, 0o700)
+    time.sleep(0.3)
+    if gid is not None:
+        os.chown(d, -1, gid)
+    os.chmod(d, 0o750 if gid is not None else 0o755)
+
+
+def publish_set(d, key, crt, bundle, gid=None):
+    """Publish a set into d as the agent and kubelet do: a new ..<time> folder, ..data
+    switched with one rename, the top-level links, then the old versions removed. A folder
+    it creates gets the agent's mode and group."""
+    make_folder(d, gid)
+    ver = time.strftime("..%Y_%m_%d_%H_%M_%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}"
+    os.mkdir(f"{d}/{ver}", 0o750)
+    for name, data, mode in (("tls.key", key, 0o640), ("tls.crt", crt, 0o644),
+                             ("ca.crt", bundle, 0o644)):
+        with open(f"{d}/{ver}/{name}", "wb") as f:
+            f.write(data)
+            os.fsync(f.fileno())
+        os.chmod(f"{d}/{ver}/{name}", mode)
+        if gid is not None:
+            os.chown(f"{d}/{ver}/{name}", -1, gid)
+    if gid is not None:
+        os.chown(f"{d}/{ver}", -1, gid)
+    os.symlink(ver, f"{d}/..data_tmp")
+    os.rename(f"{d}/..data_tmp", f"{d}/..data")
+    for name in ("tls.key", "tls.crt", "ca.crt"):
+        if not (os.path.islink(f"{d}/{name}") and os.readlink(f"{d}/{name}") == f"..data/{name}"):
+            os.symlink(f"..data/{name}", f"{d}/..{name}.tmp")
+            os.rename(f"{d}/..{name}.tmp", f"{d}/{name}")
+    for e in os.listdir(d):
+        if e.startswith("..") and e not in (ver, "..data") and not os.path.islink(f"{d}/{e}"):
+            shutil.rmtree(f"{d}/{e}")
+
+
+def tree_state(d):
+    """Everything about d that a writer could change (atimes aside); None when absent."""
+    if not os.path.lexists(d):
+        return None
+    s = {}
+    for dp, dn, fn in os.walk(d):
+        for n in ["."] + dn + fn:
+            p = os.path.join(dp, n)
+            st = os.lstat(p)
+            body = (os.readlink(p) if os.path.islink(p) else
+                    hashlib.sha256(read(p) or b"").hexdigest() if os.path.isfile(p) else None)
+            s[os.path.relpath(p, d)] = (st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                        st.st_mtime_ns, st.st_ctime_ns, st.st_ino, body)
+    return s
+
+
+def presented_serial(port, client):
+    """The serial of the certificate a new TLS connection to the inbound gets."""
+    try:
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                            "-servername", "localhost", "-cert", f"{client}/tls.crt",
+                            "-key", f"{client}/tls.key", "-CAfile", f"{client}/ca.crt",
+                            "-showcerts"], input="", capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
+    m = re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", r.stdout, re.S)
+    return pem_serial(m.group(0)) if m else None
+
+
+class ClientLoop(threading.Thread):
+    """Plain HTTP GETs, one connection each, as fast as 50 a second, until stopped."""
+
+    def __init__(self, port, secs):
+        super().__init__(daemon=True)
+        self.port, self.secs, self.ok, self.bad = port, secs, [], []
+        self.stopping = threading.Event()
+
+    def run(self):
+        end = time.monotonic() + self.secs
+        while not self.stopping.is_set() and time.monotonic() < end:
+            t = time.time()
+            try:
+                (self.ok if get(self.port, 3) == 200 else self.bad).append((t, "status"))
+            except Exception as e:  # noqa: BLE001: every failure is a failed request
+                self.bad.append((t, repr(e)[:120]))
+            time.sleep(0.02)
+
+
+def folder_faults(ca):
+    """Certificate folder faults seen by the sidecar: five faults, no agent to repair them."""
+    hold = max(5, 30 * SCALE)
+    root = os.geteuid() == 0
+    # Root bypasses file modes: the sidecars run as nobody, as in a pod (uid 65532 there).
+    gid = grp.getgrnam("nogroup").gr_gid if root else None
+    as_user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if root else []
+    if root:
+        os.chmod(W, 0o711)
+        os.chmod(ca, 0o700)
+    out, cfg = f"{W}/ff", f"{W}/ff.json"
+    agent_config(cfg, out, ca, [{"product": "productA"},
+                                {"product": "resource", "server": True, "dns": ["localhost"],
+                                 "ip": ["127.0.0.1"]}],
+                 extra={"key_group": gid} if root else None)
+    agent = start("ff-agent", [AGENT, "run", "--config", cfg])
+    a, r = f"{out}/dev/productA", f"{out}/dev/resource"
+    wait_for(lambda: serial(f"{a}/tls.crt") and serial(f"{r}/tls.crt"), 30)
+    stop(agent)  # nothing repairs the folder from here on
+    bundle = read(f"{r}/ca.crt")
+    # The good sets that end each fault: new keys and serials from the same CA.
+    sets = []
+    for i in range(5):
+        d = f"{W}/ff-stage{i}"
+        sh(AGENT, "issue", "--env", "dev", "--product", "resource", "--ca-cert", f"{ca}/ca.crt",
+           "--ca-key", f"{ca}/ca.key", "--out", d, "--key-type", "ec-p256", "--subject",
+           "/O=Example, Inc./OU=soak", "--trust-domain", "example.org", "--server", "--dns",
+           "localhost", "--ip", "127.0.0.1", "--days", "2")
+        sets.append((read(f"{d}/dev.resource.dev.key"), read(f"{d}/dev.resource.dev.crt")))
+    sh("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+       "-out", f"{W}/ff-stranger.key")
+    stranger = read(f"{W}/ff-stranger.key")
+    back, inb, outb, st = free_port(), free_port(), free_port(), free_port()
+    ng = nginx(back, f"{W}/www3")
+    si = start("ff-inbound", as_user + [SIDECAR, "--certs", r, "--inbound",
+                                        f"127.0.0.1:{inb}=127.0.0.1:{back}",
+                                        "--status", f"127.0.0.1:{st}"])
+    so = start("ff-outbound", as_user + [SIDECAR, "--certs", a, "--outbound",
+                                         f"127.0.0.1:{outb}=127.0.0.1:{inb},sni=localhost,"
+                                         "resume=off"])
+    if not wait_for(lambda: get_ok(outb), 20):
+        for p in (so, si, ng):
+            stop(p)
+        row("folder faults", "start", "no request got through outbound and inbound", False)
+        return
+    a_state = tree_state(a)
+    client = ClientLoop(outb, 40 * hold + 120)
+    client.start()
+    inlog = f"{W}/ff-inbound.log"
+    user = "sidecars as nobody" if root else f"sidecars as uid {os.geteuid()}"
+
+    def plain():
+        cur = {n: read(f"{r}/{n}") for n in ("tls.key", "tls.crt", "ca.crt")}
+        shutil.rmtree(r)
+        make_folder(r, gid)
+        for n, data in cur.items():  # one file after the other, as a careless tool would
+            with open(f"{r}/{n}", "wb") as f:
+                f.write(data)
+            if gid is not None:
+                os.chown(f"{r}/{n}", -1, gid)
+            os.chmod(f"{r}/{n}", 0o640 if n == "tls.key" else 0o644)
+
+    def truncate():
+        p = os.path.realpath(f"{r}/tls.crt")
+        os.truncate(p, os.path.getsize(p) // 2)
+    saved = {}
+
+    def unreadable():
+        saved["mode"] = os.stat(r).st_mode & 0o7777
+        os.chmod(r, 0)
+    # (name, what was done, the fault, what the refusal must name: None when nothing to refuse)
+    faults = (
+        ("deleted", "folder deleted (rm -r), then recreated", lambda: shutil.rmtree(r),
+         "No such file"),
+        ("plain", "folder replaced by a plain folder (the current set's files written one by "
+         "one, no ..data)", plain, None),
+        ("unreadable", f"folder chmod 000 ({user})", unreadable, "Permission denied"),
+        ("mismatch", "a new version whose tls.key is another key",
+         lambda: publish_set(r, stranger, read(f"{r}/tls.crt"), bundle, gid),
+         "tls.key does not match tls.crt"),
+        ("truncated", "tls.crt truncated to half its size in place", truncate, "tls.crt"),
+    )
+    lost_before = prev_lost = False
+    for i, (name, desc, apply, expect) in enumerate(faults):
+        s_before = presented_serial(inb, a)
+        log_at = os.path.getsize(inlog)
+        t0 = time.time()
+        apply()
+        state = tree_state(r)
+        readyz = []
+        while time.time() < t0 + hold and len(readyz) < 4 * hold:
+            time.sleep(0.5)
+            readyz.append(http_status(st, "/readyz", 5))
+        s_during = presented_serial(inb, a)
+        untouched = tree_state(r) == state
+        if name == "unreadable":
+            os.chmod(r, saved["mode"])
+        with open(inlog, errors="replace") as f:
+            f.seek(log_at)
+            loads_in_fault = f.read().count('msg="certificate set loaded"')
+        key, crt = sets[i]
+        publish_set(r, key, crt, bundle, gid)
+        want = pem_serial(crt.decode())
+        t1 = time.time()
+        got = wait_for(lambda: presented_serial(inb, a) == want, 10, 0.1)
+        rec = time.time() - t1
+        t2 = time.time()
+        with open(inlog, errors="replace") as f:
+            f.seek(log_at)
+            lines = f.read().splitlines()
+        refusals = [ln for ln in lines if "refused new certificate set" in ln]
+        named = [ln for ln in refusals if expect and expect in ln]
+        # A sidecar that falls back to polling still reloads, only later: say it.
+        lost = [ln for ln in lines if "subsys=watch" in ln and "polling" in ln]
+        lost_before = lost_before or prev_lost
+        prev_lost = bool(lost)
+        bad = [e for t, e in client.bad if t0 <= t <= t2]
+        ok = sum(1 for t, _ in client.ok if t0 <= t <= t2)
+        ready_ok = readyz and all(c == 200 for c in readyz)
+        verdict = (not bad and ok > 0 and ready_ok and s_during == s_before and untouched and got
+                   and rec <= 3 and (expect is None or bool(named)) and not lost)
+        if named:
+            said = re.search(r'keeping the current one: ([^"]*)', named[0]).group(1)[:110]
+            said = f'refusal logged: "{said}"'
+        else:
+            said = (f"refusal NOT logged ({len(refusals)} refusals)" if expect else
+                    f"nothing to refuse: {len(refusals)} refusals while half written, "
+                    f"{loads_in_fault} loads of the same set")
+        watch = ("inotify LOST (%s), polling from then on" % re.search(r"err=(\S+)",
+                                                                      lost[0]).group(1)
+                 if lost else "inotify lost in an earlier fault" if lost_before else
+                 "inotify kept")
+        row(f"folder fault: {name}",
+            f"{desc}, held {hold:.0f} s under a client loop (outbound resume=off -> inbound; "
+            f"{user}), then a new set published",
+            f"{ok} requests ok, {len(bad)} failed{' (' + bad[0] + ')' if bad else ''}; "
+            f"still presented ...{(s_during or '?')[-8:]} "
+            f"({'the set from before' if s_during == s_before else 'NOT the set from before'}); "
+            f"{said}; /readyz {'200 in all' if ready_ok else readyz} {len(readyz)} samples; "
+            f"folder {'untouched' if untouched else 'MODIFIED'} by the sidecars; {watch}; "
+            + (f"new serial ...{want[-8:]} presented {rec:.2f} s after it was published"
+               if got else f"new serial NOT presented within {rec:.0f} s"), verdict)
+    client.stopping.set()
+    client.join(10)
+    for p in (so, si, ng):
+        stop(p)
+    same_a = tree_state(a) == a_state
+    row("folder faults: totals", f"{len(client.ok) + len(client.bad)} requests through both "
+        f"sidecars across the five faults", f"{len(client.bad)} failed; the outbound's folder "
+        f"{'untouched' if same_a else 'MODIFIED'}", not client.bad and same_a and client.ok)
+
+
 def main():
     ca = f"{W}/ca"
     make_ca(ca)
     only = os.environ.get("DUET_SOAK_ONLY", "")
-    for scenario in (rotation_under_load, crash_during_publication, sidecar_restarts, full_disk):
+    for scenario in (rotation_under_load, crash_during_publication, sidecar_restarts, full_disk,
+                     issuer_faults, folder_faults):
         if only and scenario.__name__ not in only.split(","):
             continue
         print(f"== {scenario.__doc__.splitlines()[0]}", flush=True)

@@ -4,8 +4,10 @@
  * publishing through duet_vol_publish as the agent does. Waits are bounded
  * and driven by duet_loop_run_once, never by sleeping.
  */
+#include <linux/capability.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -298,6 +301,71 @@ static void watch__callback_may_free_the_watch(void **state)
     finish(&f);
 }
 
+/*
+ * Root reads every folder whatever its mode: switch off (or back on) the two
+ * capabilities that let it, in the effective set only, so that a mode
+ * refuses this process as it refuses a sidecar running as uid 65532.
+ * Without them (not root) there is nothing to switch.
+ */
+static void dac_override(bool on)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    const uint32_t bits = 1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH;
+
+    assert_int_equal(syscall(SYS_capget, &h, d), 0);
+    if (on)
+        d[0].effective |= bits & d[0].permitted;
+    else
+        d[0].effective &= ~bits;
+    assert_int_equal(syscall(SYS_capset, &h, d), 0);
+}
+
+static int dac_back_on(void **state)
+{
+    dac_override(true);
+    return 0;
+}
+
+/*
+ * The folder appears but does not let us in yet: the agent creates it 0700
+ * and only then gives it its group and 0750; an operator may chmod it 000.
+ * inotify_add_watch says EACCES then. Found by scripts/soak (folder faults):
+ * the sidecar re-armed in that window and polled for the rest of its life.
+ * The watch must stay on inotify, on the parent, and move down when the
+ * folder opens up (an IN_ATTRIB on the parent). The hour-long poll makes
+ * inotify the only way the callback can come.
+ */
+static void watch__folder_not_readable_yet(void **state)
+{
+    struct duet_watch_opts opts = {.settle_ms = SETTLE_MS, .poll_ms = 3600 * 1000};
+    struct fixture f;
+
+    start(&f, "vol");
+    dac_override(false);
+    watch(&f, &opts); /* vol does not exist: the watch is on top */
+    assert_true(duet_watch_uses_inotify(f.w));
+    assert_int_equal(mkdir(f.dir, 0), 0);
+    run_for(&f, 3 * SETTLE_MS);
+    assert_true(duet_watch_uses_inotify(f.w));
+    assert_int_equal(f.calls, 0); /* nothing readable has changed */
+    assert_int_equal(chmod(f.dir, 0700), 0);
+    assert_int_equal(run_until(&f, 1, 3000), 1); /* it opened up */
+    run_for(&f, 3 * SETTLE_MS);
+    publish_expect_one(&f, "A", 3 * SETTLE_MS); /* and the watch is on the folder itself */
+    /* Deleted, then back unreadable: the same again. */
+    tl_rmrf(f.dir);
+    assert_int_equal(run_until(&f, 2, 3000), 2);
+    assert_int_equal(mkdir(f.dir, 0), 0);
+    run_for(&f, 3 * SETTLE_MS);
+    assert_true(duet_watch_uses_inotify(f.w));
+    assert_int_equal(chmod(f.dir, 0700), 0);
+    publish(f.dir, "B");
+    assert_int_equal(run_until(&f, 3, 3000), 3);
+    dac_override(true);
+    finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +378,7 @@ int main(void)
         cmocka_unit_test(watch__plain_folder_rewritten_in_place),
         cmocka_unit_test(watch__safety_poll_sees_what_inotify_missed),
         cmocka_unit_test(watch__callback_may_free_the_watch),
+        cmocka_unit_test_teardown(watch__folder_not_readable_yet, dac_back_on),
     };
 
     return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
