@@ -79,6 +79,17 @@ int64_t ag_backoff_delay(unsigned attempt, int64_t base_ms, int64_t cap_ms, doub
     return base_ms + (int64_t)((double)(top - base_ms) * clamp_unit(u));
 }
 
+int64_t ag_retry_delay(const struct ag_rotate_state *s, int64_t now_real, int64_t delay,
+                       int64_t base_ms)
+{
+    int64_t half;
+
+    if (!s->have || ag_rotate_invalid_at(&s->v, now_real))
+        return delay;
+    half = (s->v.not_after - now_real) / 2;
+    return DUET_MAX(DUET_MIN(delay, half), DUET_MIN(delay, base_ms));
+}
+
 int64_t ag_rotate_sleep_ms(int64_t now, int64_t deadline)
 {
     int64_t d = deadline - now;

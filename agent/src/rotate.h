@@ -83,6 +83,16 @@ enum ag_rotate_action {
 };
 
 /*
+ * A retry delay shortened so that a working set does not expire while its
+ * issuer is back: the wait is at most half of what is left of the set's
+ * life (so several attempts fall before notAfter), never below base_ms (a
+ * broken issuer still sees at most one attempt per base_ms). Without a
+ * usable set, `delay` stands.
+ */
+int64_t ag_retry_delay(const struct ag_rotate_state *s, int64_t now_real, int64_t delay,
+                       int64_t base_ms);
+
+/*
  * Decide, from the current clocks, what to do now; *sleep_ms receives how
  * long to sleep before the next evaluation when waiting (already capped by
  * AG_ROTATE_MAX_SLEEP_MS). A pending retry delays both kinds of renewal.

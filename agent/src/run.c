@@ -84,6 +84,7 @@ static void renew(struct ag_gen *g, struct ag_ident *id, enum ag_rotate_action w
     id->failures++;
     delay =
         ag_backoff_delay(id->attempt, AG_BACKOFF_BASE_MS, AG_BACKOFF_CAP_MS, ag_rotate_uniform());
+    delay = ag_retry_delay(&id->rot, duet_clock_real_ms(), delay, AG_BACKOFF_BASE_MS);
     id->attempt++;
     id->rot.retry_mono = duet_clock_mono_ms() + delay;
     log_failure(id, rc, &eb, delay);

@@ -268,6 +268,31 @@ static void rotate_decide__retry_delays_renewal(void **state)
     assert_int_equal(ag_rotate_decide(&s, T0 + 58 * S, 10 * S, &sleep_ms), AG_ROTATE_RENEW);
 }
 
+/* The SCALE 1.0 soak drew a 240 s backoff for a set with 200 s left: the
+ * certificate expired though CFSSL was back. */
+static void retry_delay__never_past_half_the_life_left(void **state)
+{
+    struct ag_rotate_state s = fresh_state(T0); /* notAfter T0 + 60 s */
+    struct ag_rotate_state none = {.have = false};
+
+    assert_int_equal(ag_retry_delay(&s, T0, 240 * S, S), 30 * S);
+    assert_int_equal(ag_retry_delay(&s, T0, 10 * S, S), 10 * S);
+    assert_int_equal(ag_retry_delay(&s, T0 + 59 * S, 240 * S, S), S);       /* floor: 1/s */
+    assert_int_equal(ag_retry_delay(&s, T0 + 59 * S, S / 2, S), S / 2);     /* never longer */
+    assert_int_equal(ag_retry_delay(&s, T0 + 60 * S, 240 * S, S), 240 * S); /* expired */
+    assert_int_equal(ag_retry_delay(&none, T0, 240 * S, S), 240 * S);
+    /* Repeated failures reach notAfter in steps, each at least the floor. */
+    int64_t now = T0, n = 0;
+    while (!ag_rotate_invalid_at(&s.v, now) && n < 100) {
+        int64_t d = ag_retry_delay(&s, now, 300 * S, S);
+
+        assert_true(d >= S && now + d <= s.v.not_after + S);
+        now += d;
+        n++;
+    }
+    assert_true(n >= 6 && n < 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +305,7 @@ int main(void)
         cmocka_unit_test(rotate_invalid_at__edges),
         cmocka_unit_test(backoff_delay__bounds_and_cap),
         cmocka_unit_test(backoff_delay__grows_on_average),
+        cmocka_unit_test(retry_delay__never_past_half_the_life_left),
         cmocka_unit_test(rotate_decide__waits_then_renews),
         cmocka_unit_test(rotate_decide__sleep_capped),
         cmocka_unit_test(rotate_decide__missing_or_expired_is_urgent),
