@@ -6,27 +6,27 @@
  * ca.crt, then ag_set_check and ag_cert_conforms against a local issuer
  * whose CA is tests/fuzz/data/setcheck/ca.crt. Each input is published
  * with duet_vol_publish, in the layout the agent writes, into a folder on
- * /dev/shm (tmpfs: the writer's fsyncs cost nothing), then checked exactly
- * as on every scan.
+ * /dev/shm (or /tmp), then checked exactly as on every scan.
  *
  * Input: a flags byte, the lengths of tls.key and tls.crt (16-bit
  * big-endian), tls.key, tls.crt, and ca.crt (the rest). Flags: bit 0 checks
  * it as a server identity (serverAuth, DNS and IP SANs); bit 1 re-signs the
  * first certificate of tls.crt with the test CA before publishing, so that
  * mutations inside a certificate get past the signature check and reach
- * the comparisons behind it. ECDSA signatures differ from run to run, but
- * only their validity is ever looked at, so every input takes one path.
+ * the comparisons behind it; bit 2 configures an emailAddress in the
+ * subject. ECDSA signatures differ from run to run, but only their validity
+ * is ever looked at, so every input takes one path.
  *
  * The clock is frozen at 2026-12-01 (the seeds' dates, make_seeds.py).
  * DUET_FUZZ_VERBOSE=1 prints each verdict, for triage of single inputs.
  */
+#include <ftw.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,13 +48,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_NOW_MS 1796083200000LL
 #define F_SERVER 1
 #define F_RESIGN 2
+#define F_EMAIL 4
 /* Far above a real set, far below SET_MAX_FILE: keeps inputs quick. */
 #define INPUT_MAX (64 * 1024)
 
 static char root[64];
 static struct ag_issuer *issuer;
 static EVP_PKEY *ca_key;
-static struct duet_subject subject;
+static struct duet_subject subject, subject_email;
 
 static const char *const dns[] = {"fz.example.org"};
 static const char *const ips[] = {"127.0.0.1"};
@@ -78,7 +79,21 @@ static void at_exit(void)
     ag_issuer_free(issuer);
     EVP_PKEY_free(ca_key);
     duet_subject_clear(&subject);
+    duet_subject_clear(&subject_email);
     rm_tree(root);
+}
+
+/* On tmpfs where there is one: the writer's fsyncs cost nothing there. */
+static bool make_root(void)
+{
+    static const char *const bases[] = {"/dev/shm", "/tmp"};
+
+    for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+        snprintf(root, sizeof(root), "%s/duet-fuzz-setcheck.XXXXXX", bases[i]);
+        if (mkdtemp(root))
+            return true;
+    }
+    return false;
 }
 
 static void init(void)
@@ -89,10 +104,12 @@ static void init(void)
 
     ca_key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
     BIO_free(b);
-    snprintf(root, sizeof(root), "/dev/shm/duet-fuzz-setcheck.XXXXXX");
     subject.c = duet_strdup("LK");
     subject.o = duet_strdup("Example, Inc.");
-    if (!ca_key || !mkdtemp(root) || !subject.c || !subject.o ||
+    if (duet_subject_copy(&subject_email, &subject) < 0)
+        abort();
+    subject_email.email = duet_strdup("ops@example.org");
+    if (!ca_key || !make_root() || !subject.c || !subject.o || !subject_email.email ||
         ag_issuer_local_new(&lo, &issuer, NULL) < 0)
         abort();
     duet_clock_fake(FUZZ_NOW_MS);
@@ -155,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .trust_domain = "example.org",
         .output_dir = root,
         .cn_template = "{env}.{product}",
-        .subject = &subject,
+        .subject = data[0] & F_EMAIL ? &subject_email : &subject,
         .key_type = DUET_KEY_EC_P256,
         .validity_ms = 3600 * 1000,
         .server = server,

@@ -4,7 +4,8 @@
 
 usage: make_seeds.py CORPUS_DIR
 Makes the fuzz-only test CA beside this script (ca.crt, ca.key) when it is
-missing, then one seed per case in CORPUS_DIR: flags byte, tls.key and
+missing, then one seed per case in CORPUS_DIR, each only when that file is
+missing (keys are random: remaking would churn the corpus): flags byte, tls.key and
 tls.crt lengths (16-bit big-endian), tls.key, tls.crt, ca.crt (the rest),
 as the fuzzer reads them. Dates are fixed around the fuzzer's clock
 (FUZZ_NOW, 2026-12-01T00:00:00Z), so the valid sets stay valid for it.
@@ -27,7 +28,8 @@ URI = "spiffe://example.org/dev/fz"
 DNS = "fz.example.org"
 IP = "127.0.0.1"
 VALIDITY = datetime.timedelta(hours=1)
-F_SERVER, F_RESIGN = 1, 2
+EMAIL = "ops@example.org"
+F_SERVER, F_RESIGN, F_EMAIL = 1, 2, 4
 
 
 def pem_key(k, traditional=False):
@@ -89,6 +91,8 @@ def leaf(ca, ca_key, key=None, server=False, ca_true=False, eku=None, extra_dns=
 
 
 def seed(out, label, flags, key, crt, ca):
+    if os.path.exists(os.path.join(out, label)):
+        return
     with open(os.path.join(out, label), "wb") as f:
         f.write(struct.pack(">BHH", flags, len(key), len(crt)) + key + crt + ca)
 
@@ -148,6 +152,19 @@ def main():
         "ku-cert-sign": dict(ku_cert_sign=True),
         "rsa-key": dict(key=rsa.generate_private_key(65537, 2048)),
     }
+    with_email = name((NameOID.COUNTRY_NAME, "LK"), (NameOID.ORGANIZATION_NAME, "Example, Inc."),
+                      (NameOID.COMMON_NAME, "dev.fz"), (NameOID.EMAIL_ADDRESS, EMAIL))
+    c, k = leaf(ca, ca_key, subject=with_email)
+    seed(out, "email-valid", F_EMAIL, pem_key(k), pem_cert(c), ca_pem)
+    seed(out, "email-unexpected", 0, pem_key(k), pem_cert(c), ca_pem)
+    c, k = leaf(ca, ca_key, subject=name((NameOID.COUNTRY_NAME, "LK"),
+                                         (NameOID.ORGANIZATION_NAME, "Example, Inc."),
+                                         (NameOID.COMMON_NAME, "dev.fz"),
+                                         (NameOID.EMAIL_ADDRESS, "root@example.org")))
+    seed(out, "email-differs", F_EMAIL, pem_key(k), pem_cert(c), ca_pem)
+    c, k = leaf(ca, ca_key)
+    seed(out, "email-missing", F_EMAIL, pem_key(k), pem_cert(c), ca_pem)
+
     for label, kw in cases.items():
         c, k = leaf(ca, ca_key, **kw)
         seed(out, label, F_RESIGN if label == "ca-true" else 0, pem_key(k), pem_cert(c), ca_pem)
