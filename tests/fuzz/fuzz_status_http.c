@@ -139,7 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == -1)
         abort();
-    /* With the idle client in the only slot, this evicts it. */
+    /* With the idle client in the only slot, this evicts it. A client of
+     * the last input still being answered would make it fail instead. */
     if (duet__status_http_adopt(srv, sv[1]) < 0)
         abort();
     for (size_t off = 2; off < size && !eof; off += step) {
@@ -165,7 +166,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(sv[0]);
     if (idle[0] != -1)
         close(idle[0]);
-    /* The server's half of a finished exchange is freed by now (step 5 of
-     * the iteration that closed it); nothing may carry into the next input. */
     return 0;
 }
