@@ -32,6 +32,7 @@
 #include <cJSON.h>
 
 #include "issuer.h"
+#include "issuer_cfssl_int.h"
 
 #include "duet/alloc.h"
 #include "duet/file.h"
@@ -41,8 +42,6 @@
 
 /* A sign reply is a few KB; /info carries the CA certificate. */
 #define REPLY_MAX (256 * 1024)
-/* Refuse a certificate with less than this much usable life left. */
-#define MIN_USABLE_S 60
 #define AUTH_KEY_MAX 256
 
 struct cfssl_issuer {
@@ -226,6 +225,62 @@ static int parse_envelope(const char *body, long status, const char *what, cJSON
     return DUET_E_ISSUER;
 }
 
+int ag_cfssl_sign_reply(const char *body, long status, const char *what, int64_t now,
+                        struct duet_chain **chain, struct duet_cert_info *info,
+                        struct duet_errbuf *eb)
+{
+    cJSON *root = NULL;
+    const cJSON *result = NULL, *pem;
+    int rc;
+
+    *chain = NULL;
+    DUET_TRY(parse_envelope(body, status, what, &root, &result, eb));
+    pem = result ? cJSON_GetObjectItemCaseSensitive(result, "certificate") : NULL;
+    if (!cJSON_IsString(pem)) {
+        rc = duet_errf(eb, DUET_E_ISSUER, "cfssl %s: HTTP %ld, success without result.certificate",
+                       what, status);
+        goto out;
+    }
+    if (duet_chain_from_pem(pem->valuestring, strlen(pem->valuestring), "cfssl reply", chain, eb) <
+        0) {
+        rc = DUET_E_ISSUER;
+        goto out;
+    }
+    if (duet_cert_info(duet_chain_at(*chain, 0), info) < 0) {
+        rc = duet_errf(eb, DUET_E_ISSUER, "cfssl: unreadable certificate in reply");
+        goto out;
+    }
+    /* CFSSL counts the expiry from a backdated notBefore: refuse what is
+     * (nearly) dead. The caller adds the profile's expiry to the message. */
+    rc = info->not_after - now < AG_CFSSL_MIN_USABLE_S
+             ? duet_errf(eb, DUET_E_EXPIRED, "cfssl: certificate serial=%s expires within %d s",
+                         info->serial, AG_CFSSL_MIN_USABLE_S)
+             : 0;
+out:
+    if (rc < 0) {
+        duet_chain_free(*chain);
+        *chain = NULL;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+int ag_cfssl_info_reply(const char *body, long status, char *expiry, size_t size,
+                        struct duet_errbuf *eb)
+{
+    cJSON *root = NULL;
+    const cJSON *res = NULL, *exp;
+
+    if (expiry && size)
+        snprintf(expiry, size, "?");
+    DUET_TRY(parse_envelope(body, status, "info", &root, &res, eb));
+    exp = res ? cJSON_GetObjectItemCaseSensitive(res, "expiry") : NULL;
+    if (expiry && size && cJSON_IsString(exp))
+        snprintf(expiry, size, "%s", exp->valuestring);
+    cJSON_Delete(root);
+    return 0;
+}
+
 static int hexval(int ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -363,11 +418,11 @@ out:
 }
 
 /*
- * POST /info for our profile. On success *root (owned by the caller) holds
- * the envelope and *res its "result". The profile name goes through cJSON,
- * so any string the configuration allows is sent correctly escaped.
+ * POST /info for our profile; 0 when CFSSL can sign, with the profile's
+ * expiry in expiry (may be NULL). The profile name goes through cJSON, so
+ * any string the configuration allows is sent correctly escaped.
  */
-static int info(struct cfssl_issuer *ci, const char *profile, cJSON **root, const cJSON **res,
+static int info(struct cfssl_issuer *ci, const char *profile, char *expiry, size_t size,
                 struct duet_errbuf *eb)
 {
     cJSON *j = cJSON_CreateObject();
@@ -375,7 +430,6 @@ static int info(struct cfssl_issuer *ci, const char *profile, cJSON **root, cons
     long status;
     int rc = DUET_ENOMEM;
 
-    *root = NULL;
     if (j && cJSON_AddStringToObject(j, "profile", profile ? profile : ""))
         body = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -383,52 +437,9 @@ static int info(struct cfssl_issuer *ci, const char *profile, cJSON **root, cons
         return duet_errf(eb, rc, "cfssl: out of memory");
     rc = post(ci, "/api/v1/cfssl/info", body, &status, &reply, eb);
     if (rc == 0)
-        rc = parse_envelope(reply, status, "info", root, res, eb);
+        rc = ag_cfssl_info_reply(reply, status, expiry, size, eb);
     cJSON_free(body);
     duet_free(reply);
-    return rc;
-}
-
-/* The profile's expiry as /info reports it, into buf ("?" when unknown). */
-static void profile_expiry(struct cfssl_issuer *ci, const char *profile, char *buf, size_t size)
-{
-    cJSON *root = NULL;
-    const cJSON *res = NULL, *exp;
-    struct duet_errbuf ignored;
-
-    snprintf(buf, size, "?");
-    if (info(ci, profile, &root, &res, &ignored) == 0) {
-        exp = res ? cJSON_GetObjectItemCaseSensitive(res, "expiry") : NULL;
-        if (cJSON_IsString(exp))
-            snprintf(buf, size, "%s", exp->valuestring);
-    }
-    cJSON_Delete(root);
-}
-
-/* CFSSL counts the expiry from a backdated notBefore: refuse what is (nearly) dead. */
-static int check_usable(struct cfssl_issuer *ci, const char *profile,
-                        const struct duet_chain *chain, struct duet_errbuf *eb)
-{
-    struct duet_cert_info *info = duet_malloc(sizeof(*info));
-    int64_t now = duet_clock_now();
-    char expiry[64];
-    int rc = 0;
-
-    if (!info)
-        return duet_errf(eb, DUET_ENOMEM, "cfssl: out of memory");
-    if (duet_cert_info(duet_chain_at(chain, 0), info) < 0) {
-        rc = duet_errf(eb, DUET_E_ISSUER, "cfssl: unreadable certificate in reply");
-    } else if (info->not_after - now < MIN_USABLE_S) {
-        profile_expiry(ci, profile, expiry, sizeof(expiry));
-        rc = duet_errf(eb, DUET_E_EXPIRED,
-                       "cfssl: certificate serial=%s is expired or expires within %d s "
-                       "(notBefore %lld, notAfter %lld, now %lld): profile '%s' has expiry %s, "
-                       "counted by CFSSL from a notBefore backdated ~5 min; use more than 6m",
-                       info->serial, MIN_USABLE_S, (long long)info->not_before,
-                       (long long)info->not_after, (long long)now, profile ? profile : "default",
-                       expiry);
-    }
-    duet_free(info);
     return rc;
 }
 
@@ -445,35 +456,43 @@ static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
     struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
     const char *path = ci->auth_key_file ? "/api/v1/cfssl/authsign" : "/api/v1/cfssl/sign";
     const char *what = ci->auth_key_file ? "authsign" : "sign";
+    const char *profile = profile_for(ci, req->server);
+    struct duet_cert_info *cinfo = duet_malloc(sizeof(*cinfo));
     struct ag_issue_result res = {0};
     char *body = NULL, *reply = NULL;
-    cJSON *root = NULL;
-    const cJSON *result = NULL, *pem;
+    struct duet_errbuf ignored;
+    char expiry[64];
+    int64_t now;
     long status;
     int rc;
 
+    if (!cinfo)
+        return duet_errf(eb, DUET_ENOMEM, "cfssl: out of memory");
     DUET_TRY_GOTO(cfssl_bundle(is, &res.bundle, eb), rc, out);
     DUET_TRY_GOTO(sign_body(ci, req, &body, eb), rc, out);
     DUET_TRY_GOTO(post(ci, path, body, &status, &reply, eb), rc, out);
-    DUET_TRY_GOTO(parse_envelope(reply, status, what, &root, &result, eb), rc, out);
-    pem = result ? cJSON_GetObjectItemCaseSensitive(result, "certificate") : NULL;
-    if (!cJSON_IsString(pem)) {
-        rc = duet_errf(eb, DUET_E_ISSUER, "cfssl %s: HTTP %ld, success without result.certificate",
-                       what, status);
-        goto out;
+    now = duet_clock_now();
+    rc = ag_cfssl_sign_reply(reply, status, what, now, &res.chain, cinfo, eb);
+    if (rc == DUET_E_EXPIRED) {
+        /* /info tells the profile's expiry: the usual cause is one too short. */
+        if (info(ci, profile, expiry, sizeof(expiry), &ignored) < 0)
+            snprintf(expiry, sizeof(expiry), "?");
+        duet_errf(eb, DUET_E_EXPIRED,
+                  "cfssl: certificate serial=%s is expired or expires within %d s "
+                  "(notBefore %lld, notAfter %lld, now %lld): profile '%s' has expiry %s, "
+                  "counted by CFSSL from a notBefore backdated ~5 min; use more than 6m",
+                  cinfo->serial, AG_CFSSL_MIN_USABLE_S, (long long)cinfo->not_before,
+                  (long long)cinfo->not_after, (long long)now, profile ? profile : "default",
+                  expiry);
     }
-    if (duet_chain_from_pem(pem->valuestring, strlen(pem->valuestring), "cfssl reply", &res.chain,
-                            eb) < 0) {
-        rc = DUET_E_ISSUER;
+    if (rc < 0)
         goto out;
-    }
-    DUET_TRY_GOTO(check_usable(ci, profile_for(ci, req->server), res.chain, eb), rc, out);
     *out = res;
     res.chain = NULL;
     res.bundle = NULL;
 out:
     ag_issue_result_clear(&res);
-    cJSON_Delete(root);
+    duet_free(cinfo);
     duet_free(reply);
     if (body) {
         /* The body holds no secret (the HMAC key never leaves read_auth_key),
@@ -525,13 +544,9 @@ static int cfssl_validate(struct ag_issuer *is, struct duet_errbuf *eb)
 /* CFSSL starts listening even when its signer failed: ask /info. */
 static int cfssl_ready(struct ag_issuer *is, struct duet_errbuf *eb)
 {
-    cJSON *root = NULL;
-    const cJSON *res = NULL;
     struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
-    int rc = info(ci, ci->profile, &root, &res, eb);
 
-    cJSON_Delete(root);
-    return rc;
+    return info(ci, ci->profile, NULL, 0, eb);
 }
 
 static void cfssl_free(struct ag_issuer *is)

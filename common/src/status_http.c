@@ -26,6 +26,8 @@
 #include "duet/net.h"
 #include "duet/status_http.h"
 
+#include "status_http_int.h"
+
 #define REQ_MAX 2048
 #define HEAD_MAX 256
 
@@ -297,6 +299,44 @@ static struct client *oldest_reading(const struct duet_status_http *s)
     return oldest;
 }
 
+int duet__status_http_adopt(struct duet_status_http *s, int fd)
+{
+    struct client *c;
+    int rc;
+
+    if (s->nclients >= s->opts.max_conns) {
+        struct client *victim = oldest_reading(s);
+
+        if (!victim) {
+            close(fd);
+            return DUET_EAGAIN;
+        }
+        /* Full: the newcomer takes the oldest reader's slot. Freeing it
+         * here is safe: no callback of that client is running. */
+        client_free(victim);
+    }
+    c = duet_calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return DUET_ENOMEM;
+    }
+    rc = duet_loop_add_fd(s->loop, fd, DUET_EV_READ, on_client, c);
+    if (rc < 0) {
+        duet_free(c);
+        close(fd);
+        return rc;
+    }
+    c->srv = s;
+    c->fd = fd;
+    duet_timer_init(&c->timer, on_client_timeout, c);
+    duet_defer_init(&c->close_defer, on_close_defer, c);
+    duet_timer_start(s->loop, &c->timer, s->opts.request_timeout_ms);
+    c->next = s->clients;
+    s->clients = c;
+    s->nclients++;
+    return 0;
+}
+
 #define ACCEPT_BATCH 64
 
 static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
@@ -306,7 +346,6 @@ static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
     (void)ev;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd;
-        struct client *c;
 
         if (s->nclients >= s->opts.max_conns && !oldest_reading(s))
             break;
@@ -322,24 +361,8 @@ static void on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
         }
         if (fd == -1)
             return; /* EAGAIN, or a transient error (ECONNABORTED) */
-        /* Full: the newcomer takes the oldest reader's slot. Freeing it
-         * here is safe: no callback of that client is running. */
-        if (s->nclients >= s->opts.max_conns)
-            client_free(oldest_reading(s));
-        c = duet_calloc(1, sizeof(*c));
-        if (!c || duet_loop_add_fd(loop, fd, DUET_EV_READ, on_client, c) < 0) {
-            duet_free(c);
-            close(fd);
+        if (duet__status_http_adopt(s, fd) < 0)
             return;
-        }
-        c->srv = s;
-        c->fd = fd;
-        duet_timer_init(&c->timer, on_client_timeout, c);
-        duet_defer_init(&c->close_defer, on_close_defer, c);
-        duet_timer_start(loop, &c->timer, s->opts.request_timeout_ms);
-        c->next = s->clients;
-        s->clients = c;
-        s->nclients++;
     }
     /* Every slot is being answered (or a batch is done and more wait):
      * rest until a client leaves; the backlog holds the rest. */
