@@ -91,7 +91,7 @@ static int load_pem(struct inspect *in, const char *pem, size_t len, const char 
     bool any = false;
 
     if (has_block(pem, "CERTIFICATE")) {
-        DUET_TRY(duet_chain_from_pem(pem, len, what, &in->chain, eb));
+        DUET_TRY(duet_chain_from_mixed_pem(pem, len, what, &in->chain, eb));
         any = true;
     }
     if (has_key_block(pem)) {

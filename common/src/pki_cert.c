@@ -196,21 +196,40 @@ X509_STORE *duet_chain_to_store(const struct duet_chain *bundle)
     return st;
 }
 
-/*
- * Each block must be a CERTIFICATE that parses completely; other blocks (a
- * key in a combined file) are skipped, but a damaged certificate is an error
- * rather than silently dropped, so a truncated bundle never loses a root.
- */
-static int chain_parse(struct duet_chain *c, BIO *bio, const char *what, struct duet_errbuf *eb)
+static bool is_key_block(const char *name)
 {
+    size_t n = strlen(name), k = strlen("PRIVATE KEY");
+
+    return n >= k && strcmp(name + n - k, "PRIVATE KEY") == 0;
+}
+
+/*
+ * Each CERTIFICATE block must parse completely: a damaged certificate is an
+ * error rather than silently dropped, so a truncated bundle never loses a
+ * root. Other blocks are skipped, except a private key unless `mixed`: a
+ * certificate file is published readable by more than its key, so tls.crt
+ * or ca.crt carrying a key is a leak to refuse, not a combined file to be
+ * lenient with (found by fuzz_setcheck: such a set was judged good).
+ */
+static int chain_parse(struct duet_chain *c, BIO *bio, const char *what, bool mixed,
+                       struct duet_errbuf *eb)
+{
+    size_t block = 0;
+
     char *name = NULL, *header = NULL;
     uint8_t *der = NULL;
     long der_len = 0;
     int rc = 0;
 
     while (rc == 0 && PEM_read_bio(bio, &name, &header, &der, &der_len)) {
-        if (strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "TRUSTED CERTIFICATE") == 0 ||
-            strcmp(name, "X509 CERTIFICATE") == 0) {
+        block++;
+        if (!mixed && is_key_block(name)) {
+            rc = duet_errf(eb, DUET_E_PEM,
+                           "%s: PEM block %zu is a private key (%s); a certificate file must "
+                           "not carry one, keep the key in its own file",
+                           what, block, name);
+        } else if (strcmp(name, "CERTIFICATE") == 0 || strcmp(name, "TRUSTED CERTIFICATE") == 0 ||
+                   strcmp(name, "X509 CERTIFICATE") == 0) {
             const uint8_t *p = der;
             X509 *x = d2i_X509(NULL, &p, der_len);
 
@@ -239,8 +258,8 @@ static int chain_parse(struct duet_chain *c, BIO *bio, const char *what, struct 
     return rc;
 }
 
-int duet_chain_from_pem(const char *pem, size_t len, const char *what, struct duet_chain **out,
-                        struct duet_errbuf *eb)
+static int chain_from_pem(const char *pem, size_t len, const char *what, bool mixed,
+                          struct duet_chain **out, struct duet_errbuf *eb)
 {
     struct duet_chain *c = NULL;
     BIO *bio;
@@ -250,7 +269,7 @@ int duet_chain_from_pem(const char *pem, size_t len, const char *what, struct du
     DUET_TRY(duet__pki_mem_bio(pem, len, what, "PEM certificate", &bio, eb));
     rc = duet_chain_new(&c);
     if (rc == 0)
-        rc = chain_parse(c, bio, what, eb);
+        rc = chain_parse(c, bio, what, mixed, eb);
     BIO_free(bio);
     if (rc < 0) {
         duet_chain_free(c);
@@ -258,6 +277,18 @@ int duet_chain_from_pem(const char *pem, size_t len, const char *what, struct du
     }
     *out = c;
     return 0;
+}
+
+int duet_chain_from_pem(const char *pem, size_t len, const char *what, struct duet_chain **out,
+                        struct duet_errbuf *eb)
+{
+    return chain_from_pem(pem, len, what, false, out, eb);
+}
+
+int duet_chain_from_mixed_pem(const char *pem, size_t len, const char *what,
+                              struct duet_chain **out, struct duet_errbuf *eb)
+{
+    return chain_from_pem(pem, len, what, true, out, eb);
 }
 
 int duet_chain_load(const char *path, struct duet_chain **out, struct duet_errbuf *eb)
@@ -268,7 +299,7 @@ int duet_chain_load(const char *path, struct duet_chain **out, struct duet_errbu
 
     DUET_TRY(duet__pki_read_file(path, &buf, &len, eb));
     rc = duet_chain_from_pem(buf, len, path, out, eb);
-    /* A combined key+cert file would leave key text here. */
+    /* A key in the file (refused above) would leave key text here. */
     duet_secret_free(buf, len + 1);
     return rc;
 }

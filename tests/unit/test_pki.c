@@ -711,6 +711,22 @@ static void chain_from_pem__order_roundtrip_and_bad_blocks(void **state)
     assert_int_equal(duet_chain_from_pem("", 0, "e", &ch, NULL), DUET_E_PEM);
     assert_int_equal(duet_chain_from_pem("hello", 5, "h", &ch, NULL), DUET_E_PEM);
     assert_int_equal(duet_chain_load(p("plain.key"), &ch, NULL), DUET_E_PEM);
+    {
+        /* A key beside the certificate: refused by the strict reader (it
+         * would be published world-readable), skipped by inspect's. */
+        char *key = tl_read_file(p("plain.key"), NULL), mix[16384];
+        int n;
+
+        assert_non_null(key);
+        n = snprintf(mix, sizeof(mix), "%s%s", two, key);
+        duet_errbuf_clear(&eb);
+        assert_int_equal(duet_chain_from_pem(mix, (size_t)n, "tls.crt", &ch, &eb), DUET_E_PEM);
+        assert_non_null(strstr(eb.msg, "tls.crt: PEM block 2 is a private key"));
+        assert_int_equal(duet_chain_from_mixed_pem(mix, (size_t)n, "mix", &ch, NULL), 0);
+        assert_int_equal(duet_chain_len(ch), 1);
+        duet_chain_free(ch);
+        free(key);
+    }
     assert_int_equal(duet_chain_load(dir, &ch, NULL), DUET_EINVAL);
     free(two);
     duet_free(pem);

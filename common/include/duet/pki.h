@@ -76,9 +76,16 @@ int duet_passphrase_generate(char *out, size_t len) DUET_MUST_CHECK;
 
 /* ---- certificates and chains ---- */
 
-/* Every CERTIFICATE block in the PEM, in order; none at all is DUET_E_PEM. */
+/*
+ * Every CERTIFICATE block in the PEM, in order; none at all is DUET_E_PEM,
+ * and so is a private key block (a certificate file is readable by more
+ * than its key). The _mixed variant skips keys, for `inspect`, which reads
+ * whatever PEM it is given and never publishes it.
+ */
 int duet_chain_from_pem(const char *pem, size_t len, const char *what, struct duet_chain **out,
                         struct duet_errbuf *eb) DUET_MUST_CHECK;
+int duet_chain_from_mixed_pem(const char *pem, size_t len, const char *what,
+                              struct duet_chain **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
 int duet_chain_load(const char *path, struct duet_chain **out,
                     struct duet_errbuf *eb) DUET_MUST_CHECK;
 int duet_chain_to_pem(const struct duet_chain *c, char **pem, size_t *len) DUET_MUST_CHECK;
