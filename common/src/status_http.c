@@ -208,13 +208,16 @@ static void respond(struct client *c, int status)
 /* Request line "GET /path HTTP/1.x"; headers are read to their end and ignored. */
 static void handle_request(struct client *c)
 {
-    char *line_end = strstr(c->req, "\r\n");
+    char *line_end = strchr(c->req, '\n');
     char *sp1, *sp2, *q;
 
     if (!line_end) {
         respond(c, 400);
         return;
     }
+    /* A bare LF ends the line too, as on_client's end-of-head test allows. */
+    if (line_end > c->req && line_end[-1] == '\r')
+        line_end--;
     *line_end = '\0';
     sp1 = strchr(c->req, ' ');
     sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
@@ -265,10 +268,6 @@ static void on_client(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
         c->req[c->req_len] = '\0';
         /* Bare LF line ends are tolerated (curl never sends them, netcat may). */
         if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n")) {
-            if (!strstr(c->req, "\r\n")) {
-                respond(c, 400);
-                return;
-            }
             handle_request(c);
             return;
         }
