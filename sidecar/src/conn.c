@@ -652,13 +652,23 @@ static void on_resolved(void *arg, struct sc_resolve_req *r)
         connect_failed(c, -ECONNREFUSED);
 }
 
-static void connected(struct sc_conn *c)
+/*
+ * The first event on a connecting socket (ev: its DUET_EV_* bits). EPOLLOUT
+ * alone means connected; a connect that failed is reported with EPOLLERR
+ * (and EPOLLHUP), and only then is SO_ERROR read, for the reason to log. A
+ * socket that did connect and saw its peer hang up at once reads 0 there
+ * and goes on: its first read or write tells the rest.
+ */
+static void connected(struct sc_conn *c, uint32_t ev)
 {
     int err = 0;
-    socklen_t len = sizeof(err);
 
-    if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-        err = errno;
+    if (ev & (DUET_EV_ERR | DUET_EV_HUP)) {
+        socklen_t len = sizeof(err);
+
+        if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+            err = errno;
+    }
     if (err) {
         side_release(c->cs, &c->up, false);
         if (!try_next(c))
@@ -689,7 +699,7 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
     switch (c->st) {
     case SC_ST_CONNECTING:
         if (fd == c->up.fd)
-            connected(c);
+            connected(c, ev);
         return;
     case SC_ST_HANDSHAKE:
         if (fd != tls_side(c)->fd)
