@@ -450,6 +450,8 @@ static struct sc_side *tls_side(struct sc_conn *c)
 }
 
 static void connect_start(struct sc_conn *c);
+static void connect_retry(struct sc_conn *c, int err);
+static void up_connected(struct sc_conn *c);
 
 /*
  * A handshake that began before a reload verified the peer with the old
@@ -486,12 +488,36 @@ static void log_admission(struct sc_conn *c, struct sc_side *s)
              duet_log_quote(quri, sizeof(quri), p.uri), p.serial, p.resumed);
 }
 
+/* A failure that is the socket's own (its errno), not TLS's nor ours. */
+static bool socket_error(int rc)
+{
+    enum duet_err_class k = duet_err_class(rc);
+
+    return k == DUET_ERRC_IO || k == DUET_ERRC_CLOSED;
+}
+
 static void handshake_step(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
     struct sc_xprt_hs hs = {0};
     int rc = s->ops->handshake(s, &hs);
 
+    /* Outbound, the first step runs straight after connect(2) (see
+     * connect_begin). A step that waits to write has not sent the
+     * ClientHello: the connect is still in progress. A step that failed on
+     * the socket failed on its first write, which reports the connect's
+     * errno. Anything else sent the ClientHello: connected. */
+    if (c->st == SC_ST_CONNECTING) {
+        if (rc == DUET_EAGAIN && (hs.events & DUET_EV_WRITE)) {
+            set_events(c, s, DUET_EV_WRITE);
+            return;
+        }
+        if (socket_error(rc)) {
+            connect_retry(c, rc);
+            return;
+        }
+        up_connected(c);
+    }
     if (rc == DUET_EAGAIN) {
         set_events(c, s, hs.events);
         return;
@@ -533,25 +559,23 @@ static void start_tls(struct sc_conn *c)
         return;
     }
     s->ops = &sc_xprt_tls;
-    c->st = SC_ST_HANDSHAKE;
+    if (c->st != SC_ST_CONNECTING)
+        c->st = SC_ST_HANDSHAKE;
     handshake_step(c);
 }
 
 /*
- * Outbound: the handshake starts now. Inbound: the connection waits, with
- * no TLS state (an SSL and its buffers are ~20 KB), until the client's
- * first bytes, and it joins the pending list; at --max-pending-handshakes
- * the oldest pending one is shed, so a flood of silent or slow sockets
- * costs a bounded amount of memory and cannot keep a real client out.
+ * Inbound (outbound handshakes start with the connect, connect_begin): the
+ * connection waits, with no TLS state (an SSL and its buffers are ~20 KB),
+ * until the client's first bytes, and it joins the pending list; at
+ * --max-pending-handshakes the oldest pending one is shed, so a flood of
+ * silent or slow sockets costs a bounded amount of memory and cannot keep
+ * a real client out.
  */
 static void start_handshake(struct sc_conn *c)
 {
     struct sc_conns *cs = c->cs;
 
-    if (is_out(c)) {
-        start_tls(c);
-        return;
-    }
     if (cs->n_pending >= sc_worker_max_pending(c->cs->w) && cs->pend_tail)
         conn_fail(cs->pend_tail, SC_FAIL_SHED, "handshake shed: too many pending", NULL);
     pend_add(c);
@@ -563,6 +587,8 @@ static void start_handshake(struct sc_conn *c)
 
 static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg);
 
+/* A socket connecting to sa, in the loop with no interest yet (which costs
+ * no epoll_ctl: connect_begin sets the first one). */
 static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
 {
     int one = 1;
@@ -577,15 +603,34 @@ static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
         close(fd);
         return rc;
     }
-    rc = duet_loop_add_fd(c->cs->loop, fd, DUET_EV_WRITE, on_io, c);
+    rc = duet_loop_add_fd(c->cs->loop, fd, 0, on_io, c);
     if (rc < 0) {
         close(fd);
         return rc;
     }
     c->up.fd = fd;
-    c->up.events = DUET_EV_WRITE;
+    c->up.events = 0;
     c->st = SC_ST_CONNECTING;
     return 0;
+}
+
+/*
+ * A connect is in progress on c->up. Inbound, wait for the backend socket
+ * to become writable. Outbound, take the first TLS step at once, as the
+ * floor relay does: when the connect has already completed (on loopback it
+ * has by the time connect(2) returns EINPROGRESS; a nearby upstream may
+ * have too), the ClientHello goes out now, without an EPOLLOUT round trip
+ * and its two epoll_ctl; when it has not, the send says EAGAIN, BoringSSL
+ * keeps the ClientHello and the step waits for writability, which is what
+ * the connect needed anyway. handshake_step tells the cases apart.
+ */
+static void connect_begin(struct sc_conn *c)
+{
+    if (is_out(c)) {
+        start_tls(c);
+        return;
+    }
+    set_events(c, &c->up, DUET_EV_WRITE);
 }
 
 /* Try the next resolved address; false when none is left. */
@@ -595,8 +640,10 @@ static bool try_next(struct sc_conn *c)
         const struct addrinfo *ai = c->ai_next;
 
         c->ai_next = ai->ai_next;
-        if (try_addr(c, ai->ai_addr, ai->ai_addrlen) == 0)
+        if (try_addr(c, ai->ai_addr, ai->ai_addrlen) == 0) {
+            connect_begin(c);
             return true;
+        }
     }
     return false;
 }
@@ -607,6 +654,16 @@ static void connect_failed(struct sc_conn *c, int err)
 
     snprintf(why, sizeof(why), "connect: %s", duet_strerror(err));
     conn_fail(c, SC_FAIL_CONNECT, why, NULL);
+}
+
+/* The connect on c->up failed with err: the next address, or the refusal.
+ * (Through connect_begin this may run again for the next address: at most
+ * once per address.) */
+static void connect_retry(struct sc_conn *c, int err)
+{
+    side_release(c->cs, &c->up, false);
+    if (!try_next(c))
+        connect_failed(c, err);
 }
 
 static void on_resolved(void *arg, struct sc_resolve_req *r);
@@ -620,6 +677,8 @@ static void connect_start(struct sc_conn *c)
         rc = try_addr(c, (const struct sockaddr *)&lc->addr, lc->addrlen);
         if (rc < 0)
             connect_failed(c, rc);
+        else
+            connect_begin(c);
         return;
     }
     c->st = SC_ST_RESOLVING;
@@ -652,6 +711,19 @@ static void on_resolved(void *arg, struct sc_resolve_req *r)
         connect_failed(c, -ECONNREFUSED);
 }
 
+/* Connected: the address list is no longer needed. Outbound, the TLS
+ * handshake (already begun) goes on. */
+static void up_connected(struct sc_conn *c)
+{
+    if (c->rreq) {
+        sc_resolve_free(c->rreq);
+        c->rreq = NULL;
+        c->ai_next = NULL;
+    }
+    if (is_out(c))
+        c->st = SC_ST_HANDSHAKE;
+}
+
 /*
  * The first event on a connecting socket (ev: its DUET_EV_* bits). EPOLLOUT
  * alone means connected; a connect that failed is reported with EPOLLERR
@@ -670,20 +742,12 @@ static void connected(struct sc_conn *c, uint32_t ev)
             err = errno;
     }
     if (err) {
-        side_release(c->cs, &c->up, false);
-        if (!try_next(c))
-            connect_failed(c, -err);
+        connect_retry(c, -err);
         return;
     }
-    /* Connected: the address list is no longer needed. */
-    if (c->rreq) {
-        sc_resolve_free(c->rreq);
-        c->rreq = NULL;
-        c->ai_next = NULL;
-    }
+    up_connected(c);
     if (is_out(c)) {
-        set_events(c, &c->up, 0);
-        start_handshake(c);
+        handshake_step(c); /* the ClientHello BoringSSL kept goes out */
         return;
     }
     go_open(c);

@@ -4,10 +4,11 @@
 # or the backend (inbound) that fails is told apart and reported. A refused
 # connect is logged reason=connect, naming the upstream and the errno; an
 # upstream that accepts and then closes before answering the ClientHello is
-# a TLS failure (reason=protocol), not a connect one; with a name that has
-# two addresses, a refusal by the first moves on to the second, and only a
-# refusal by both is logged (needs root and unshare for a private
-# /etc/hosts; that part is skipped otherwise).
+# a TLS failure (reason=protocol), not a connect one; an upstream whose
+# connect completes only after the ClientHello was built gets it then; with
+# a name that has two addresses, a refusal by the first moves on to the
+# second, and only a refusal by both is logged (needs root and unshare for
+# a private /etc/hosts; that part is skipped otherwise).
 source "$(dirname "$0")/sidecar_lib.sh"
 sc_setup
 command -v nginx >/dev/null || { echo "skip: nginx missing"; exit 77; }
@@ -55,6 +56,27 @@ grep -q "upstream=127.0.0.1:$hup .*reason=connect" "$T/sc.log" &&
     t_fail "upstream that accepted logged as a connect failure"
 sc_stop "$pid" "$T/sc.log"
 echo "outbound: refused and closed upstreams told apart"
+
+# An upstream whose connect completes a second late (its accept queue is
+# full, the kernel drops the first SYN): the ClientHello, ready before the
+# connect completed, waits in BoringSSL and goes out on EPOLLOUT.
+slow=$(t_free_port); lp5=$(t_free_port)
+python3 "$(dirname "$0")/sc_slowaccept.py" "$slow" "$T/server.crt" "$T/server.key" "$T/root.crt" \
+    "$T/go" >"$T/slow.log" 2>&1 &
+SC_PIDS+=("$!")
+sc_wait_log "$T/slow.log" ready || t_fail "slow upstream did not start"
+sc_start sc3 --certs "$T/certs" --outbound "127.0.0.1:$lp5=127.0.0.1:$slow,sni=localhost"
+pid=$SC_PID
+sc_wait_port "$lp5"
+curl -sS --max-time 10 "http://127.0.0.1:$lp5/" >"$T/slow.out" 2>>"$T/curl.err" &
+cpid=$!
+sleep 0.5
+touch "$T/go"
+wait "$cpid" || t_fail "slow upstream: curl failed"
+[ "$(cat "$T/slow.out")" = "slow ok" ] || t_fail "slow upstream: unexpected body '$(cat "$T/slow.out")'"
+grep -q "reason=" "$T/sc3.log" && t_fail "slow upstream: a failure was logged"
+sc_stop "$pid" "$T/sc3.log"
+echo "outbound: a connect still in progress after connect(2) completes the handshake later"
 
 # Inbound: a backend that refuses is logged with the reason, once.
 sc_start sci --certs "$T/srvcerts" --inbound "127.0.0.1:$ip=127.0.0.1:$dead"
