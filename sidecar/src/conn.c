@@ -538,7 +538,10 @@ static void handshake_step(struct sc_conn *c)
     }
     log_admission(c, s);
     set_life_deadline(c, duet_clock_mono_ms(), 0, hs.peer_not_after, 0);
-    set_events(c, s, 0); /* quiet until the backend answers */
+    /* The client keeps its interest while the backend is reached: most say
+     * nothing meanwhile (the request, if sent, came with the Finished), so
+     * quieting it here and adding it back at OPEN would be two epoll_ctl
+     * for nothing. One that does speak is quieted then (on_io). */
     connect_start(c);
 }
 
@@ -761,9 +764,16 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
 
     (void)loop;
     switch (c->st) {
+    case SC_ST_RESOLVING:
     case SC_ST_CONNECTING:
-        if (fd == c->up.fd)
+        if (fd == c->up.fd) {
             connected(c, ev);
+            return;
+        }
+        /* Inbound, the client spoke (or hung up) before the backend was
+         * reached: quiet it until OPEN, or level-triggered epoll would
+         * report it again and again. */
+        set_events(c, &c->down, 0);
         return;
     case SC_ST_HANDSHAKE:
         if (fd != tls_side(c)->fd)
