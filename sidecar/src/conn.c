@@ -11,8 +11,8 @@
  * the idle deadline (checked lazily against last_active, so traffic never
  * re-arms the timer) and the lifetime deadline (--max-conn-lifetime, our
  * certificate's notAfter outbound, the peer certificate's notAfter inbound).
- * Closing is two-step (STYLE.md 5): conn_close() marks and quiets the
- * connection, the loop frees it in step 5 of the iteration.
+ * Closing is two-step (STYLE.md 5): conn_close() marks the connection,
+ * the loop frees it in step 5 of the iteration.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -115,8 +115,7 @@ static void side_release(struct sc_conns *cs, struct sc_side *s, bool graceful)
         return;
     s->ops->close(s, graceful && !s->shut);
     s->ops = &sc_xprt_raw;
-    duet_loop_del_fd(cs->loop, s->fd);
-    close(s->fd);
+    duet_loop_close_fd(cs->loop, s->fd); /* a socket of ours alone: no DEL needed */
     s->fd = -1;
 }
 
@@ -157,12 +156,6 @@ static void conn_free(struct duet_loop *loop, void *arg)
     cs->n--;
     duet_free(c);
     sc_worker_conns_changed(cs->w);
-}
-
-static void quiet(struct sc_conn *c, struct sc_side *s)
-{
-    if (s->fd >= 0 && s->events && duet_loop_mod_fd(c->cs->loop, s->fd, 0) == 0)
-        s->events = 0;
 }
 
 /* ---- pending inbound handshakes (--max-pending-handshakes) ---- */
@@ -207,8 +200,10 @@ static void conn_close(struct sc_conn *c)
         return;
     pend_remove(c);
     c->st = SC_ST_CLOSING;
-    quiet(c, &c->down);
-    quiet(c, &c->up);
+    /* The sockets keep their interest: conn_free closes them in step 5 of
+     * this iteration (or of the next one, when closed from step 5), which
+     * takes them out of epoll; an event until then finds on_io ignoring a
+     * CLOSING connection. Quieting them first cost an epoll_ctl each. */
     duet_loop_defer(c->cs->loop, &c->free_defer);
 }
 
