@@ -63,6 +63,12 @@ struct tls_ctx {
     struct sc_buf *rabuf;
     uint32_t ra_off;
     uint32_t ra_len;
+    /* Within the current op (handshake, recv, send, shutdown): the socket
+     * already gave all it had (a short read, or EAGAIN), or we just sent a
+     * handshake flight the peer cannot have answered yet. Another read(2)
+     * would only hear EAGAIN: the BIO says "retry" without it, and
+     * level-triggered epoll reports whatever arrives. Reset by every op. */
+    bool drained;
     /* The verify callback's finding, for the handshake's report. */
     bool vf_set;
     int vf_x509_err;
@@ -283,6 +289,11 @@ static int ra_read(BIO *b, char *out, int len)
     if (t->ra_len == 0) {
         ssize_t n;
 
+        if (t->drained) {
+            BIO_set_retry_read(b);
+            errno = EAGAIN;
+            return -1;
+        }
         if (!t->rabuf && !(t->rabuf = sc_buf_get(t->pool))) {
             errno = ENOMEM;
             return -1;
@@ -296,13 +307,16 @@ static int ra_read(BIO *b, char *out, int len)
             ra_release(t);
             if (n == 0)
                 return 0;
-            if (e == EAGAIN)
+            if (e == EAGAIN) {
                 BIO_set_retry_read(b);
+                t->drained = true;
+            }
             errno = e;
             return -1;
         }
         t->ra_off = 0;
         t->ra_len = (uint32_t)n;
+        t->drained = n < SC_BUF_SIZE; /* a short read emptied the socket */
     }
     take = (uint32_t)len < t->ra_len ? (uint32_t)len : t->ra_len;
     memcpy(out, t->rabuf->data + t->ra_off, take);
@@ -324,6 +338,11 @@ static int ra_write(BIO *b, const char *in, int len)
     } while (n == -1 && errno == EINTR);
     if (n == -1 && errno == EAGAIN)
         BIO_set_retry_write(b);
+    /* A handshake flight just left: its answer is a round trip away, so
+     * the read BoringSSL makes next (ClientHello, server flight) would only
+     * hear EAGAIN. */
+    if (n > 0 && SSL_in_init(t->ssl))
+        t->drained = true;
     return (int)n;
 }
 
@@ -466,6 +485,7 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
     size_t got = 0;
     int r;
 
+    t->drained = false;
     ERR_clear_error();
     errno = 0;
     r = SSL_read(t->ssl, buf, (int)len);
@@ -504,6 +524,7 @@ static int tls_send(struct sc_side *s, const void *buf, size_t len)
     enum tls_want want;
     int r, rc;
 
+    t->drained = false;
     ERR_clear_error();
     errno = 0;
     r = SSL_write(t->ssl, buf, (int)len);
@@ -522,6 +543,7 @@ static int tls_shutdown(struct sc_side *s)
     enum tls_want want;
     int r;
 
+    t->drained = false;
     ERR_clear_error();
     r = SSL_shutdown(t->ssl); /* sends close_notify; reading goes on (half-close) */
     if (r >= 0) {
@@ -722,6 +744,7 @@ static int tls_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
     int r, rc;
 
     t->vf_set = false;
+    t->drained = false;
     ERR_clear_error();
     errno = 0;
     r = SSL_do_handshake(t->ssl);
