@@ -341,8 +341,12 @@ static void set_life_deadline(struct sc_conn *c, int64_t now, int64_t not_before
 /*
  * Readable side s feeds the pipe that starts at s; writable s drains the pipe
  * that ends at s. TLS crosses over (a write that waits for the socket to be
- * readable, a read that waits for it to be writable), and a hang-up may
- * concern either pipe, so those pump both.
+ * readable, a read that waits for it to be writable), so those pump both. A
+ * hang-up comes with EPOLLIN when s was asked to be read (the FIN is read
+ * as EOF, a reset as an error) and with EPOLLOUT when s was asked to be
+ * written (the write fails): the pipes those bits name are the ones it
+ * concerns. Only a hang-up with neither (EPOLLHUP on a side we wanted
+ * nothing from) pumps both, to find out.
  */
 static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
 {
@@ -351,7 +355,7 @@ static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
     unsigned to_s = from_s ^ SC_PUMP_BOTH;
     unsigned cross, m = 0;
 
-    if (ev & DUET_EV_HUP)
+    if ((ev & DUET_EV_HUP) && !(ev & (DUET_EV_READ | DUET_EV_WRITE)))
         return SC_PUMP_BOTH;
     cross = s->ops->cross(s);
     if (ev & DUET_EV_READ)
@@ -399,18 +403,23 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
     }
 }
 
-static void pump_all(struct sc_conn *c)
+/* The pipes whose source holds bytes epoll cannot see (the TLS read-ahead,
+ * records BoringSSL has decrypted): pumping another one would only cost a
+ * read(2) bound to say EAGAIN. */
+static unsigned pending_pipes(const struct sc_conn *c)
 {
-    pump_pipes(c, SC_PUMP_BOTH);
+    return (c->down.ops->pending(&c->down) ? SC_PUMP_D2U : 0u) |
+           (c->up.ops->pending(&c->up) ? SC_PUMP_U2D : 0u);
 }
 
 static void on_drain(struct duet_loop *loop, void *arg)
 {
     struct sc_conn *c = arg;
+    unsigned which = pending_pipes(c);
 
     (void)loop;
-    if (c->st == SC_ST_OPEN || c->st == SC_ST_HALF_CLOSED)
-        pump_all(c);
+    if ((c->st == SC_ST_OPEN || c->st == SC_ST_HALF_CLOSED) && which)
+        pump_pipes(c, which);
 }
 
 void sc_conn_before_sleep(struct duet_loop *loop, void *arg)
@@ -433,7 +442,14 @@ static void go_open(struct sc_conn *c)
     c->st = SC_ST_OPEN;
     c->last_active = now;
     arm_timer(c, now);
-    pump_all(c);
+    /* Pump what can move now; level-triggered epoll reports the rest once
+     * pump_pipes has set the interest. Outbound, the client has been
+     * waiting since its accept (its request is usually there already), and
+     * the upstream says nothing before it has the request: only bytes held
+     * in TLS are worth a look. Inbound, the client's bytes held in TLS (a
+     * request sent with its Finished), and nothing from the backend, which
+     * was connected a moment ago. */
+    pump_pipes(c, pending_pipes(c) | (is_out(c) ? SC_PUMP_D2U : 0u));
 }
 
 /* ---- handshake ---- */
