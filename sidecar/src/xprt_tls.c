@@ -69,6 +69,11 @@ struct tls_ctx {
      * would only hear EAGAIN: the BIO says "retry" without it, and
      * level-triggered epoll reports whatever arrives. Reset by every op. */
     bool drained;
+    /* recv returned bytes with an end (close_notify) or an error behind
+     * them, which the next recv reports: until then pending() says so,
+     * because epoll may never report the socket again (a peer that sent
+     * close_notify may wait for ours before its FIN). */
+    bool end_held;
     /* The verify callback's finding, for the handshake's report. */
     bool vf_set;
     int vf_x509_err;
@@ -489,6 +494,7 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
     ERR_clear_error();
     errno = 0;
     r = SSL_read(t->ssl, buf, (int)len);
+    t->end_held = false;
     if (r <= 0) {
         int rc = classify(t, r, &want);
 
@@ -506,10 +512,14 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
     while (got < len && (t->ra_len > 0 || SSL_pending(t->ssl) > 0)) {
         r = SSL_read(t->ssl, (char *)buf + got, (int)(len - got));
         if (r <= 0) {
+            int e = SSL_get_error(t->ssl, r);
+
             /* What we have goes out first; an EOF or error comes back on the
-             * next call. A reply BoringSSL could not send (KeyUpdate) must
-             * still ask for writability. */
-            t->rd_want_wr = SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_WRITE;
+             * next call (BoringSSL repeats it), which pending() asks for. A
+             * reply BoringSSL could not send (KeyUpdate) must still ask for
+             * writability. */
+            t->rd_want_wr = e == SSL_ERROR_WANT_WRITE;
+            t->end_held = e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
             ERR_clear_error(); /* only this path can leave errors queued */
             break;
         }
@@ -585,7 +595,7 @@ static bool tls_pending(const struct sc_side *s)
 {
     const struct tls_ctx *t = ctx_of(s);
 
-    return t->ra_len > 0 || SSL_pending(t->ssl) > 0;
+    return t->ra_len > 0 || SSL_pending(t->ssl) > 0 || t->end_held;
 }
 
 static unsigned tls_cross(const struct sc_side *s)

@@ -142,6 +142,16 @@ static void handshake_ok(struct rig *r, struct sc_xprt_hs *chs, struct sc_xprt_h
     assert_int_equal(src, 0);
 }
 
+/* rig_std, opened and past the handshake, for tests about what follows. */
+static void rig_std_open(struct rig *r)
+{
+    struct sc_xprt_hs chs = {0}, shs = {0};
+
+    rig_std(r);
+    rig_open(r);
+    handshake_ok(r, &chs, &shs);
+}
+
 /* Read until n bytes came or the socket is empty. */
 static size_t recv_all(struct sc_side *s, char *buf, size_t n)
 {
@@ -237,18 +247,35 @@ static void send__full_socket_wants_write_and_retry_delivers_the_same_bytes(void
 static void shutdown__half_close_keeps_the_other_direction(void **state)
 {
     struct rig r;
-    struct sc_xprt_hs chs = {0}, shs = {0};
     char buf[16];
 
     (void)state;
-    rig_std(&r);
-    rig_open(&r);
-    handshake_ok(&r, &chs, &shs);
+    rig_std_open(&r);
     assert_int_equal(r.cli.ops->shutdown(&r.cli), 0);
     assert_int_equal(r.srv.ops->recv(&r.srv, buf, sizeof(buf)), DUET_EOF);
     assert_int_equal(r.srv.ops->send(&r.srv, "late", 4), 4);
     assert_int_equal(recv_all(&r.cli, buf, 4), 4);
     assert_memory_equal(buf, "late", 4);
+    rig_done(&r);
+}
+
+/* Bytes and the close_notify behind them come in one read: recv returns
+ * the bytes, and pending() holds the end until the next recv reports it. A
+ * peer that sent close_notify may wait for ours before its FIN, so epoll
+ * would never report the socket again. */
+static void recv__end_behind_bytes_stays_pending_until_reported(void **state)
+{
+    struct rig r;
+    char buf[64];
+
+    (void)state;
+    rig_std_open(&r);
+    assert_int_equal(r.srv.ops->send(&r.srv, "last", 4), 4);
+    assert_int_equal(r.srv.ops->shutdown(&r.srv), 0);
+    assert_int_equal(r.cli.ops->recv(&r.cli, buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "last", 4);
+    assert_true(r.cli.ops->pending(&r.cli));
+    assert_int_equal(r.cli.ops->recv(&r.cli, buf, sizeof(buf)), DUET_EOF);
     rig_done(&r);
 }
 
@@ -491,6 +518,7 @@ int main(void)
         cmocka_unit_test(handshake__first_step_waits_for_read_then_bytes_flow),
         cmocka_unit_test(send__full_socket_wants_write_and_retry_delivers_the_same_bytes),
         cmocka_unit_test(shutdown__half_close_keeps_the_other_direction),
+        cmocka_unit_test(recv__end_behind_bytes_stays_pending_until_reported),
         cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
         cmocka_unit_test(handshake__allow_list_refuses_another_cn),
         cmocka_unit_test(leaf_allowed__exact_cn_only),
