@@ -662,7 +662,10 @@ static int quick_check(struct tls_ctx *t, X509 *leaf, struct sc_tls_set *set)
     if (!valid_now(leaf, now))
         return X509_V_ERR_CERT_HAS_EXPIRED;
     for (size_t i = 0; chain && i < sk_X509_num(chain); i++) {
-        if (!valid_now(sk_X509_value(chain, i), now))
+        X509 *x = sk_X509_value(chain, i);
+
+        /* A client's chain starts with the leaf (the same object): checked. */
+        if (x != leaf && !valid_now(x, now))
             return X509_V_ERR_CERT_HAS_EXPIRED;
     }
     if (!crls)

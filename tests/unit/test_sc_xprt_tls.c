@@ -463,34 +463,72 @@ static void open__resumes_only_within_one_generation(void **state)
 
 /* A client certificate good for 100 s: its session says so, and once the
  * certificate has expired a resumption is refused before any byte moves. */
+/*
+ * A full handshake and a resumption on c and s, then one more resumption
+ * 200 s later on the fake clock: its results in crc, src, chs, shs. The
+ * slot it leaves is returned (drop it).
+ */
+static struct sc_tls_session resume_200s_later(struct sc_tls_set *c, struct sc_tls_set *s, int *crc,
+                                               int *src, struct sc_xprt_hs *chs,
+                                               struct sc_xprt_hs *shs)
+{
+    struct sc_tls_session slot = {0};
+    struct rig r;
+
+    assert_false(connect_once(c, s, &slot));
+    assert_non_null(slot.session);
+    /* The ticket's lifetime is the certificate's, not BoringSSL's 2 days. */
+    assert_true(SSL_SESSION_get_timeout(slot.session) <= 100);
+    assert_true(connect_once(c, s, &slot));
+    duet_clock_fake(duet_clock_real_ms() + 200 * 1000);
+    rig_init(&r, c, s);
+    r.lc_out.resume = true;
+    r.slot = slot;
+    rig_open(&r);
+    drive(&r, crc, src, chs, shs);
+    duet_clock_unfake();
+    slot = r.slot;
+    rig_close(&r);
+    return slot;
+}
+
 static void resume__refused_once_the_peer_has_expired(void **state)
 {
     struct sc_tls_set *c1 = make_set_for(&ca, DUET_PROFILE_CLIENT, "client", 1, 100);
     struct sc_tls_set *s1 = make_set(&ca, DUET_PROFILE_SERVER, "server", 1);
-    struct sc_tls_session slot = {0};
     struct sc_xprt_hs chs = {0}, shs = {0};
-    struct rig r;
+    struct sc_tls_session slot;
     int crc, src;
 
     (void)state;
-    assert_false(connect_once(c1, s1, &slot));
-    assert_non_null(slot.session);
-    /* The ticket's lifetime is the certificate's, not BoringSSL's 2 days. */
-    assert_true(SSL_SESSION_get_timeout(slot.session) <= 100);
-    assert_true(connect_once(c1, s1, &slot));
-    duet_clock_fake(duet_clock_real_ms() + 200 * 1000);
-    rig_init(&r, c1, s1);
-    r.lc_out.resume = true;
-    r.slot = slot;
-    rig_open(&r);
-    drive(&r, &crc, &src, &chs, &shs);
-    duet_clock_unfake();
+    slot = resume_200s_later(c1, s1, &crc, &src, &chs, &shs);
     assert_true(src < 0);
     assert_int_equal(shs.fail, SC_FAIL_EXPIRED);
     assert_non_null(strstr(shs.why, "resumed session"));
     assert_non_null(strstr(shs.subject, "CN=client"));
-    slot = r.slot;
-    rig_close(&r);
+    sc_tls_session_drop(&slot);
+    sc_tls_set_unref(c1);
+    sc_tls_set_unref(s1);
+}
+
+/* The same from the client's side: an upstream whose certificate expired
+ * since the session was made is refused on resumption (its leaf heads the
+ * chain a client sees), and the session is dropped. */
+static void resume__refused_once_the_upstream_has_expired(void **state)
+{
+    struct sc_tls_set *c1 = make_set(&ca, DUET_PROFILE_CLIENT, "client", 1);
+    struct sc_tls_set *s1 = make_set_for(&ca, DUET_PROFILE_SERVER, "server", 1, 100);
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    struct sc_tls_session slot;
+    int crc, src;
+
+    (void)state;
+    slot = resume_200s_later(c1, s1, &crc, &src, &chs, &shs);
+    assert_true(crc < 0);
+    assert_int_equal(chs.fail, SC_FAIL_EXPIRED);
+    assert_non_null(strstr(chs.why, "resumed session"));
+    assert_non_null(strstr(chs.subject, "CN=server"));
+    assert_null(slot.session); /* the next connection handshakes in full */
     sc_tls_session_drop(&slot);
     sc_tls_set_unref(c1);
     sc_tls_set_unref(s1);
@@ -526,6 +564,7 @@ int main(void)
         cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
         cmocka_unit_test(open__resumes_only_within_one_generation),
         cmocka_unit_test(resume__refused_once_the_peer_has_expired),
+        cmocka_unit_test(resume__refused_once_the_upstream_has_expired),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
