@@ -219,6 +219,17 @@ void duet_loop_del_fd(struct duet_loop *loop, int fd)
     memset(reg, 0, sizeof(*reg)); /* gen 0: later batch entries for fd are stale */
 }
 
+/* One epoll_ctl less per closed socket, as nginx (NGX_CLOSE_EVENT) and
+ * haproxy (ev_epoll.c __fd_clo: DEL only for a shared fd) do. */
+void duet_loop_close_fd(struct duet_loop *loop, int fd)
+{
+    if (fd < 0)
+        return;
+    if ((size_t)fd < loop->nfds)
+        memset(&loop->fds[fd], 0, sizeof(loop->fds[fd])); /* as del_fd: stale from here */
+    close(fd);
+}
+
 /* ---- timers: a binary min-heap of caller-owned records; slot = index + 1 ---- */
 
 static void heap_set(struct duet_loop *loop, size_t i, struct duet_timer *t)

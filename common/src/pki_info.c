@@ -17,14 +17,22 @@
 
 int64_t duet_asn1_time_to_unix(const ASN1_TIME *t)
 {
-    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+    /* The epoch as a UTCTime of our own, not ASN1_TIME_set(NULL, 0): that
+     * one allocates and formats (gmtime, snprintf) on every call, and the
+     * sidecar converts several times per connection (a resumption's expiry
+     * check). ASN1_TIME_diff only reads it. ASN1_TIME_to_posix would do it
+     * all but arrived after API 17. */
+    static const unsigned char epoch_str[] = "700101000000Z";
+    const ASN1_TIME epoch = {.length = (int)sizeof(epoch_str) - 1,
+                             .type = V_ASN1_UTCTIME,
+                             .data = (unsigned char *)epoch_str};
     int days = 0, secs = 0;
-    int ok = epoch && t && ASN1_TIME_diff(&days, &secs, epoch, t);
 
-    /* ASN1_TIME_to_posix arrived after API 17; the difference from the epoch is the same. */
-    ASN1_TIME_free(epoch);
-    ERR_clear_error();
-    return ok ? (int64_t)days * 86400 + secs : 0;
+    if (!t || !ASN1_TIME_diff(&days, &secs, &epoch, t)) {
+        ERR_clear_error();
+        return 0;
+    }
+    return (int64_t)days * 86400 + secs;
 }
 
 static void hex_upper(const uint8_t *b, size_t n, char *out, size_t size)

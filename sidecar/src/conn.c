@@ -11,8 +11,8 @@
  * the idle deadline (checked lazily against last_active, so traffic never
  * re-arms the timer) and the lifetime deadline (--max-conn-lifetime, our
  * certificate's notAfter outbound, the peer certificate's notAfter inbound).
- * Closing is two-step (STYLE.md 5): conn_close() marks and quiets the
- * connection, the loop frees it in step 5 of the iteration.
+ * Closing is two-step (STYLE.md 5): conn_close() marks the connection,
+ * the loop frees it in step 5 of the iteration.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -127,8 +127,7 @@ static void side_release(struct sc_conns *cs, struct sc_side *s, bool graceful)
         return;
     s->ops->close(s, graceful && !s->shut);
     s->ops = &sc_xprt_raw;
-    duet_loop_del_fd(cs->loop, s->fd);
-    close(s->fd);
+    duet_loop_close_fd(cs->loop, s->fd); /* a socket of ours alone: no DEL needed */
     s->fd = -1;
 }
 
@@ -169,12 +168,6 @@ static void conn_free(struct duet_loop *loop, void *arg)
     cs->n--;
     duet_free(c);
     sc_worker_conns_changed(cs->w);
-}
-
-static void quiet(struct sc_conn *c, struct sc_side *s)
-{
-    if (s->fd >= 0 && s->events && duet_loop_mod_fd(c->cs->loop, s->fd, 0) == 0)
-        s->events = 0;
 }
 
 /* ---- pending inbound handshakes (--max-pending-handshakes) ---- */
@@ -219,8 +212,10 @@ static void conn_close(struct sc_conn *c)
         return;
     pend_remove(c);
     c->st = SC_ST_CLOSING;
-    quiet(c, &c->down);
-    quiet(c, &c->up);
+    /* The sockets keep their interest: conn_free closes them in step 5 of
+     * this iteration (or of the next one, when closed from step 5), which
+     * takes them out of epoll; an event until then finds on_io ignoring a
+     * CLOSING connection. Quieting them first cost an epoll_ctl each. */
     duet_loop_defer(c->cs->loop, &c->free_defer);
 }
 
@@ -367,8 +362,12 @@ static void set_life_deadline(struct sc_conn *c, int64_t now, int64_t not_before
 /*
  * Readable side s feeds the pipe that starts at s; writable s drains the pipe
  * that ends at s. TLS crosses over (a write that waits for the socket to be
- * readable, a read that waits for it to be writable), and a hang-up may
- * concern either pipe, so those pump both.
+ * readable, a read that waits for it to be writable), so those pump both. A
+ * hang-up comes with EPOLLIN when s was asked to be read (the FIN is read
+ * as EOF, a reset as an error) and with EPOLLOUT when s was asked to be
+ * written (the write fails): the pipes those bits name are the ones it
+ * concerns. Only a hang-up with neither (EPOLLHUP on a side we wanted
+ * nothing from) pumps both, to find out.
  */
 static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
 {
@@ -377,7 +376,7 @@ static unsigned pipes_for(const struct sc_conn *c, int fd, uint32_t ev)
     unsigned to_s = from_s ^ SC_PUMP_BOTH;
     unsigned cross, m = 0;
 
-    if (ev & DUET_EV_HUP)
+    if ((ev & DUET_EV_HUP) && !(ev & (DUET_EV_READ | DUET_EV_WRITE)))
         return SC_PUMP_BOTH;
     cross = s->ops->cross(s);
     if (ev & DUET_EV_READ)
@@ -426,18 +425,23 @@ static void pump_pipes(struct sc_conn *c, unsigned which)
     }
 }
 
-static void pump_all(struct sc_conn *c)
+/* The pipes whose source holds bytes epoll cannot see (the TLS read-ahead,
+ * records BoringSSL has decrypted): pumping another one would only cost a
+ * read(2) bound to say EAGAIN. */
+static unsigned pending_pipes(const struct sc_conn *c)
 {
-    pump_pipes(c, SC_PUMP_BOTH);
+    return (c->down.ops->pending(&c->down) ? SC_PUMP_D2U : 0u) |
+           (c->up.ops->pending(&c->up) ? SC_PUMP_U2D : 0u);
 }
 
 static void on_drain(struct duet_loop *loop, void *arg)
 {
     struct sc_conn *c = arg;
+    unsigned which = pending_pipes(c);
 
     (void)loop;
-    if (c->st == SC_ST_OPEN || c->st == SC_ST_HALF_CLOSED)
-        pump_all(c);
+    if ((c->st == SC_ST_OPEN || c->st == SC_ST_HALF_CLOSED) && which)
+        pump_pipes(c, which);
 }
 
 void sc_conn_before_sleep(struct duet_loop *loop, void *arg)
@@ -461,7 +465,14 @@ static void go_open(struct sc_conn *c)
     c->last_active = now;
     c->answered = true; /* nothing asked yet */
     arm_timer(c, now);
-    pump_all(c);
+    /* Pump what can move now; level-triggered epoll reports the rest once
+     * pump_pipes has set the interest. Outbound, the client has been
+     * waiting since its accept (its request is usually there already), and
+     * the upstream says nothing before it has the request: only bytes held
+     * in TLS are worth a look. Inbound, the client's bytes held in TLS (a
+     * request sent with its Finished), and nothing from the backend, which
+     * was connected a moment ago. */
+    pump_pipes(c, pending_pipes(c) | (is_out(c) ? SC_PUMP_D2U : 0u));
 }
 
 /* ---- handshake ---- */
@@ -473,6 +484,8 @@ static struct sc_side *tls_side(struct sc_conn *c)
 }
 
 static void connect_start(struct sc_conn *c);
+static void connect_retry(struct sc_conn *c, int err);
+static void up_connected(struct sc_conn *c);
 
 /*
  * A handshake that began before a reload verified the peer with the old
@@ -509,12 +522,36 @@ static void log_admission(struct sc_conn *c, struct sc_side *s)
              duet_log_quote(quri, sizeof(quri), p.uri), p.serial, p.resumed);
 }
 
+/* A failure that is the socket's own (its errno), not TLS's nor ours. */
+static bool socket_error(int rc)
+{
+    enum duet_err_class k = duet_err_class(rc);
+
+    return k == DUET_ERRC_IO || k == DUET_ERRC_CLOSED;
+}
+
 static void handshake_step(struct sc_conn *c)
 {
     struct sc_side *s = tls_side(c);
     struct sc_xprt_hs hs = {0};
     int rc = s->ops->handshake(s, &hs);
 
+    /* Outbound, the first step runs straight after connect(2) (see
+     * connect_begin). A step that waits to write has not sent the
+     * ClientHello: the connect is still in progress. A step that failed on
+     * the socket failed on its first write, which reports the connect's
+     * errno. Anything else sent the ClientHello: connected. */
+    if (c->st == SC_ST_CONNECTING) {
+        if (rc == DUET_EAGAIN && (hs.events & DUET_EV_WRITE)) {
+            set_events(c, s, DUET_EV_WRITE);
+            return;
+        }
+        if (socket_error(rc)) {
+            connect_retry(c, rc);
+            return;
+        }
+        up_connected(c);
+    }
     if (rc == DUET_EAGAIN) {
         set_events(c, s, hs.events);
         return;
@@ -535,7 +572,10 @@ static void handshake_step(struct sc_conn *c)
     }
     log_admission(c, s);
     set_life_deadline(c, duet_clock_mono_ms(), 0, hs.peer_not_after, 0);
-    set_events(c, s, 0); /* quiet until the backend answers */
+    /* The client keeps its interest while the backend is reached: most say
+     * nothing meanwhile (the request, if sent, came with the Finished), so
+     * quieting it here and adding it back at OPEN would be two epoll_ctl
+     * for nothing. One that does speak is quieted then (on_io). */
     connect_start(c);
 }
 
@@ -556,25 +596,23 @@ static void start_tls(struct sc_conn *c)
         return;
     }
     s->ops = &sc_xprt_tls;
-    c->st = SC_ST_HANDSHAKE;
+    if (c->st != SC_ST_CONNECTING)
+        c->st = SC_ST_HANDSHAKE;
     handshake_step(c);
 }
 
 /*
- * Outbound: the handshake starts now. Inbound: the connection waits, with
- * no TLS state (an SSL and its buffers are ~20 KB), until the client's
- * first bytes, and it joins the pending list; at --max-pending-handshakes
- * the oldest pending one is shed, so a flood of silent or slow sockets
- * costs a bounded amount of memory and cannot keep a real client out.
+ * Inbound (outbound handshakes start with the connect, connect_begin): the
+ * connection waits, with no TLS state (an SSL and its buffers are ~20 KB),
+ * until the client's first bytes, and it joins the pending list; at
+ * --max-pending-handshakes the oldest pending one is shed, so a flood of
+ * silent or slow sockets costs a bounded amount of memory and cannot keep
+ * a real client out.
  */
 static void start_handshake(struct sc_conn *c)
 {
     struct sc_conns *cs = c->cs;
 
-    if (is_out(c)) {
-        start_tls(c);
-        return;
-    }
     if (cs->n_pending >= sc_worker_max_pending(c->cs->w) && cs->pend_tail)
         conn_fail(cs->pend_tail, SC_FAIL_SHED, "handshake shed: too many pending", NULL);
     pend_add(c);
@@ -586,6 +624,8 @@ static void start_handshake(struct sc_conn *c)
 
 static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg);
 
+/* A socket connecting to sa, in the loop with no interest yet (which costs
+ * no epoll_ctl: connect_begin sets the first one). */
 static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
 {
     int one = 1;
@@ -600,15 +640,34 @@ static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
         close(fd);
         return rc;
     }
-    rc = duet_loop_add_fd(c->cs->loop, fd, DUET_EV_WRITE, on_io, c);
+    rc = duet_loop_add_fd(c->cs->loop, fd, 0, on_io, c);
     if (rc < 0) {
         close(fd);
         return rc;
     }
     c->up.fd = fd;
-    c->up.events = DUET_EV_WRITE;
+    c->up.events = 0;
     c->st = SC_ST_CONNECTING;
     return 0;
+}
+
+/*
+ * A connect is in progress on c->up. Inbound, wait for the backend socket
+ * to become writable. Outbound, take the first TLS step at once, as the
+ * floor relay does: when the connect has already completed (on loopback it
+ * has by the time connect(2) returns EINPROGRESS; a nearby upstream may
+ * have too), the ClientHello goes out now, without an EPOLLOUT round trip
+ * and its two epoll_ctl; when it has not, the send says EAGAIN, BoringSSL
+ * keeps the ClientHello and the step waits for writability, which is what
+ * the connect needed anyway. handshake_step tells the cases apart.
+ */
+static void connect_begin(struct sc_conn *c)
+{
+    if (is_out(c)) {
+        start_tls(c);
+        return;
+    }
+    set_events(c, &c->up, DUET_EV_WRITE);
 }
 
 /* Try the next resolved address; false when none is left. */
@@ -618,8 +677,10 @@ static bool try_next(struct sc_conn *c)
         const struct addrinfo *ai = c->ai_next;
 
         c->ai_next = ai->ai_next;
-        if (try_addr(c, ai->ai_addr, ai->ai_addrlen) == 0)
+        if (try_addr(c, ai->ai_addr, ai->ai_addrlen) == 0) {
+            connect_begin(c);
             return true;
+        }
     }
     return false;
 }
@@ -630,6 +691,16 @@ static void connect_failed(struct sc_conn *c, int err)
 
     snprintf(why, sizeof(why), "connect: %s", duet_strerror(err));
     conn_fail(c, SC_FAIL_CONNECT, why, NULL);
+}
+
+/* The connect on c->up failed with err: the next address, or the refusal.
+ * (Through connect_begin this may run again for the next address: at most
+ * once per address.) */
+static void connect_retry(struct sc_conn *c, int err)
+{
+    side_release(c->cs, &c->up, false);
+    if (!try_next(c))
+        connect_failed(c, err);
 }
 
 static void on_resolved(void *arg, struct sc_resolve_req *r);
@@ -643,6 +714,8 @@ static void connect_start(struct sc_conn *c)
         rc = try_addr(c, (const struct sockaddr *)&lc->addr, lc->addrlen);
         if (rc < 0)
             connect_failed(c, rc);
+        else
+            connect_begin(c);
         return;
     }
     c->st = SC_ST_RESOLVING;
@@ -675,28 +748,43 @@ static void on_resolved(void *arg, struct sc_resolve_req *r)
         connect_failed(c, -ECONNREFUSED);
 }
 
-static void connected(struct sc_conn *c)
+/* Connected: the address list is no longer needed. Outbound, the TLS
+ * handshake (already begun) goes on. */
+static void up_connected(struct sc_conn *c)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-
-    if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-        err = errno;
-    if (err) {
-        side_release(c->cs, &c->up, false);
-        if (!try_next(c))
-            connect_failed(c, -err);
-        return;
-    }
-    /* Connected: the address list is no longer needed. */
     if (c->rreq) {
         sc_resolve_free(c->rreq);
         c->rreq = NULL;
         c->ai_next = NULL;
     }
+    if (is_out(c))
+        c->st = SC_ST_HANDSHAKE;
+}
+
+/*
+ * The first event on a connecting socket (ev: its DUET_EV_* bits). EPOLLOUT
+ * alone means connected; a connect that failed is reported with EPOLLERR
+ * (and EPOLLHUP), and only then is SO_ERROR read, for the reason to log. A
+ * socket that did connect and saw its peer hang up at once reads 0 there
+ * and goes on: its first read or write tells the rest.
+ */
+static void connected(struct sc_conn *c, uint32_t ev)
+{
+    int err = 0;
+
+    if (ev & (DUET_EV_ERR | DUET_EV_HUP)) {
+        socklen_t len = sizeof(err);
+
+        if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+            err = errno;
+    }
+    if (err) {
+        connect_retry(c, -err);
+        return;
+    }
+    up_connected(c);
     if (is_out(c)) {
-        set_events(c, &c->up, 0);
-        start_handshake(c);
+        handshake_step(c); /* the ClientHello BoringSSL kept goes out */
         return;
     }
     go_open(c);
@@ -710,9 +798,16 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
 
     (void)loop;
     switch (c->st) {
+    case SC_ST_RESOLVING:
     case SC_ST_CONNECTING:
-        if (fd == c->up.fd)
-            connected(c);
+        if (fd == c->up.fd) {
+            connected(c, ev);
+            return;
+        }
+        /* Inbound, the client spoke (or hung up) before the backend was
+         * reached: quiet it until OPEN, or level-triggered epoll would
+         * report it again and again. */
+        set_events(c, &c->down, 0);
         return;
     case SC_ST_HANDSHAKE:
         if (fd != tls_side(c)->fd)

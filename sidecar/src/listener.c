@@ -17,7 +17,12 @@
 #include "listener.h"
 #include "worker.h"
 
-#define ACCEPT_BATCH 32
+/*
+ * accept4 calls per wake-up at most: one connection, plus retries of the
+ * errors that concern only the connection that went away (EINTR,
+ * ECONNABORTED).
+ */
+#define ACCEPT_TRIES 4
 /* Out of descriptors: how long a listener rests before trying again. */
 #define FD_STARVED_MS 250
 
@@ -55,13 +60,22 @@ static void fd_starved(struct sc_listener *l, int err)
     duet_timer_start(l->w->loop, &l->fd_timer, FD_STARVED_MS);
 }
 
+/*
+ * One connection per wake-up rather than a loop until EAGAIN: the listener
+ * is level-triggered, so the next epoll_wait reports it again at once while
+ * the backlog holds more (nginx's multi_accept off). At the rates a sidecar
+ * sees, the backlog holds one connection per wake-up and the loop paid an
+ * accept4 that only said EAGAIN for each; and under a burst, a worker does
+ * not build a batch of ClientHellos before it looks at its open
+ * connections again.
+ */
 void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *arg)
 {
     struct sc_listener *l = arg;
 
     (void)loop;
     (void)ev;
-    for (int i = 0; i < ACCEPT_BATCH && !l->paused; i++) {
+    for (int i = 0; i < ACCEPT_TRIES && !l->paused; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int one = 1;
@@ -77,6 +91,7 @@ void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *a
         l->starve_logged = false;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         sc_conn_start(&l->w->conns, l, fd, (struct sockaddr *)&ss);
+        return;
     }
 }
 

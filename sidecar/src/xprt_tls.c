@@ -63,6 +63,17 @@ struct tls_ctx {
     struct sc_buf *rabuf;
     uint32_t ra_off;
     uint32_t ra_len;
+    /* Within the current op (handshake, recv, send, shutdown): the socket
+     * already gave all it had (a short read, or EAGAIN), or we just sent a
+     * handshake flight the peer cannot have answered yet. Another read(2)
+     * would only hear EAGAIN: the BIO says "retry" without it, and
+     * level-triggered epoll reports whatever arrives. Reset by every op. */
+    bool drained;
+    /* recv returned bytes with an end (close_notify) or an error behind
+     * them, which the next recv reports: until then pending() says so,
+     * because epoll may never report the socket again (a peer that sent
+     * close_notify may wait for ours before its FIN). */
+    bool end_held;
     /* The verify callback's finding, for the handshake's report. */
     bool vf_set;
     int vf_x509_err;
@@ -283,6 +294,11 @@ static int ra_read(BIO *b, char *out, int len)
     if (t->ra_len == 0) {
         ssize_t n;
 
+        if (t->drained) {
+            BIO_set_retry_read(b);
+            errno = EAGAIN;
+            return -1;
+        }
         if (!t->rabuf && !(t->rabuf = sc_buf_get(t->pool))) {
             errno = ENOMEM;
             return -1;
@@ -296,13 +312,16 @@ static int ra_read(BIO *b, char *out, int len)
             ra_release(t);
             if (n == 0)
                 return 0;
-            if (e == EAGAIN)
+            if (e == EAGAIN) {
                 BIO_set_retry_read(b);
+                t->drained = true;
+            }
             errno = e;
             return -1;
         }
         t->ra_off = 0;
         t->ra_len = (uint32_t)n;
+        t->drained = n < SC_BUF_SIZE; /* a short read emptied the socket */
     }
     take = (uint32_t)len < t->ra_len ? (uint32_t)len : t->ra_len;
     memcpy(out, t->rabuf->data + t->ra_off, take);
@@ -324,6 +343,11 @@ static int ra_write(BIO *b, const char *in, int len)
     } while (n == -1 && errno == EINTR);
     if (n == -1 && errno == EAGAIN)
         BIO_set_retry_write(b);
+    /* A handshake flight just left: its answer is a round trip away, so
+     * the read BoringSSL makes next (ClientHello, server flight) would only
+     * hear EAGAIN. */
+    if (n > 0 && SSL_in_init(t->ssl))
+        t->drained = true;
     return (int)n;
 }
 
@@ -466,9 +490,11 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
     size_t got = 0;
     int r;
 
+    t->drained = false;
     ERR_clear_error();
     errno = 0;
     r = SSL_read(t->ssl, buf, (int)len);
+    t->end_held = false;
     if (r <= 0) {
         int rc = classify(t, r, &want);
 
@@ -486,10 +512,14 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
     while (got < len && (t->ra_len > 0 || SSL_pending(t->ssl) > 0)) {
         r = SSL_read(t->ssl, (char *)buf + got, (int)(len - got));
         if (r <= 0) {
+            int e = SSL_get_error(t->ssl, r);
+
             /* What we have goes out first; an EOF or error comes back on the
-             * next call. A reply BoringSSL could not send (KeyUpdate) must
-             * still ask for writability. */
-            t->rd_want_wr = SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_WRITE;
+             * next call (BoringSSL repeats it), which pending() asks for. A
+             * reply BoringSSL could not send (KeyUpdate) must still ask for
+             * writability. */
+            t->rd_want_wr = e == SSL_ERROR_WANT_WRITE;
+            t->end_held = e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
             ERR_clear_error(); /* only this path can leave errors queued */
             break;
         }
@@ -504,6 +534,7 @@ static int tls_send(struct sc_side *s, const void *buf, size_t len)
     enum tls_want want;
     int r, rc;
 
+    t->drained = false;
     ERR_clear_error();
     errno = 0;
     r = SSL_write(t->ssl, buf, (int)len);
@@ -522,6 +553,7 @@ static int tls_shutdown(struct sc_side *s)
     enum tls_want want;
     int r;
 
+    t->drained = false;
     ERR_clear_error();
     r = SSL_shutdown(t->ssl); /* sends close_notify; reading goes on (half-close) */
     if (r >= 0) {
@@ -563,7 +595,7 @@ static bool tls_pending(const struct sc_side *s)
 {
     const struct tls_ctx *t = ctx_of(s);
 
-    return t->ra_len > 0 || SSL_pending(t->ssl) > 0;
+    return t->ra_len > 0 || SSL_pending(t->ssl) > 0 || t->end_held;
 }
 
 static unsigned tls_cross(const struct sc_side *s)
@@ -630,7 +662,10 @@ static int quick_check(struct tls_ctx *t, X509 *leaf, struct sc_tls_set *set)
     if (!valid_now(leaf, now))
         return X509_V_ERR_CERT_HAS_EXPIRED;
     for (size_t i = 0; chain && i < sk_X509_num(chain); i++) {
-        if (!valid_now(sk_X509_value(chain, i), now))
+        X509 *x = sk_X509_value(chain, i);
+
+        /* A client's chain starts with the leaf (the same object): checked. */
+        if (x != leaf && !valid_now(x, now))
             return X509_V_ERR_CERT_HAS_EXPIRED;
     }
     if (!crls)
@@ -722,6 +757,7 @@ static int tls_handshake(struct sc_side *s, struct sc_xprt_hs *hs)
     int r, rc;
 
     t->vf_set = false;
+    t->drained = false;
     ERR_clear_error();
     errno = 0;
     r = SSL_do_handshake(t->ssl);

@@ -3,30 +3,71 @@
 # Half-close through duet-sidecar outbound. "server CERTDIR PORT": a TLS
 # server (client certificate required) that reads until the client's end of
 # stream, then answers with the byte count and closes. "client PORT": sends
-# data, shuts down its write side, prints what comes back.
+# data, shuts down its write side, prints what comes back. "notify CERTDIR
+# PORT": answers the first line with "bye", then sends close_notify and
+# waits for the peer's before it closes (a bidirectional TLS shutdown).
+# "asker PORT": sends a line and prints what comes back until the end of
+# stream, without ending its own side first.
 import socket
 import ssl
 import sys
 
-if sys.argv[1] == "server":
-    d, port = sys.argv[2], int(sys.argv[3])
+def server_ctx(d):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(d + "/server.crt", d + "/server.key")
     ctx.load_verify_locations(d + "/root.crt")
     ctx.verify_mode = ssl.CERT_REQUIRED
-    ls = socket.create_server(("127.0.0.1", port))
+    return ctx
+
+
+def read_to_end(s):
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return out
+        out += b
+
+
+if sys.argv[1] == "notify":
+    ctx = server_ctx(sys.argv[2])
+    ls = socket.create_server(("127.0.0.1", int(sys.argv[3])))
+    ls.settimeout(30)
+    while True:
+        c, _ = ls.accept()
+        c.settimeout(10)
+        try:
+            s = ctx.wrap_socket(c, server_side=True)
+            req = b""
+            while not req.endswith(b"\n"):
+                b = s.recv(4096)
+                if not b:
+                    break
+                req += b
+            if not req:  # a readiness probe through the sidecar: nothing asked
+                c.close()
+                continue
+            s.sendall(b"bye\n")
+            s.unwrap()  # close_notify, then the peer's before the FIN
+            print("server: got close_notify back", file=sys.stderr)
+        except (OSError, ssl.SSLError) as e:
+            print("server:", e, file=sys.stderr)
+        c.close()
+        break
+elif sys.argv[1] == "asker":
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10)
+    s.sendall(b"hi\n")
+    print(read_to_end(s).decode().strip())
+elif sys.argv[1] == "server":
+    ctx = server_ctx(sys.argv[2])
+    ls = socket.create_server(("127.0.0.1", int(sys.argv[3])))
     ls.settimeout(30)
     for _ in range(2):
         c, _ = ls.accept()
         c.settimeout(10)
         try:
             s = ctx.wrap_socket(c, server_side=True)
-            n = 0
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                n += len(b)
+            n = len(read_to_end(s))
             s.sendall(b"got %d after eof\n" % n)
             s.close()
         except (OSError, ssl.SSLError) as e:
@@ -36,10 +77,4 @@ else:
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(b"x" * 100000)
     s.shutdown(socket.SHUT_WR)
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    print(out.decode().strip())
+    print(read_to_end(s).decode().strip())

@@ -134,6 +134,18 @@ sc_start() {
     SC_PIDS+=("$SC_PID")
 }
 
+# sc_start_bound NAME FILE TARGET ARGS...: sc_start, in a private mount
+# namespace where FILE is bound over TARGET (e.g. /etc/hosts or
+# /etc/resolv.conf). Needs root and unshare.
+sc_start_bound() {
+    local name=$1 file=$2 target=$3
+    shift 3
+    unshare -m bash -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"' _ "$file" "$target" \
+        "$DUET_SIDECAR" "$@" >"$T/$name.log" 2>&1 &
+    SC_PID=$!
+    SC_PIDS+=("$SC_PID")
+}
+
 # sc_nginx NAME PORT CERT KEY CLIENT_CA: TLS server demanding a client
 # certificate, logging "$ssl_client_serial" per request to $T/NAME.access.
 sc_nginx() {

@@ -4,7 +4,8 @@
 # demands a client certificate from the root. nginx answers 200 and logs the
 # productA serial; the same nginx refuses a client without a certificate;
 # sessions resume by default and never with resume=off; half-close passes
-# through TLS; a dead upstream closes the client cleanly; usage errors exit 2.
+# through TLS, and so does an upstream's close_notify that waits for ours; a
+# dead upstream closes the client cleanly; usage errors exit 2.
 source "$(dirname "$0")/sidecar_lib.sh"
 sc_setup
 command -v nginx >/dev/null || { echo "skip: nginx missing"; exit 77; }
@@ -74,18 +75,35 @@ sc_wait_log "$T/sc5.log" "refused new certificate set.*for client use" || t_fail
 [ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$sp5/readyz")" = 503 ] || t_fail "ready with a server cert"
 sc_stop "$pid5" "$T/sc5.log"
 
+# behind MODE NAME: sc_halfclose.py MODE as the upstream of a new sidecar
+# NAME; sets BP (the sidecar's port) and BPID (its PID).
+behind() {
+    local hp
+    hp=$(t_free_port); BP=$(t_free_port)
+    python3 "$(dirname "$0")/sc_halfclose.py" "$1" "$T" "$hp" 2>"$T/$1.log" &
+    SC_PIDS+=("$!")
+    sc_start "$2" --certs "$T/certs" --outbound "127.0.0.1:$BP=127.0.0.1:$hp"
+    BPID=$SC_PID
+    sc_wait_port "$BP"
+}
+
 # Half-close passed through: the client shuts its write side after 100 kB,
 # the upstream sees end of stream (close_notify), answers, and the answer
 # still reaches the client.
-hp=$(t_free_port); lp4=$(t_free_port)
-python3 "$(dirname "$0")/sc_halfclose.py" server "$T" "$hp" 2>"$T/halfclose.log" &
-SC_PIDS+=("$!")
-sc_start sc4 --certs "$T/certs" --outbound "127.0.0.1:$lp4=127.0.0.1:$hp"
-pid4=$SC_PID
-sc_wait_port "$lp4"
-out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" client "$lp4")
+behind server sc4
+out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" client "$BP")
 [ "$out" = "got 100000 after eof" ] || t_fail "half-close: '$out'"
-sc_stop "$pid4" "$T/sc4.log"
+sc_stop "$BPID" "$T/sc4.log"
+
+# An upstream that answers, sends close_notify and waits for ours before
+# its FIN (a bidirectional TLS shutdown): its end of stream, decrypted with
+# the answer, must reach the client at once; the client then ends its side,
+# which sends our close_notify.
+behind notify sc6
+out=$(timeout 8 python3 "$(dirname "$0")/sc_halfclose.py" asker "$BP") || t_fail "close_notify: no end of stream"
+[ "$out" = "bye" ] || t_fail "close_notify: '$out'"
+sc_wait_log "$T/notify.log" "got close_notify back" || t_fail "close_notify: ours never came"
+sc_stop "$BPID" "$T/sc6.log"
 
 [ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || t_fail "not ready"
 sc_stop "$pid" "$T/sc.log"

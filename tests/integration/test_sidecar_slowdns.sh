@@ -26,11 +26,9 @@ SC_PIDS+=("$!")
 for i in $(seq 1 50); do grep -q ready "$T/dns.log" && break; sleep 0.1; done
 grep -q ready "$T/dns.log" || t_fail "DNS server did not start"
 printf 'nameserver 127.0.0.77\noptions timeout:5 attempts:1\n' >"$T/resolv.conf"
-unshare -m bash -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' _ "$T/resolv.conf" \
-    "$DUET_SIDECAR" --certs "$T/certs" --status "127.0.0.1:$sp" \
-    --outbound "127.0.0.1:$op=slow.duet.test:$np,sni=localhost" >"$T/sc.log" 2>&1 &
-pid=$!
-SC_PIDS+=("$pid")
+sc_start_bound sc "$T/resolv.conf" /etc/resolv.conf --certs "$T/certs" --status "127.0.0.1:$sp" \
+    --outbound "127.0.0.1:$op=slow.duet.test:$np,sni=localhost"
+pid=$SC_PID
 sc_wait_port "$op"
 
 pids=()

@@ -42,6 +42,7 @@ struct io_ctx {
     struct rec *order;
     int id;
     int victim; /* fd to delete from the callback, or -1 */
+    int closer; /* fd to close (duet_loop_close_fd) from the callback, or 0 for none */
 };
 
 static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
@@ -55,6 +56,10 @@ static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
         note(c->order, c->id);
     if (ev & DUET_EV_READ)
         (void)!read(fd, buf, sizeof(buf));
+    if (c->closer > 0) {
+        duet_loop_close_fd(loop, c->closer);
+        c->closer = 0;
+    }
     if (c->victim >= 0) {
         duet_loop_del_fd(loop, c->victim);
         c->victim = -1;
@@ -98,6 +103,19 @@ static void loop_add_fd__reports_readable_socketpair(void **state)
     duet_loop_free(loop);
 }
 
+/* Two socketpairs, a[0] and b[0] registered for reading with ca and cb,
+ * both made readable: one batch will report both. */
+static void two_readable(struct duet_loop *loop, int a[2], int b[2], struct io_ctx *ca,
+                         struct io_ctx *cb)
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
+    assert_int_equal(duet_loop_add_fd(loop, a[0], DUET_EV_READ, on_io, ca), 0);
+    assert_int_equal(duet_loop_add_fd(loop, b[0], DUET_EV_READ, on_io, cb), 0);
+    assert_int_equal(write(a[1], "x", 1), 1);
+    assert_int_equal(write(b[1], "x", 1), 1);
+}
+
 static void loop_del_fd__no_stale_event_in_same_batch(void **state)
 {
     struct duet_loop *loop = new_loop();
@@ -107,15 +125,10 @@ static void loop_del_fd__no_stale_event_in_same_batch(void **state)
     struct io_ctx cb = {.order = &order, .id = 2, .victim = -1};
 
     (void)state;
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
-    assert_int_equal(duet_loop_add_fd(loop, a[0], DUET_EV_READ, on_io, &ca), 0);
-    assert_int_equal(duet_loop_add_fd(loop, b[0], DUET_EV_READ, on_io, &cb), 0);
+    two_readable(loop, a, b, &ca, &cb);
     /* Both readable: whichever runs first deletes the other. */
     ca.victim = b[0];
     cb.victim = a[0];
-    assert_int_equal(write(a[1], "x", 1), 1);
-    assert_int_equal(write(b[1], "x", 1), 1);
     assert_int_equal(duet_loop_run_once(loop, 1000), 0);
     assert_int_equal(order.n, 1);
     assert_int_equal(ca.calls + cb.calls, 1);
@@ -136,6 +149,48 @@ static void loop_del_fd__no_stale_event_in_same_batch(void **state)
     close(a[0]);
     close(a[1]);
     close(b[0]);
+    close(b[1]);
+    duet_loop_free(loop);
+}
+
+/* Closed without EPOLL_CTL_DEL: no stale event in the batch, none after
+ * (the kernel dropped the registration with the file), and the number
+ * works again for a new socket. */
+static void loop_close_fd__no_stale_event_and_number_reused(void **state)
+{
+    struct duet_loop *loop = new_loop();
+    int a[2], b[2], n[2], gone, left;
+    struct rec order = {0};
+    struct io_ctx ca = {.order = &order, .id = 1, .victim = -1};
+    struct io_ctx cb = {.order = &order, .id = 2, .victim = -1};
+    struct io_ctx cn = {.victim = -1};
+
+    (void)state;
+    two_readable(loop, a, b, &ca, &cb);
+    ca.closer = b[0];
+    cb.closer = a[0];
+    assert_int_equal(duet_loop_run_once(loop, 1000), 0);
+    assert_int_equal(order.n, 1);
+    gone = ca.calls ? b[0] : a[0];
+    left = ca.calls ? a[0] : b[0];
+    assert_int_equal(duet_loop_mod_fd(loop, gone, DUET_EV_READ), DUET_ENOENT);
+    /* It still had a byte to read: level-triggered, it would be reported
+     * again if the kernel had kept the registration. */
+    assert_int_equal(duet_loop_run_once(loop, 0), 0);
+    assert_int_equal(order.n, 1);
+
+    /* The lowest free number comes back for the next socket. */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, n), 0);
+    assert_int_equal(n[0], gone);
+    assert_int_equal(duet_loop_add_fd(loop, n[0], DUET_EV_READ, on_io, &cn), 0);
+    assert_int_equal(write(n[1], "z", 1), 1);
+    assert_int_equal(duet_loop_run_once(loop, 1000), 0);
+    assert_int_equal(cn.calls, 1);
+    duet_loop_close_fd(loop, n[0]);
+    duet_loop_close_fd(loop, left);
+    duet_loop_close_fd(loop, -1); /* no-op */
+    close(n[1]);
+    close(a[1]);
     close(b[1]);
     duet_loop_free(loop);
 }
@@ -415,6 +470,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loop_add_fd__reports_readable_socketpair),
         cmocka_unit_test(loop_del_fd__no_stale_event_in_same_batch),
+        cmocka_unit_test(loop_close_fd__no_stale_event_and_number_reused),
         cmocka_unit_test(timer_start__fires_earliest_first),
         cmocka_unit_test(timer_stop__from_callback_and_rearm),
         cmocka_unit_test(timer__heap_keeps_order_under_churn),

@@ -14,11 +14,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/asn1.h>
+
 #include <cmocka.h>
 
 #include "duet/alloc.h"
 #include "duet/err.h"
 #include "duet/pki.h"
+#include "duet/pki_bssl.h"
 #include "testlib.h"
 
 #define DAY 86400
@@ -732,6 +735,35 @@ static void chain_from_pem__order_roundtrip_and_bad_blocks(void **state)
     duet_free(pem);
 }
 
+/* Either ASN.1 time type, either century of UTCTime, and what cannot be read. */
+static void asn1_time_to_unix__both_types_and_unreadable(void **state)
+{
+    static const struct {
+        const char *s;
+        int64_t want;
+    } cases[] = {
+        {"700101000000Z", 0},
+        {"491231235959Z", 2524607999},   /* UTCTime 49: 2049 */
+        {"500101000000Z", -631152000},   /* UTCTime 50: 1950 */
+        {"20500101000000Z", 2524608000}, /* GeneralizedTime past UTCTime's range */
+        {"20261130123456Z", 1796042096},
+    };
+    static unsigned char junk[] = "not a time";
+    ASN1_TIME bad = {.length = (int)sizeof(junk) - 1, .type = V_ASN1_UTCTIME, .data = junk};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ASN1_TIME *t = ASN1_TIME_new();
+
+        assert_non_null(t);
+        assert_int_equal(ASN1_TIME_set_string(t, cases[i].s), 1);
+        assert_true(duet_asn1_time_to_unix(t) == cases[i].want);
+        ASN1_TIME_free(t);
+    }
+    assert_true(duet_asn1_time_to_unix(&bad) == 0);
+    assert_true(duet_asn1_time_to_unix(NULL) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -755,6 +787,7 @@ int main(void)
         cmocka_unit_test(chain_verify__manual_workflow_v1_cert_is_a_client),
         cmocka_unit_test(chain_verify__time_only_failure_is_expired),
         cmocka_unit_test(chain_from_pem__order_roundtrip_and_bad_blocks),
+        cmocka_unit_test(asn1_time_to_unix__both_types_and_unreadable),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -3,9 +3,10 @@
  * The connection state machine (conn.c) on a real worker loop, driven step
  * by step from this thread: the client is a socketpair whose far end speaks
  * TLS through sc_xprt_tls, the backend a plaintext socket on 127.0.0.1.
- * Inbound: HANDSHAKE -> CONNECTING -> OPEN -> HALF_CLOSED -> freed, the
- * handshake and idle deadlines on the fake clock, a reload between two
- * connections (generations), and a refusal while no set is loaded. The
+ * Inbound: HANDSHAKE -> CONNECTING -> OPEN -> HALF_CLOSED -> freed, a
+ * client that speaks while the backend connects, the handshake and idle
+ * deadlines on the fake clock, a reload between two connections
+ * (generations), and a refusal while no set is loaded. The
  * alloc-fail case (label alloc-fail) fails every allocation of one whole
  * connection in turn and checks that the worker is left clean each time.
  */
@@ -298,6 +299,69 @@ static void conn__inbound_handshake_connect_open_half_close(void **state)
     peer_free(&p);
 }
 
+/*
+ * The backend's accept queue is full (listen backlog 0, held by a
+ * connection of the test's own), so the sidecar's connect stays in progress
+ * until the test frees the queue and the kernel sends the SYN again, about
+ * a second later. The client speaks meanwhile: the loop must not spin on
+ * its readable socket, and its bytes reach the backend once connected.
+ */
+static void conn__inbound_client_speaks_while_the_backend_connects(void **state)
+{
+    struct fx *f = *state;
+    struct sc_listen_cfg *l = &f->cfg.listeners[0];
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(in);
+    int slow = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int64_t t0;
+    char buf[16];
+    size_t got = 0;
+    struct peer p;
+
+    assert_true(slow >= 0 && filler >= 0);
+    assert_int_equal(bind(slow, (struct sockaddr *)&in, sizeof(in)), 0);
+    assert_int_equal(listen(slow, 0), 0);
+    assert_int_equal(getsockname(slow, (struct sockaddr *)&in, &len), 0);
+    assert_int_equal(connect(filler, (struct sockaddr *)&in, sizeof(in)), 0);
+    ((struct sockaddr_in *)&l->addr)->sin_port = in.sin_port;
+    l->port = ntohs(in.sin_port);
+
+    peer_start(f, &p);
+    for (int i = 0; i < 200 && p.hs_rc == DUET_EAGAIN; i++) {
+        p.hs_rc = p.cli.ops->handshake(&p.cli, &p.hs);
+        turn(f);
+    }
+    assert_int_equal(p.hs_rc, 0);
+    assert_int_equal(p.cli.ops->send(&p.cli, "early", 5), 5);
+    turn(f);
+    turn(f);
+    /* Nothing to report while the connect waits: the loop sleeps. */
+    t0 = duet_clock_mono_ms();
+    assert_true(duet_loop_run_once(f->w->loop, 60) >= 0);
+    assert_true(duet_clock_mono_ms() - t0 >= 40);
+    assert_int_equal(f->w->conns.n, 1);
+
+    close(accept4(slow, NULL, NULL, SOCK_CLOEXEC)); /* the filler's: the queue is free */
+    close(filler);
+    for (int i = 0; i < 100 && got < 5; i++) {
+        ssize_t r;
+
+        assert_true(duet_loop_run_once(f->w->loop, 50) >= 0);
+        if (p.be < 0)
+            p.be = accept4(slow, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (p.be >= 0 && (r = read(p.be, buf + got, sizeof(buf) - got)) > 0)
+            got += (size_t)r;
+    }
+    assert_int_equal(got, 5);
+    assert_memory_equal(buf, "early", 5);
+    assert_true(to_client(f, &p, "late"));
+    peer_free(&p);
+    settle(f);
+    assert_int_equal(f->w->conns.n, 0);
+    close(slow);
+}
+
 /* Silent sockets (no TLS byte) count as pending handshakes; past the cap
  * (2 here) the oldest is shed; a real client still gets in. */
 static void conn__pending_handshakes_are_capped_oldest_first(void **state)
@@ -467,6 +531,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(conn__inbound_handshake_connect_open_half_close, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(conn__inbound_client_speaks_while_the_backend_connects,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(conn__pending_handshakes_are_capped_oldest_first, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(conn__handshake_deadline_closes_a_silent_client, setup,

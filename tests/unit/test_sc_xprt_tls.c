@@ -142,6 +142,16 @@ static void handshake_ok(struct rig *r, struct sc_xprt_hs *chs, struct sc_xprt_h
     assert_int_equal(src, 0);
 }
 
+/* rig_std, opened and past the handshake, for tests about what follows. */
+static void rig_std_open(struct rig *r)
+{
+    struct sc_xprt_hs chs = {0}, shs = {0};
+
+    rig_std(r);
+    rig_open(r);
+    handshake_ok(r, &chs, &shs);
+}
+
 /* Read until n bytes came or the socket is empty. */
 static size_t recv_all(struct sc_side *s, char *buf, size_t n)
 {
@@ -237,18 +247,35 @@ static void send__full_socket_wants_write_and_retry_delivers_the_same_bytes(void
 static void shutdown__half_close_keeps_the_other_direction(void **state)
 {
     struct rig r;
-    struct sc_xprt_hs chs = {0}, shs = {0};
     char buf[16];
 
     (void)state;
-    rig_std(&r);
-    rig_open(&r);
-    handshake_ok(&r, &chs, &shs);
+    rig_std_open(&r);
     assert_int_equal(r.cli.ops->shutdown(&r.cli), 0);
     assert_int_equal(r.srv.ops->recv(&r.srv, buf, sizeof(buf)), DUET_EOF);
     assert_int_equal(r.srv.ops->send(&r.srv, "late", 4), 4);
     assert_int_equal(recv_all(&r.cli, buf, 4), 4);
     assert_memory_equal(buf, "late", 4);
+    rig_done(&r);
+}
+
+/* Bytes and the close_notify behind them come in one read: recv returns
+ * the bytes, and pending() holds the end until the next recv reports it. A
+ * peer that sent close_notify may wait for ours before its FIN, so epoll
+ * would never report the socket again. */
+static void recv__end_behind_bytes_stays_pending_until_reported(void **state)
+{
+    struct rig r;
+    char buf[64];
+
+    (void)state;
+    rig_std_open(&r);
+    assert_int_equal(r.srv.ops->send(&r.srv, "last", 4), 4);
+    assert_int_equal(r.srv.ops->shutdown(&r.srv), 0);
+    assert_int_equal(r.cli.ops->recv(&r.cli, buf, sizeof(buf)), 4);
+    assert_memory_equal(buf, "last", 4);
+    assert_true(r.cli.ops->pending(&r.cli));
+    assert_int_equal(r.cli.ops->recv(&r.cli, buf, sizeof(buf)), DUET_EOF);
     rig_done(&r);
 }
 
@@ -436,34 +463,72 @@ static void open__resumes_only_within_one_generation(void **state)
 
 /* A client certificate good for 100 s: its session says so, and once the
  * certificate has expired a resumption is refused before any byte moves. */
+/*
+ * A full handshake and a resumption on c and s, then one more resumption
+ * 200 s later on the fake clock: its results in crc, src, chs, shs. The
+ * slot it leaves is returned (drop it).
+ */
+static struct sc_tls_session resume_200s_later(struct sc_tls_set *c, struct sc_tls_set *s, int *crc,
+                                               int *src, struct sc_xprt_hs *chs,
+                                               struct sc_xprt_hs *shs)
+{
+    struct sc_tls_session slot = {0};
+    struct rig r;
+
+    assert_false(connect_once(c, s, &slot));
+    assert_non_null(slot.session);
+    /* The ticket's lifetime is the certificate's, not BoringSSL's 2 days. */
+    assert_true(SSL_SESSION_get_timeout(slot.session) <= 100);
+    assert_true(connect_once(c, s, &slot));
+    duet_clock_fake(duet_clock_real_ms() + 200 * 1000);
+    rig_init(&r, c, s);
+    r.lc_out.resume = true;
+    r.slot = slot;
+    rig_open(&r);
+    drive(&r, crc, src, chs, shs);
+    duet_clock_unfake();
+    slot = r.slot;
+    rig_close(&r);
+    return slot;
+}
+
 static void resume__refused_once_the_peer_has_expired(void **state)
 {
     struct sc_tls_set *c1 = make_set_for(&ca, DUET_PROFILE_CLIENT, "client", 1, 100);
     struct sc_tls_set *s1 = make_set(&ca, DUET_PROFILE_SERVER, "server", 1);
-    struct sc_tls_session slot = {0};
     struct sc_xprt_hs chs = {0}, shs = {0};
-    struct rig r;
+    struct sc_tls_session slot;
     int crc, src;
 
     (void)state;
-    assert_false(connect_once(c1, s1, &slot));
-    assert_non_null(slot.session);
-    /* The ticket's lifetime is the certificate's, not BoringSSL's 2 days. */
-    assert_true(SSL_SESSION_get_timeout(slot.session) <= 100);
-    assert_true(connect_once(c1, s1, &slot));
-    duet_clock_fake(duet_clock_real_ms() + 200 * 1000);
-    rig_init(&r, c1, s1);
-    r.lc_out.resume = true;
-    r.slot = slot;
-    rig_open(&r);
-    drive(&r, &crc, &src, &chs, &shs);
-    duet_clock_unfake();
+    slot = resume_200s_later(c1, s1, &crc, &src, &chs, &shs);
     assert_true(src < 0);
     assert_int_equal(shs.fail, SC_FAIL_EXPIRED);
     assert_non_null(strstr(shs.why, "resumed session"));
     assert_non_null(strstr(shs.subject, "CN=client"));
-    slot = r.slot;
-    rig_close(&r);
+    sc_tls_session_drop(&slot);
+    sc_tls_set_unref(c1);
+    sc_tls_set_unref(s1);
+}
+
+/* The same from the client's side: an upstream whose certificate expired
+ * since the session was made is refused on resumption (its leaf heads the
+ * chain a client sees), and the session is dropped. */
+static void resume__refused_once_the_upstream_has_expired(void **state)
+{
+    struct sc_tls_set *c1 = make_set(&ca, DUET_PROFILE_CLIENT, "client", 1);
+    struct sc_tls_set *s1 = make_set_for(&ca, DUET_PROFILE_SERVER, "server", 1, 100);
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    struct sc_tls_session slot;
+    int crc, src;
+
+    (void)state;
+    slot = resume_200s_later(c1, s1, &crc, &src, &chs, &shs);
+    assert_true(crc < 0);
+    assert_int_equal(chs.fail, SC_FAIL_EXPIRED);
+    assert_non_null(strstr(chs.why, "resumed session"));
+    assert_non_null(strstr(chs.subject, "CN=server"));
+    assert_null(slot.session); /* the next connection handshakes in full */
     sc_tls_session_drop(&slot);
     sc_tls_set_unref(c1);
     sc_tls_set_unref(s1);
@@ -491,6 +556,7 @@ int main(void)
         cmocka_unit_test(handshake__first_step_waits_for_read_then_bytes_flow),
         cmocka_unit_test(send__full_socket_wants_write_and_retry_delivers_the_same_bytes),
         cmocka_unit_test(shutdown__half_close_keeps_the_other_direction),
+        cmocka_unit_test(recv__end_behind_bytes_stays_pending_until_reported),
         cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
         cmocka_unit_test(handshake__allow_list_refuses_another_cn),
         cmocka_unit_test(leaf_allowed__exact_cn_only),
@@ -498,6 +564,7 @@ int main(void)
         cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
         cmocka_unit_test(open__resumes_only_within_one_generation),
         cmocka_unit_test(resume__refused_once_the_peer_has_expired),
+        cmocka_unit_test(resume__refused_once_the_upstream_has_expired),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

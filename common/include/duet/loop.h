@@ -66,6 +66,15 @@ int duet_loop_add_fd(struct duet_loop *loop, int fd, uint32_t events, duet_io_cb
 int duet_loop_mod_fd(struct duet_loop *loop, int fd, uint32_t events) DUET_MUST_CHECK;
 /* Safe to call from any callback, including the fd's own. Close the fd after. */
 void duet_loop_del_fd(struct duet_loop *loop, int fd);
+/*
+ * duet_loop_del_fd and close(2) in one, without the EPOLL_CTL_DEL: closing
+ * the last descriptor of a file takes it out of every epoll set (epoll(7),
+ * Q6). Only for an fd that was never duplicated (dup, fork, SCM_RIGHTS):
+ * another descriptor would keep the registration alive, and its events
+ * coming. Safe from any callback, as duet_loop_del_fd; fd may be
+ * unregistered (it is closed all the same).
+ */
+void duet_loop_close_fd(struct duet_loop *loop, int fd);
 
 void duet_timer_init(struct duet_timer *t, duet_timer_cb *cb, void *arg);
 /* (Re)arm to fire once after delay_ms (clamped at 0). */
