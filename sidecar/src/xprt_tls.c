@@ -54,6 +54,10 @@ struct tls_ctx {
     int fd;
     bool rd_want_wr; /* the last recv (or handshake step) needs the socket writable */
     bool wr_want_rd; /* the last send needs the socket readable */
+    /* recv stopped at an end of stream or an error after returning data: the
+     * next recv reports it, and no epoll event will ask for that recv (the
+     * bytes that said so are already off the socket). */
+    bool end_held;
     const struct sc_listen_cfg *lcfg;
     struct sc_tls_set *set;         /* borrowed: the connection holds a reference */
     struct sc_tls_session *session; /* client: the listener's resumption slot */
@@ -468,6 +472,7 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
 
     ERR_clear_error();
     errno = 0;
+    t->end_held = false;
     r = SSL_read(t->ssl, buf, (int)len);
     if (r <= 0) {
         int rc = classify(t, r, &want);
@@ -486,10 +491,14 @@ static int tls_recv(struct sc_side *s, void *buf, size_t len)
     while (got < len && (t->ra_len > 0 || SSL_pending(t->ssl) > 0)) {
         r = SSL_read(t->ssl, (char *)buf + got, (int)(len - got));
         if (r <= 0) {
+            int err = SSL_get_error(t->ssl, r);
+
             /* What we have goes out first; an EOF or error comes back on the
-             * next call. A reply BoringSSL could not send (KeyUpdate) must
-             * still ask for writability. */
-            t->rd_want_wr = SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_WRITE;
+             * next call (BoringSSL repeats it), which pending() asks for. A
+             * reply BoringSSL could not send (KeyUpdate) must still ask for
+             * writability. */
+            t->rd_want_wr = err == SSL_ERROR_WANT_WRITE;
+            t->end_held = err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE;
             ERR_clear_error(); /* only this path can leave errors queued */
             break;
         }
@@ -563,7 +572,7 @@ static bool tls_pending(const struct sc_side *s)
 {
     const struct tls_ctx *t = ctx_of(s);
 
-    return t->ra_len > 0 || SSL_pending(t->ssl) > 0;
+    return t->end_held || t->ra_len > 0 || SSL_pending(t->ssl) > 0;
 }
 
 static unsigned tls_cross(const struct sc_side *s)

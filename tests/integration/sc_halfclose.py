@@ -3,17 +3,91 @@
 # Half-close through duet-sidecar outbound. "server CERTDIR PORT": a TLS
 # server (client certificate required) that reads until the client's end of
 # stream, then answers with the byte count and closes. "client PORT": sends
-# data, shuts down its write side, prints what comes back.
+# data, shuts down its write side, prints what comes back. "oneshot-server
+# CERTDIR PORT": answers one request with its answer and close_notify in a
+# single write (both reach the sidecar in one read). "eof-client PORT": one
+# request; prints the answer and whether the end of stream came within 3 s.
 import socket
 import ssl
 import sys
 
-if sys.argv[1] == "server":
-    d, port = sys.argv[2], int(sys.argv[3])
+
+def server_ctx(d):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(d + "/server.crt", d + "/server.key")
     ctx.load_verify_locations(d + "/root.crt")
     ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def oneshot(c, ctx):
+    """Handshake and one request over memory BIOs; the answer and the
+    close_notify leave in one write."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_side=True)
+
+    def feed():
+        if out.pending:
+            c.sendall(out.read())
+        b = c.recv(65536)
+        if not b:
+            raise EOFError
+        inc.write(b)
+
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            feed()
+    req = b""
+    while b"\r\n\r\n" not in req:
+        try:
+            b = tls.read(65536)
+        except ssl.SSLWantReadError:
+            feed()
+            continue
+        if not b:
+            raise EOFError  # close_notify (the port probe's connection)
+        req += b
+    tls.write(b"answer and close\n")
+    try:
+        tls.unwrap()
+    except ssl.SSLWantReadError:
+        pass
+    c.sendall(out.read())
+    while c.recv(65536):
+        pass
+
+
+if sys.argv[1] == "oneshot-server":
+    ctx = server_ctx(sys.argv[2])
+    ls = socket.create_server(("127.0.0.1", int(sys.argv[3])))
+    ls.settimeout(30)
+    for _ in range(2):  # the first may be the port probe's
+        c, _ = ls.accept()
+        c.settimeout(10)
+        try:
+            oneshot(c, ctx)
+        except (OSError, ssl.SSLError, EOFError) as e:
+            print("oneshot-server:", repr(e), file=sys.stderr)
+        c.close()
+elif sys.argv[1] == "eof-client":
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=3)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                print(got.decode().strip() + " / eof")
+                break
+            got += b
+    except socket.timeout:
+        print(got.decode().strip() + " / no eof after 3 s")
+elif sys.argv[1] == "server":
+    d, port = sys.argv[2], int(sys.argv[3])
+    ctx = server_ctx(d)
     ls = socket.create_server(("127.0.0.1", port))
     ls.settimeout(30)
     for _ in range(2):

@@ -4,7 +4,8 @@
 # demands a client certificate from the root. nginx answers 200 and logs the
 # productA serial; the same nginx refuses a client without a certificate;
 # sessions resume by default and never with resume=off; half-close passes
-# through TLS; a dead upstream closes the client cleanly; usage errors exit 2.
+# through TLS, and so does an answer that ends with the stream in the same
+# read; a dead upstream closes the client cleanly; usage errors exit 2.
 source "$(dirname "$0")/sidecar_lib.sh"
 sc_setup
 command -v nginx >/dev/null || { echo "skip: nginx missing"; exit 77; }
@@ -86,6 +87,19 @@ sc_wait_port "$lp4"
 out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" client "$lp4")
 [ "$out" = "got 100000 after eof" ] || t_fail "half-close: '$out'"
 sc_stop "$pid4" "$T/sc4.log"
+
+# An upstream that answers and closes in one write (data and close_notify in
+# one read): the end of stream reaches the client at once, not at the idle
+# timeout (5 minutes by default).
+hp=$(t_free_port); lp6=$(t_free_port)
+python3 "$(dirname "$0")/sc_halfclose.py" oneshot-server "$T" "$hp" 2>"$T/oneshot.log" &
+SC_PIDS+=("$!")
+sc_start sc6 --certs "$T/certs" --outbound "127.0.0.1:$lp6=127.0.0.1:$hp"
+pid6=$SC_PID
+sc_wait_port "$lp6"
+out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" eof-client "$lp6")
+[ "$out" = "answer and close / eof" ] || t_fail "answer and close in one write: '$out'"
+sc_stop "$pid6" "$T/sc6.log"
 
 [ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || t_fail "not ready"
 sc_stop "$pid" "$T/sc.log"

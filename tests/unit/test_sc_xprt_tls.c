@@ -252,6 +252,32 @@ static void shutdown__half_close_keeps_the_other_direction(void **state)
     rig_done(&r);
 }
 
+/*
+ * The last data and the close_notify arrive in one read: recv returns the
+ * data and has already taken the close_notify off the socket, so epoll will
+ * never say so again. pending() must, or the end of stream waits for the
+ * idle timeout (a backend's answer-and-close reached the client minutes late).
+ */
+static void recv__end_of_stream_read_with_the_data_stays_pending(void **state)
+{
+    struct rig r;
+    struct sc_xprt_hs chs = {0}, shs = {0};
+    char buf[64];
+
+    (void)state;
+    rig_std(&r);
+    rig_open(&r);
+    handshake_ok(&r, &chs, &shs);
+    assert_int_equal(r.srv.ops->send(&r.srv, "bye", 3), 3);
+    assert_int_equal(r.srv.ops->shutdown(&r.srv), 0);
+    assert_int_equal(r.cli.ops->recv(&r.cli, buf, sizeof(buf)), 3);
+    assert_memory_equal(buf, "bye", 3);
+    assert_true(r.cli.ops->pending(&r.cli));
+    assert_int_equal(r.cli.ops->recv(&r.cli, buf, sizeof(buf)), DUET_EOF);
+    assert_false(r.cli.ops->pending(&r.cli)); /* said once: no busy loop after it */
+    rig_done(&r);
+}
+
 static void handshake__untrusted_server_is_refused_with_its_subject(void **state)
 {
     struct rig r;
@@ -491,6 +517,7 @@ int main(void)
         cmocka_unit_test(handshake__first_step_waits_for_read_then_bytes_flow),
         cmocka_unit_test(send__full_socket_wants_write_and_retry_delivers_the_same_bytes),
         cmocka_unit_test(shutdown__half_close_keeps_the_other_direction),
+        cmocka_unit_test(recv__end_of_stream_read_with_the_data_stays_pending),
         cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
         cmocka_unit_test(handshake__allow_list_refuses_another_cn),
         cmocka_unit_test(leaf_allowed__exact_cn_only),
