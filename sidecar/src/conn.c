@@ -65,6 +65,17 @@ enum sc_state {
 /* A connection past its soft deadline but not at rest is looked at again this often. */
 #define SC_LIFE_RECHECK_MS 100
 #define SC_PUMP_ROUNDS 4
+/*
+ * Unsent bytes a socket may hold in the kernel (TCP_NOTSENT_LOWAT) before
+ * it stops being writable. Without a bound, a peer that stops reading lets
+ * send-buffer autotuning queue up to tcp_wmem's maximum (4 MiB by default)
+ * on our side of every such connection, and the read side's autotuning
+ * follows: kernel memory that cgroup v2 charges to the sidecar's container,
+ * about 5 MiB per non-reading client where our own buffers hold 128 KiB.
+ * With it the pump's back-pressure reaches the other side after about this
+ * much; two pump buffers keep a bulk transfer fed.
+ */
+#define SC_NOTSENT_LOWAT (2 * SC_BUF_SIZE)
 
 struct sc_conn {
     struct sc_conn *prev, *next; /* the worker's struct sc_conns */
@@ -584,17 +595,26 @@ static void start_handshake(struct sc_conn *c)
 
 /* ---- connecting ---- */
 
+/* Both sides' sockets: no Nagle delay, and a bounded kernel send queue.
+ * Best effort: a socket that refuses (not TCP) works without them. */
+static void tune_socket(int fd)
+{
+    int one = 1, lowat = SC_NOTSENT_LOWAT;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+}
+
 static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg);
 
 static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
 {
-    int one = 1;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rc;
 
     if (fd == -1)
         return -errno;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tune_socket(fd);
     if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
         rc = -errno;
         close(fd);
@@ -741,6 +761,7 @@ void sc_conn_start(struct sc_conns *cs, struct sc_listener *l, int fd, const str
     struct sc_conn *c = duet_calloc(1, sizeof(*c));
     int64_t now = duet_clock_mono_ms();
 
+    tune_socket(fd);
     if (!c || duet_loop_add_fd(cs->loop, fd, 0, on_io, c) < 0) {
         duet_free(c);
         close(fd);
