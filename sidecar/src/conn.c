@@ -120,14 +120,24 @@ static bool is_out(const struct sc_conn *c)
 
 /* ---- closing ---- */
 
-/* Read and drop what the client sent that nobody will ever read, so close()
- * sends a FIN rather than a reset (clean close on upstream failure). */
-static void discard_input(int fd)
+/*
+ * The client's side ends cleanly, also on upstream failure: our end of
+ * stream first (a TLS side's close_notify, then the FIN), then what the
+ * client sent that nobody will read is read and dropped. close(2) with
+ * unread bytes sends a reset instead of a FIN, and bytes may arrive up to
+ * the very close (or be more than we drop): once the FIN is out, a reset
+ * after it no longer hides the end from the client. The transport is raw
+ * afterwards; side_release closes the fd.
+ */
+static void end_down(struct sc_side *s)
 {
     char junk[4096];
 
-    for (int i = 0; i < 16; i++) {
-        if (read(fd, junk, sizeof(junk)) <= 0)
+    s->ops->close(s, !s->shut);
+    s->ops = &sc_xprt_raw;
+    (void)shutdown(s->fd, SHUT_WR);
+    for (int i = 0; i < 16 && !s->eof; i++) {
+        if (read(s->fd, junk, sizeof(junk)) <= 0)
             return;
     }
 }
@@ -164,8 +174,8 @@ static void conn_free(struct duet_loop *loop, void *arg)
     else if (c->rreq)
         sc_resolve_cancel(c->rreq);
     side_release(cs, &c->up, true);
-    if (c->down.fd >= 0 && !c->down.eof)
-        discard_input(c->down.fd);
+    if (c->down.fd >= 0)
+        end_down(&c->down);
     side_release(cs, &c->down, true);
     sc_pipe_release(&c->d2u, cs->pool);
     sc_pipe_release(&c->u2d, cs->pool);

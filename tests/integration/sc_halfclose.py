@@ -7,9 +7,14 @@
 # CERTDIR PORT": answers one request with its answer and close_notify in a
 # single write (both reach the sidecar in one read). "eof-client PORT": one
 # request; prints the answer and whether the end of stream came within 3 s.
+# "silent-server PORT SECS": listens and never accepts (TCP connects, TLS
+# never starts). "push-client PORT KIB": sends KIB KiB at once, then reads
+# until the end: prints "eof" or how the connection failed.
+import errno
 import socket
 import ssl
 import sys
+import time
 
 
 def server_ctx(d):
@@ -72,6 +77,20 @@ if sys.argv[1] == "oneshot-server":
         except (OSError, ssl.SSLError, EOFError) as e:
             print("oneshot-server:", repr(e), file=sys.stderr)
         c.close()
+elif sys.argv[1] == "silent-server":
+    ls = socket.create_server(("127.0.0.1", int(sys.argv[2])), backlog=64)
+    time.sleep(float(sys.argv[3]))
+elif sys.argv[1] == "push-client":
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5)
+    try:
+        s.settimeout(1)
+        s.sendall(b"x" * (int(sys.argv[3]) << 10))
+        s.settimeout(5)
+        while s.recv(65536):
+            pass
+        print("eof")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, repr(e)))
 elif sys.argv[1] == "eof-client":
     s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=3)
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")

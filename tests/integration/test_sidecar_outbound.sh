@@ -5,7 +5,9 @@
 # productA serial; the same nginx refuses a client without a certificate;
 # sessions resume by default and never with resume=off; half-close passes
 # through TLS, and so does an answer that ends with the stream in the same
-# read; a dead upstream closes the client cleanly; usage errors exit 2.
+# read; a dead upstream, or one that never answers the handshake, closes
+# the client cleanly (a FIN, even with the client's bytes unread); usage
+# errors exit 2.
 source "$(dirname "$0")/sidecar_lib.sh"
 sc_setup
 command -v nginx >/dev/null || { echo "skip: nginx missing"; exit 77; }
@@ -61,6 +63,20 @@ rc=0; curl -sS --max-time 5 "http://127.0.0.1:$lp3/" >/dev/null 2>"$T/curl.err" 
 [ "$rc" -eq 52 ] || [ "$rc" -eq 56 ] || t_fail "dead upstream: curl exit $rc, want empty reply"
 sc_wait_log "$T/sc2.log" "reason=connect" || t_fail "connect failure not logged"
 sc_stop "$pid2" "$T/sc2.log"
+
+# An upstream that never answers the handshake, and a client that sent
+# more than the sidecar drops before closing (256 KiB): at the handshake
+# timeout the client still sees the end of stream, not a reset.
+silent=$(t_free_port); lp7=$(t_free_port)
+python3 "$(dirname "$0")/sc_halfclose.py" silent-server "$silent" 60 &
+SC_PIDS+=("$!")
+sc_wait_port "$silent"
+sc_start sc7 --certs "$T/certs" --handshake-timeout 1s --outbound "127.0.0.1:$lp7=127.0.0.1:$silent"
+pid7=$SC_PID
+sc_wait_port "$lp7"
+out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" push-client "$lp7" 256)
+[ "$out" = eof ] || t_fail "upstream handshake timeout with unread client bytes: '$out', want eof"
+sc_stop "$pid7" "$T/sc7.log"
 
 # A serverAuth-only certificate cannot be an outbound client identity:
 # refused at load, the sidecar stays not ready.
