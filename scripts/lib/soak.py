@@ -3,9 +3,11 @@
 faults injected for minutes, one table of what was tried and what happened.
 
 usage: soak.py AGENT SIDECAR VOL_READER WORKDIR SCALE
-SCALE 1.0 is the full run (about 40 minutes); scripts/soak --quick passes
+SCALE 1.0 is the full run (about 50 minutes); scripts/soak --quick passes
 about 0.1. Every loop is bounded in time and count; only processes started
-here are killed, by PID; every address is 127.0.0.1.
+here are killed, by PID; every address is 127.0.0.1. DUET_SOAK_ONLY=a,b
+runs only the scenarios named; DUET_SOAK_PIN=CPUS runs hostile_clients'
+attackers under taskset -c CPUS.
 """
 import base64
 import datetime
@@ -27,6 +29,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import soak_net  # beside this file: the network scenarios' helper processes
 
 AGENT, SIDECAR, READER, W, SCALE = sys.argv[1:6]
 SCALE = float(SCALE)
@@ -1087,12 +1091,392 @@ def folder_faults(ca):
         f"{'untouched' if same_a else 'MODIFIED'}", not client.bad and same_a and client.ok)
 
 
+# ---- network faults: a sick upstream, hostile clients --------------------------------
+# Helper processes (the faulty backend, the attackers) live in soak_net.py.
+
+NET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "soak_net.py")
+
+
+def net_identities(ca):
+    """A client (productA) and a server (resource, 127.0.0.1) identity, issued once."""
+    out = f"{W}/net"
+    a, r = f"{out}/dev/productA", f"{out}/dev/resource"
+    if not (serial(f"{a}/tls.crt") and serial(f"{r}/tls.crt")):
+        cfg = f"{W}/net.json"
+        agent_config(cfg, out, ca, [{"product": "productA"},
+                                    {"product": "resource", "server": True, "ip": ["127.0.0.1"]}])
+        agent = start("net-agent", [AGENT, "run", "--config", cfg])
+        wait_for(lambda: serial(f"{a}/tls.crt") and serial(f"{r}/tls.crt"), 30)
+        stop(agent)
+    return a, r
+
+
+def fds(p):
+    return len(os.listdir(f"/proc/{p.pid}/fd"))
+
+
+def rss_kib(p):
+    with open(f"/proc/{p.pid}/status") as f:
+        return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+
+
+def sock_kib(p):
+    """Kernel memory of p's TCP sockets, KiB: receive and send queues plus
+    what they have reserved (ss -m: r + w + f), which cgroup v2 charges to
+    the process's container. None without ss."""
+    try:
+        out = sh("ss", "-tmnpH").stdout
+    except OSError:
+        return None
+    total = 0
+    for m in re.finditer(r"pid=(\d+),fd=\d+\)+\s+skmem:\(r(\d+),rb\d+,t\d+,tb\d+,f(\d+),"
+                         r"w(\d+)", out):
+        if int(m.group(1)) == p.pid:
+            total += int(m.group(2)) + int(m.group(3)) + int(m.group(4))
+    return total // 1024
+
+
+def cpu_s(p):
+    with open(f"/proc/{p.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_get(port, limit):
+    """One HTTP/1.0 request on a new connection, `limit` seconds at most.
+    Returns (outcome, seconds, seconds to the first byte or None): outcome
+    ok (a whole 200 answer), eof (closed cleanly before that), refused,
+    reset, or hang (nothing ended it in time)."""
+    t0 = time.monotonic()
+    data, first = b"", None
+
+    def took():
+        return time.monotonic() - t0
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=limit) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: soak\r\n\r\n")
+            while True:
+                if took() >= limit:
+                    raise socket.timeout
+                s.settimeout(limit - took())
+                b = s.recv(65536)
+                if not b:
+                    break
+                first = took() if first is None else first
+                data += b
+    except ConnectionRefusedError:
+        return "refused", took(), first
+    except socket.timeout:
+        return "hang", took(), first
+    except OSError:
+        return "reset", took(), first
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+    whole = head.startswith(b"HTTP/1.") and b" 200 " in head[:16] and m and \
+        len(body) == int(m.group(1))
+    return "ok" if whole else "eof", took(), first
+
+
+def pctl(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def client_pool(port, secs, limit, clients=8, rate=25, slow=None):
+    """`clients` threads, each making at most `rate` requests a second for
+    secs. Returns ({outcome: count}, [seconds each request took], and for
+    the first few requests that took `slow` seconds or more: (seconds to
+    the first byte, seconds in all))."""
+    counts, times, slowest = {}, [], []
+    lock = threading.Lock()
+    end = time.monotonic() + secs
+
+    def run():
+        for _ in soak_net.paced(rate, end, int(rate * secs) + 1):
+            kind, took, first = http_get(port, limit)
+            with lock:
+                counts[kind] = counts.get(kind, 0) + 1
+                times.append(took)
+                if slow is not None and took >= slow and len(slowest) < 5:
+                    slowest.append((None if first is None else round(first, 2), round(took, 2)))
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(secs + limit + 10)
+    return counts, times, slowest
+
+
+def upstream_faults(ca):
+    """An upstream that refuses, resets, stalls, answers half, then is down, under a client pool."""
+    a, r = net_identities(ca)
+    back, inb, outb = free_port(), free_port(), free_port()
+    log = open(f"{W}/faults-backend.log", "ab")
+    be = subprocess.Popen([sys.executable, NET, "backend", str(back)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=log, text=True)
+    PROCS.append(be)
+
+    def backend(mode):
+        be.stdin.write(mode + "\n")
+        be.stdin.flush()
+        if not select.select([be.stdout], [], [], 10)[0]:
+            raise RuntimeError(f"the backend did not take '{mode}' within 10 s")
+        return be.stdout.readline().strip()
+
+    idle, hs = 2, 2
+    limit = idle + hs + 2  # a client still waiting after this is hung
+    common = ["--idle-timeout", f"{idle}s", "--handshake-timeout", f"{hs}s",
+              "--drain-timeout", "2s"]
+
+    def inbound():
+        return start("faults-inbound", [SIDECAR, "--certs", r, *common, "--inbound",
+                                        f"127.0.0.1:{inb}=127.0.0.1:{back},"
+                                        "allow-cn=dev.productA.dev"])
+    si = inbound()
+    so = start("faults-outbound", [SIDECAR, "--certs", a, *common, "--outbound",
+                                   f"127.0.0.1:{outb}=127.0.0.1:{inb}"])
+    if not wait_for(lambda: get_ok(outb), 20):
+        raise RuntimeError("no service through outbound -> inbound -> backend")
+    warm, _, _ = client_pool(outb, 2, limit)  # fills the buffer caches: the baseline is warm
+    time.sleep(0.3)
+    base = {so: (fds(so), rss_kib(so)), si: (fds(si), rss_kib(si))}
+
+    def tolerance(kib):
+        return max(1024, kib // 10)
+
+    secs = max(10, 60 * SCALE)
+    modes = (("refuse", "backend port closed"),
+             ("reset", "backend accepts then resets (SO_LINGER 0)"),
+             ("stall", f"backend accepts and never answers (sidecars' --idle-timeout {idle}s)"),
+             ("half", "backend sends half its answer then closes"),
+             ("down", "inbound sidecar stopped: the outbound's own upstream refuses"))
+    for mode, what in modes:
+        if mode == "down":
+            stop(si)
+            watched = [so]
+        else:
+            backend(mode)
+            watched = [so, si]
+        counts, times, slowest = client_pool(outb, secs, limit, slow=idle)
+        # Only a stalled upstream may keep a client until the idle timeout;
+        # any other fault ends the request before it.
+        late = 0 if mode == "stall" else sum(t >= idle for t in times)
+        backend("normal")
+        t0 = time.monotonic()
+        wait_for(lambda: all(fds(p) <= base[p][0] for p in watched), idle + hs + 3)
+        settle = time.monotonic() - t0
+        time.sleep(0.2)
+        alive = all(p.poll() is None for p in watched)
+        leaks, grew, notes = 0, False, []
+        for p, name in ((so, "outbound"), (si, "inbound")):
+            if p not in watched:
+                notes.append(f"inbound exit {p.returncode} on SIGTERM")
+                alive = alive and p.returncode == 0
+                continue
+            f, k = (fds(p), rss_kib(p)) if p.poll() is None else (-1, -1)
+            leaks += max(0, f - base[p][0])
+            grew = grew or k - base[p][1] > tolerance(base[p][1])
+            notes.append(f"{name} {f - base[p][0]:+d} fds, VmRSS {base[p][1]}->{k} KiB")
+        n = sum(counts.values())
+        hangs, resets = counts.get("hang", 0), counts.get("reset", 0)
+        row(f"upstream faults: {mode}", f"{what}; {secs:.0f} s of 8 clients (<= 25 new "
+            f"connections/s each) through outbound -> inbound",
+            f"{n} requests: {counts.get('eof', 0)} clean EOF, {counts.get('refused', 0)} "
+            f"refused, {resets} reset, {hangs} hung (> {limit} s), {counts.get('ok', 0)} "
+            f"served; p50 {pctl(times, 0.5):.3f} s, slowest {max(times, default=0):.2f} s"
+            + ("" if mode == "stall" else f", {late} held until the idle timeout") +
+            (f" (first byte, end: {slowest})" if late else "") +
+            f"; after {settle:.1f} s: {'; '.join(notes)} (RSS tolerance +max(1 MiB, 10%))",
+            alive and n > 0 and hangs == 0 and resets == 0 and late == 0 and leaks == 0 and
+            not grew)
+        if mode == "down":
+            si = inbound()
+            wait_for(lambda: get_ok(outb), 10)
+    secs = max(3, 10 * SCALE)
+    counts, times, slowest = client_pool(outb, secs, limit, slow=idle)
+    n = sum(counts.values())
+    late = sum(t >= idle for t in times)
+    stats = json.loads(backend("stats") or "{}")
+    wait_for(lambda: fds(so) <= base[so][0], idle + hs + 3)  # the pool's last connections close
+    lk = fds(so) - base[so][0]
+    row("upstream faults: recovery", f"backend normal and inbound restarted; {secs:.0f} s of "
+        f"the same pool (warm-up before the faults: {sum(warm.values())} requests, "
+        f"{warm.get('ok', 0)} served)",
+        f"{counts.get('ok', 0)} of {n} requests served, p50 {pctl(times, 0.5):.3f} s, slowest "
+        f"{max(times, default=0):.2f} s ({late} held until the idle timeout"
+        f"{f': first byte, end {slowest}' if late else ''}); outbound {lk:+d} "
+        f"fds since the baseline; backend saw {stats.get('seen')}",
+        n > 0 and counts.get("ok", 0) == n and late == 0 and lk <= 0 and
+        warm.get("ok", 0) == sum(warm.values()))
+    for p in (so, si):
+        stop(p)
+    be.stdin.close()
+    be.wait(timeout=10)
+
+
+def legit_client(port, secs, rate, out):
+    """One well-behaved caller: a new connection a request, `rate` a second;
+    appends latencies (ms) to out["ms"] and outcomes other than ok to out["fail"]."""
+    end = time.monotonic() + secs
+    for _ in soak_net.paced(rate, end, int(rate * secs) + 1):
+        kind, took, _ = http_get(port, 5)
+        if kind == "ok":
+            out["ms"].append(took * 1000)
+        else:
+            out["fail"].append(kind)
+
+
+def legit_pair(ports, secs, rate):
+    """legit_client on each port at once: one result each."""
+    outs = [{"ms": [], "fail": []} for _ in ports]
+    ts = [threading.Thread(target=legit_client, args=(p, secs, rate, o))
+          for p, o in zip(ports, outs)]
+    for t in ts:
+        t.start()
+    return ts, outs
+
+
+def chain(name, a, r, status=None):
+    """nginx <- inbound sidecar <- outbound sidecar, each on its own port.
+    Returns (processes, outbound port, inbound port)."""
+    back, inb, outb = free_port(), free_port(), free_port()
+    root = f"{W}/www-{name}"
+    ng = nginx(back, root)
+    with open(f"{root}/big", "wb") as f:
+        f.write(os.urandom(1 << 20))
+    st = ["--status", f"127.0.0.1:{status}"] if status else []
+    si = start(f"{name}-inbound", [SIDECAR, "--certs", r, *st, "--inbound",
+                                   f"127.0.0.1:{inb}=127.0.0.1:{back},allow-cn=dev.productA.dev"])
+    so = start(f"{name}-outbound", [SIDECAR, "--certs", a, "--outbound",
+                                    f"127.0.0.1:{outb}=127.0.0.1:{inb}"])
+    if not wait_for(lambda: get_ok(outb), 20):
+        raise RuntimeError(f"no service through {name}: outbound -> inbound -> nginx")
+    return (ng, si, so), outb, inb
+
+
+def hostile_clients(ca):
+    """Handshake floods, slowloris, malformed records and non-readers at once against an inbound."""
+    a, r = net_identities(ca)
+    st = free_port()
+    (ng, si, so), outb, inb = chain("hostile", a, r, st)
+    # An identical chain nobody attacks, measured at the same moments: on a
+    # shared machine the other load moves p99 several-fold between quiet
+    # runs, and the attackers' own CPU falls on both chains alike.
+    ctl_procs, ctl_outb, _ = chain("control", a, r)
+    rate = 50
+    base_secs = max(6, 60 * SCALE)
+    ts, (base, base_ctl) = legit_pair((outb, ctl_outb), base_secs, rate)
+    for t in ts:
+        t.join(base_secs + 30)
+    fds0, rss0, cpu0 = fds(si), rss_kib(si), cpu_s(si)
+
+    secs = max(20, 180 * SCALE)
+    hold = 12  # > the 10 s default --handshake-timeout: the sidecar must close first
+    attacks = (("hsflood", ["50", "4"]), ("hello", ["100", str(hold)]), ("slowloris", ["150"]),
+               ("malformed", ["20", str(hold)]), ("noread", ["8", a, "10"]))
+    pin = os.environ.get("DUET_SOAK_PIN", "")
+    procs = []
+    for kind, args in attacks:
+        argv = [sys.executable, NET, "attack", kind, str(inb), str(secs), *args]
+        if pin:
+            argv = ["taskset", "-c", pin, *argv]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                      stderr=open(f"{W}/hostile-{kind}.log", "ab"), text=True))
+        PROCS.append(procs[-1])
+    ts, (under, under_ctl) = legit_pair((outb, ctl_outb), secs, rate)
+    sock0 = sock_kib(si)
+    rss_max, fds_max, mem_max, sock_max = rss0, fds0, 0, 0
+    t_end = time.monotonic() + secs + hold + 5
+    while (any(t.is_alive() for t in ts) or any(p.poll() is None for p in procs)) and \
+            time.monotonic() < t_end:
+        if si.poll() is None:
+            k, f, sk = rss_kib(si), fds(si), sock_kib(si) or 0
+            rss_max, fds_max = max(rss_max, k), max(fds_max, f)
+            sock_max, mem_max = max(sock_max, sk), max(mem_max, k + sk)
+        time.sleep(0.25)
+    for t in ts:
+        t.join(10)
+    cpu = cpu_s(si) - cpu0 if si.poll() is None else float("nan")
+    res = {}
+    for (kind, _), p in zip(attacks, procs):
+        try:
+            res[kind] = json.loads(p.communicate(timeout=30)[0].strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, IndexError, ValueError):
+            stop(p, signal.SIGKILL)
+            res[kind] = {}
+    alive = si.poll() is None
+    leaked = 0
+    if alive:
+        wait_for(lambda: fds(si) <= fds0, 15)
+        leaked = fds(si) - fds0
+    try:
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{st}/metrics", timeout=5).read()
+        refused = {k.decode(): int(v) for k, v in re.findall(
+            rb'handshake_failures_total\{[^}]*reason="(\w+)"\} (\d+)', metrics) if int(v)}
+    except OSError:
+        refused = {}
+    after = {"ms": [], "fail": []}
+    legit_client(outb, 3, rate, after)
+
+    bound = 64 * 1024
+    row("hostile clients: memory and descriptors",
+        f"{secs:.0f} s of every attack at once against an inbound sidecar (defaults: "
+        f"--max-pending-handshakes 256, --handshake-timeout 10s, --max-conns 2000)",
+        f"VmRSS {rss0} KiB before, max {rss_max} KiB during; its sockets' kernel buffers "
+        f"{sock0} KiB before, max {sock_max} KiB; VmRSS + socket buffers max {mem_max} KiB "
+        f"(bound {bound} KiB, the manifests' limit, which cgroup v2 charges both to); fds "
+        f"{fds0} before, max {fds_max} during, {leaked:+d} after the attackers left; sidecar "
+        f"{'up' if alive else 'DIED'}, {100 * cpu / secs:.0f}% of a core",
+        alive and sock0 is not None and mem_max < bound and leaked <= 0)
+
+    hf, he, sl, mf, nr = (res.get(k, {}) for k in ("hsflood", "hello", "slowloris",
+                                                   "malformed", "noread"))
+    gen = (f"{hf.get('handshakes', 0) / secs:.0f} full handshakes/s without a client cert "
+           f"(4 threads), {he.get('sent', 0) / secs:.0f} abandoned ClientHellos/s, "
+           f"150 slowloris connections at 1 byte/s ({sl.get('opened', 0) / secs:.1f} opened/s), "
+           f"{mf.get('sent', 0) / secs:.0f} malformed-record connections/s, "
+           f"8 mTLS clients pipelining GET /big (1 MiB) and never reading, 10 s each "
+           f"({nr.get('connections', 0)} connections, {nr.get('requests', 0)} requests)"
+           + (f"; attackers pinned to CPU {pin} (taskset)" if pin else "; attackers unpinned"))
+    open_left = sum(v for k, v in {**he.get("closed", {}), **mf.get("closed", {})}.items()
+                    if k.endswith("left-open"))
+    row("hostile clients: attack handled", gen,
+        f"served without a client cert: {hf.get('served', 'n/a')}; malformed closes "
+        f"{mf.get('closed')}, p50 {mf.get('close_s_p50')} s max {mf.get('close_s_max')} s; "
+        f"ClientHellos {he.get('closed')}, max {he.get('close_s_max')} s; slowloris lived "
+        f"p50 {sl.get('lived_s_p50')} s max {sl.get('lived_s_max')} s; left open past {hold} s: "
+        f"{open_left}; sidecar refusals {refused}",
+        bool(hf and he and sl and mf and nr) and hf.get("served") == 0 and open_left == 0 and
+        (sl.get("lived_s_max") or 0) <= hold)
+
+    p99 = {k: pctl(v["ms"], 0.99) for k, v in (("base", base), ("base_ctl", base_ctl),
+                                                 ("under", under), ("ctl", under_ctl),
+                                                 ("after", after))}
+    ratio = p99["under"] / p99["ctl"] if p99["ctl"] > 0 else float("inf")
+    fails = sum(len(v["fail"]) for v in (base, base_ctl, under, under_ctl, after))
+    row("hostile clients: legitimate latency",
+        f"a caller through an outbound sidecar, {rate} requests/s on new connections, and the "
+        f"same on an identical chain nobody attacks, at the same moments: {base_secs:.0f} s "
+        f"before the attack, {secs:.0f} s during, 3 s after",
+        f"p99 under attack {p99['under']:.1f} ms vs {p99['ctl']:.1f} ms on the control chain "
+        f"meanwhile (x{ratio:.2f}, target <= 2); before the attack {p99['base']:.1f} ms "
+        f"(control {p99['base_ctl']:.1f} ms; under attack x{p99['under'] / p99['base']:.2f} of "
+        f"it), after {p99['after']:.1f} ms; p50 {pctl(under['ms'], 0.5):.1f} ms under attack, "
+        f"{pctl(base['ms'], 0.5):.1f} ms before; {len(under['ms'])} served under attack, "
+        f"{fails} failed in all {sorted(set(under['fail']))}",
+        fails == 0 and ratio <= 2 and len(under["ms"]) > 0)
+    for p in (so, si, ng, *ctl_procs):
+        stop(p)
+
+
 def main():
     ca = f"{W}/ca"
     make_ca(ca)
     only = os.environ.get("DUET_SOAK_ONLY", "")
     for scenario in (rotation_under_load, crash_during_publication, sidecar_restarts, full_disk,
-                     issuer_faults, folder_faults):
+                     issuer_faults, folder_faults, upstream_faults, hostile_clients):
         if only and scenario.__name__ not in only.split(","):
             continue
         print(f"== {scenario.__doc__.splitlines()[0]}", flush=True)

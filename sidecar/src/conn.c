@@ -65,6 +65,17 @@ enum sc_state {
 /* A connection past its soft deadline but not at rest is looked at again this often. */
 #define SC_LIFE_RECHECK_MS 100
 #define SC_PUMP_ROUNDS 4
+/*
+ * Unsent bytes a socket may hold in the kernel (TCP_NOTSENT_LOWAT) before
+ * it stops being writable. Without a bound, a peer that stops reading lets
+ * send-buffer autotuning queue up to tcp_wmem's maximum (4 MiB by default)
+ * on our side of every such connection, and the read side's autotuning
+ * follows: kernel memory that cgroup v2 charges to the sidecar's container,
+ * about 5 MiB per non-reading client where our own buffers hold 128 KiB.
+ * With it the pump's back-pressure reaches the other side after about this
+ * much; two pump buffers keep a bulk transfer fed.
+ */
+#define SC_NOTSENT_LOWAT (2 * SC_BUF_SIZE)
 
 struct sc_conn {
     struct sc_conn *prev, *next; /* the worker's struct sc_conns */
@@ -109,14 +120,24 @@ static bool is_out(const struct sc_conn *c)
 
 /* ---- closing ---- */
 
-/* Read and drop what the client sent that nobody will ever read, so close()
- * sends a FIN rather than a reset (clean close on upstream failure). */
-static void discard_input(int fd)
+/*
+ * The client's side ends cleanly, also on upstream failure: our end of
+ * stream first (a TLS side's close_notify, then the FIN), then what the
+ * client sent that nobody will read is read and dropped. close(2) with
+ * unread bytes sends a reset instead of a FIN, and bytes may arrive up to
+ * the very close (or be more than we drop): once the FIN is out, a reset
+ * after it no longer hides the end from the client. The transport is raw
+ * afterwards; side_release closes the fd.
+ */
+static void end_down(struct sc_side *s)
 {
     char junk[4096];
 
-    for (int i = 0; i < 16; i++) {
-        if (read(fd, junk, sizeof(junk)) <= 0)
+    s->ops->close(s, !s->shut);
+    s->ops = &sc_xprt_raw;
+    (void)shutdown(s->fd, SHUT_WR);
+    for (int i = 0; i < 16 && !s->eof; i++) {
+        if (read(s->fd, junk, sizeof(junk)) <= 0)
             return;
     }
 }
@@ -152,8 +173,8 @@ static void conn_free(struct duet_loop *loop, void *arg)
     else if (c->rreq)
         sc_resolve_cancel(c->rreq);
     side_release(cs, &c->up, true);
-    if (c->down.fd >= 0 && !c->down.eof)
-        discard_input(c->down.fd);
+    if (c->down.fd >= 0)
+        end_down(&c->down);
     side_release(cs, &c->down, true);
     sc_pipe_release(&c->d2u, cs->pool);
     sc_pipe_release(&c->u2d, cs->pool);
@@ -622,19 +643,28 @@ static void start_handshake(struct sc_conn *c)
 
 /* ---- connecting ---- */
 
+/* Both sides' sockets: no Nagle delay, and a bounded kernel send queue.
+ * Best effort: a socket that refuses (not TCP) works without them. */
+static void tune_socket(int fd)
+{
+    int one = 1, lowat = SC_NOTSENT_LOWAT;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+}
+
 static void on_io(struct duet_loop *loop, int fd, uint32_t ev, void *arg);
 
 /* A socket connecting to sa, in the loop with no interest yet (which costs
  * no epoll_ctl: connect_begin sets the first one). */
 static int try_addr(struct sc_conn *c, const struct sockaddr *sa, socklen_t len)
 {
-    int one = 1;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rc;
 
     if (fd == -1)
         return -errno;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tune_socket(fd);
     if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
         rc = -errno;
         close(fd);
@@ -836,6 +866,7 @@ void sc_conn_start(struct sc_conns *cs, struct sc_listener *l, int fd, const str
     struct sc_conn *c = duet_calloc(1, sizeof(*c));
     int64_t now = duet_clock_mono_ms();
 
+    tune_socket(fd);
     if (!c || duet_loop_add_fd(cs->loop, fd, 0, on_io, c) < 0) {
         duet_free(c);
         close(fd);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,7 +77,6 @@ void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *a
     for (int i = 0; i < ACCEPT_TRIES && !l->paused; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
-        int one = 1;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd == -1) {
@@ -89,7 +87,6 @@ void sc_listener_on_accept(struct duet_loop *loop, int lfd, uint32_t ev, void *a
             return;
         }
         l->starve_logged = false;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         sc_conn_start(&l->w->conns, l, fd, (struct sockaddr *)&ss);
         return;
     }

@@ -87,6 +87,27 @@ elif mode == "no-read":
     time.sleep(hold)
     print("sent %d" % sent)
     s.close()
+elif mode == "queued":
+    # Bytes the kernel holds for process PORT's TCP sockets (here a PID):
+    # "tx=N rx=M", send queues (unacknowledged and unsent) and receive queues.
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % port):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (port, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    tx = rx = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                col = line.split()
+                if col[9] in inodes:
+                    t, r = col[4].split(":")
+                    tx += int(t, 16)
+                    rx += int(r, 16)
+    print("tx=%d rx=%d" % (tx, rx))
 elif mode in ("closed-after", "tls-closed-after"):
     # One request, then wait for the sidecar to close: prints the seconds.
     limit = float(sys.argv[3])

@@ -3,8 +3,8 @@
 # integration.sidecar_hostile: garbage bytes, a half-finished handshake
 # (closed by the handshake timeout), 10,000 connect-and-reset, more idle
 # connections than --max-conns, and a client that never reads leave the
-# sidecar up, within its memory and connection bounds, and serving the next
-# good client.
+# sidecar up, within its memory and connection bounds (its kernel socket
+# queues included), and serving the next good client.
 source "$(dirname "$0")/sidecar_lib.sh"
 sc_setup
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,8 @@ mkdir "$T/certs"
 sc_publish "$T/certs" "$T/sidecar.key" "$T/sidecar.crt" "$T/root.crt"
 bp=$(t_free_port); ip=$(t_free_port); sp=$(t_free_port)
 sc_backend "$bp"
-head -c 4000000 /dev/urandom >"$T/www/big"
+# A client that never reads asks for this: more than every buffer on the way holds.
+truncate -s 64M "$T/www/big"
 sc_start sc --certs "$T/certs" --status "127.0.0.1:$sp" --handshake-timeout 1s \
     --idle-timeout 5s --max-conns 100 --inbound "127.0.0.1:$ip=127.0.0.1:$bp"
 pid=$SC_PID
@@ -80,11 +81,19 @@ if command -v prlimit >/dev/null; then
     good emfile
 fi
 
-# A client that never reads: the sidecar stops reading the backend.
+# A client that never reads: the sidecar stops reading the backend, and the
+# kernel queues on its sockets stay small too (TCP_NOTSENT_LOWAT; without
+# it send-buffer autotuning queues 4 MiB toward the client, memory that
+# cgroup v2 charges to the sidecar's container).
 python3 "$here/sc_hostile.py" no-read "$ip" "$T" 3 >"$T/noread.out" &
 nr=$!
 SC_PIDS+=("$nr")
 sleep 2
+q=$(python3 "$here/sc_hostile.py" queued "$pid")
+echo "kernel queues of the sidecar's sockets with a non-reading client: $q"
+tx=${q#tx=}
+tx=${tx%% *}
+[ "$tx" -lt 1048576 ] || t_fail "send queues hold $tx bytes for one non-reading client"
 good no-read
 rss1=$(sc_rss "$pid")
 wait "$nr" || true

@@ -4,8 +4,10 @@
 # demands a client certificate from the root. nginx answers 200 and logs the
 # productA serial; the same nginx refuses a client without a certificate;
 # sessions resume by default and never with resume=off; half-close passes
-# through TLS, and so does an upstream's close_notify that waits for ours; a
-# dead upstream closes the client cleanly; usage errors exit 2.
+# through TLS, and so does an upstream's close_notify that waits for ours,
+# and an answer that ends with the stream in the same read; a dead upstream,
+# or one that never answers the handshake, closes the client cleanly (a FIN,
+# even with the client's bytes unread); usage errors exit 2.
 source "$(dirname "$0")/sidecar_lib.sh"
 sc_setup
 command -v nginx >/dev/null || { echo "skip: nginx missing"; exit 77; }
@@ -62,6 +64,20 @@ rc=0; curl -sS --max-time 5 "http://127.0.0.1:$lp3/" >/dev/null 2>"$T/curl.err" 
 sc_wait_log "$T/sc2.log" "reason=connect" || t_fail "connect failure not logged"
 sc_stop "$pid2" "$T/sc2.log"
 
+# An upstream that never answers the handshake, and a client that sent
+# more than the sidecar drops before closing (256 KiB): at the handshake
+# timeout the client still sees the end of stream, not a reset.
+silent=$(t_free_port); lp7=$(t_free_port)
+python3 "$(dirname "$0")/sc_halfclose.py" silent-server "$silent" 60 &
+SC_PIDS+=("$!")
+sc_wait_port "$silent"
+sc_start sc7 --certs "$T/certs" --handshake-timeout 1s --outbound "127.0.0.1:$lp7=127.0.0.1:$silent"
+pid7=$SC_PID
+sc_wait_port "$lp7"
+out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" push-client "$lp7" 256)
+[ "$out" = eof ] || t_fail "upstream handshake timeout with unread client bytes: '$out', want eof"
+sc_stop "$pid7" "$T/sc7.log"
+
 # A serverAuth-only certificate cannot be an outbound client identity:
 # refused at load, the sidecar stays not ready.
 SC_EXT=srv sc_leaf "$T" root srvonly dev.resource.dev
@@ -104,6 +120,19 @@ out=$(timeout 8 python3 "$(dirname "$0")/sc_halfclose.py" asker "$BP") || t_fail
 [ "$out" = "bye" ] || t_fail "close_notify: '$out'"
 sc_wait_log "$T/notify.log" "got close_notify back" || t_fail "close_notify: ours never came"
 sc_stop "$BPID" "$T/sc6.log"
+
+# An upstream that answers and closes in one write (data and close_notify in
+# one read): the end of stream reaches the client at once, not at the idle
+# timeout (5 minutes by default).
+hp=$(t_free_port); lp6=$(t_free_port)
+python3 "$(dirname "$0")/sc_halfclose.py" oneshot-server "$T" "$hp" 2>"$T/oneshot.log" &
+SC_PIDS+=("$!")
+sc_start sc8 --certs "$T/certs" --outbound "127.0.0.1:$lp6=127.0.0.1:$hp"
+pid6=$SC_PID
+sc_wait_port "$lp6"
+out=$(timeout 20 python3 "$(dirname "$0")/sc_halfclose.py" eof-client "$lp6")
+[ "$out" = "answer and close / eof" ] || t_fail "answer and close in one write: '$out'"
+sc_stop "$pid6" "$T/sc8.log"
 
 [ "$(curl -sS "http://127.0.0.1:$sp/readyz")" = ready ] || t_fail "not ready"
 sc_stop "$pid" "$T/sc.log"
