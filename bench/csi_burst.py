@@ -45,9 +45,21 @@ def metric(name):
         return None
 
 
+def cpu_ms(pid, tid=None):
+    """utime + stime of the process (all threads) or of one thread, in ms."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return (int(fields[11]) + int(fields[12])) * 1000 // os.sysconf("SC_CLK_TCK")
+
+
 def main():
     log = open(f"{T}/agent-{LABEL}.log", "ab")
-    agent = subprocess.Popen([AGENT, "run", "--config", CONFIG], stdout=log, stderr=log)
+    wrap = os.environ.get("DUET_BENCH_WRAP", "").split()
+    agent = subprocess.Popen(wrap + [AGENT, "run", "--config", CONFIG], stdout=log, stderr=log)
     try:
         run(agent)
     finally:
@@ -81,6 +93,8 @@ def run(agent):
                            request_serializer=lambda m: m.SerializeToString(),
                            response_deserializer=msg("csi.v1.NodeUnpublishVolumeResponse").FromString)
     grpc.channel_ready_future(ch).result(timeout=10)
+    load = open("/proc/loadavg").read().split()[0]
+    cpu0, loop0 = cpu_ms(agent.pid), cpu_ms(agent.pid, agent.pid)
     t0 = time.monotonic()
 
     def one(r):
@@ -90,13 +104,15 @@ def run(agent):
         return time.monotonic() - t0
     with concurrent.futures.ThreadPoolExecutor(max_workers=N) as ex:
         times = sorted(ex.map(one, reqs))
+    cpu, loop = cpu_ms(agent.pid) - cpu0, cpu_ms(agent.pid, agent.pid) - loop0
     U = msg("csi.v1.NodeUnpublishVolumeRequest")
     for r in reqs:
         unpub(U(volume_id=r.volume_id, target_path=r.target_path), timeout=60)
     ch.close()
     p = lambda q: times[min(len(times) - 1, int(q * len(times)))]
     print(f"{LABEL}: pods={N} keys_ready_before={max(last, 0)} p50={p(0.5):.3f}s "
-          f"p99={p(0.99):.3f}s last={times[-1]:.3f}s")
+          f"p99={p(0.99):.3f}s last={times[-1]:.3f}s agent_cpu={cpu}ms loop_cpu={loop}ms "
+          f"load={load}")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,27 @@
  *   <endpoint>                            csi.v1.Identity and csi.v1.Node.
  * Only inline ephemeral volumes are served, and only to pods whose
  * (namespace, ServiceAccount) the configuration binds to the product
- * (csi_policy.h; default deny). Every call is decoded with protobuf-c,
- * answered before the handler returns, and logged with the pod and the
- * volume; secrets in requests are never read.
+ * (csi_policy.h; default deny). Every call is decoded with protobuf-c and
+ * logged with the pod and the volume; secrets in requests are never read.
  *
  * Status codes follow the CSI specification, with one rule of our own: an
  * issuer failure is UNAVAILABLE, never a final code, so kubelet retries.
- * Issuance is serial on the agent's loop: at most one runs at a time.
+ *
+ * NodePublishVolume of a new volume, when the issuer can sign off the loop
+ * (local): every check and the policy run at once, on the loop; then the
+ * call is held (grpc_server.h) while a work queue's thread makes the key,
+ * the certificate and the check (csi_vol.h), and answered when the volume
+ * is published and mounted, back on the loop. Meanwhile the volume is
+ * pending in the store: the same publish again waits for the same answer
+ * (no second issuance), other arguments get ALREADY_EXISTS, it counts for
+ * max_volumes, and an unpublish cancels it (the held calls get ABORTED,
+ * nothing is written). With CFSSL (one curl handle) issuance stays serial
+ * on the loop and every call is answered before its handler returns.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "csi.pb-c.h"
 #include "pluginregistration.pb-c.h"
@@ -27,6 +37,7 @@
 #include "csi_vol.h"
 #include "grpc_server.h"
 #include "run.h"
+#include "workq.h"
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
@@ -34,6 +45,14 @@
 
 #define CTX "csi.storage.k8s.io/"
 #define N_CODES 15
+#define MAX_SIGNERS 4
+#define UNPUBLISHED 1 /* answer_waiters: the volume was unpublished while pending */
+
+/* A NodePublishVolume call held until its pending volume is done. */
+struct ag_csi_waiter {
+    struct ag_csi_waiter *next;
+    struct ag_grpc_call *call;
+};
 
 struct ag_csi {
     struct duet_loop *loop;
@@ -43,6 +62,7 @@ struct ag_csi {
     char *driver, *endpoint, *reg_path, *node_id, *pods_dir, *state_dir;
     struct ag_csi_store store;
     struct ag_grpc_server *node_srv, *reg_srv;
+    struct ag_workq *q; /* signing threads */
     bool registered;
     uint64_t publish[N_CODES], unpublish[N_CODES]; /* by gRPC status code */
 };
@@ -324,6 +344,98 @@ static int republish(struct ag_csi_vol *v, const struct ag_csi_volspec *spec,
     return 0;
 }
 
+/* A failed creation: kubelet retries every failure; UNAVAILABLE says "try again" for issuer
+ * trouble. */
+static int publish_failed(struct ag_grpc_reply *rep, int rc, const struct ag_csi_volspec *v,
+                          const struct duet_errbuf *eb)
+{
+    enum duet_err_class cls = duet_err_class(rc);
+    int code = cls == DUET_ERRC_INTERNAL || cls == DUET_ERRC_CONFIG ? AG_GRPC_INTERNAL
+                                                                    : AG_GRPC_UNAVAILABLE;
+
+    return ag_grpc_fail(rep, code, "pod %s/%s: %s for %s failed: %s", v->ns, v->pod,
+                        code == AG_GRPC_UNAVAILABLE ? "issuing" : "publishing", v->product,
+                        eb->msg);
+}
+
+static void log_published(const struct ag_csi_vol *v)
+{
+    duet_log(DUET_LOG_INFO, "csi",
+             "volume=%s pod=%s/%s sa=%s product=%s serial=%s sha256=%s "
+             "not_after=%lld msg=\"published\"",
+             v->volume_id, v->ns, v->pod, v->sa, v->product, v->ident->serial, v->ident->sha256,
+             (long long)(v->ident->rot.v.not_after / 1000));
+}
+
+/* Hold the call until the pending volume v is done; 0, or a status for an answer now. */
+static int wait_for(struct ag_csi_vol *v, const struct ag_csi_volspec *spec,
+                    struct ag_grpc_reply *rep)
+{
+    struct ag_csi_waiter *w;
+
+    if (!ag_csi_vol_same(v, spec))
+        return ag_grpc_fail(rep, AG_GRPC_ALREADY_EXISTS,
+                            "volume %s is being published with other arguments", spec->volume_id);
+    w = duet_calloc(1, sizeof(*w));
+    if (!w || !(w->call = ag_grpc_call_hold(rep))) {
+        duet_free(w);
+        /* The issuance goes on; kubelet's retry finds it. */
+        return ag_grpc_fail(rep, AG_GRPC_UNAVAILABLE, "agent out of memory");
+    }
+    w->next = v->waiters;
+    v->waiters = w;
+    return 0;
+}
+
+static void count(uint64_t *by_code, int code);
+static void log_call(const char *call, const struct pub_req *r, const char *vid,
+                     const struct ag_grpc_reply *rep);
+
+/* Answer every call held for v: OK (rc 0) or why not. */
+static void answer_waiters(struct ag_csi *k, struct ag_csi_vol *v, int rc,
+                           const struct duet_errbuf *eb)
+{
+    const struct pub_req r = {.spec = {.volume_id = v->volume_id,
+                                       .target = v->target,
+                                       .ns = v->ns,
+                                       .pod = v->pod,
+                                       .sa = v->sa,
+                                       .product = v->product}};
+
+    while (v->waiters) {
+        struct ag_csi_waiter *w = v->waiters;
+        Csi__V1__NodePublishVolumeResponse out = CSI__V1__NODE_PUBLISH_VOLUME_RESPONSE__INIT;
+        struct ag_grpc_reply rep = {0};
+
+        v->waiters = w->next;
+        if (rc == 0)
+            pack(&out.base, &rep);
+        else if (rc == UNPUBLISHED)
+            ag_grpc_fail(&rep, AG_GRPC_ABORTED,
+                         "volume %s was unpublished while its certificate was being issued",
+                         v->volume_id);
+        else
+            publish_failed(&rep, rc, &r.spec, eb);
+        count(k->publish, rep.code);
+        log_call("NodePublishVolume", &r, v->volume_id, &rep);
+        ag_grpc_call_answer(w->call, &rep);
+        duet_free(rep.body);
+        duet_free(w);
+    }
+}
+
+/* csi_vol.h's report for a volume made off the loop. */
+static void on_vol_done(void *arg, struct ag_csi_vol *v, int rc, const struct duet_errbuf *eb)
+{
+    struct ag_csi *k = arg;
+
+    answer_waiters(k, v, rc, eb);
+    if (rc < 0)
+        return;
+    duet_loop_defer(k->loop, k->changed);
+    log_published(v);
+}
+
 static int do_publish(struct ag_csi *k, struct pub_req *r, struct ag_grpc_reply *rep)
 {
     struct ag_csi_vol *v = ag_csi_store_find(&k->store, r->spec.volume_id);
@@ -336,6 +448,8 @@ static int do_publish(struct ag_csi *k, struct pub_req *r, struct ag_grpc_reply 
                        sizeof(why));
     if (rc != 0)
         return ag_grpc_fail(rep, rc, "pod %s/%s: %s", r->spec.ns, r->spec.pod, why);
+    if (v && v->job)
+        return wait_for(v, &r->spec, rep);
     if (v)
         return republish(v, &r->spec, rep);
     if (ag_csi_store_find_target(&k->store, r->spec.target))
@@ -346,22 +460,15 @@ static int do_publish(struct ag_csi *k, struct pub_req *r, struct ag_grpc_reply 
                             "%zu duet volumes (csi.max_volumes)",
                             k->store.n);
     duet_errbuf_clear(&eb);
-    rc = ag_csi_vol_create(&k->store, k->gen, &r->spec, &v, &eb);
-    if (rc < 0) {
-        /* kubelet retries every failure; UNAVAILABLE says "try again" for issuer trouble. */
-        enum duet_err_class cls = duet_err_class(rc);
-        int code = cls == DUET_ERRC_INTERNAL || cls == DUET_ERRC_CONFIG ? AG_GRPC_INTERNAL
-                                                                        : AG_GRPC_UNAVAILABLE;
-        return ag_grpc_fail(rep, code, "pod %s/%s: %s for %s failed: %s", r->spec.ns, r->spec.pod,
-                            code == AG_GRPC_UNAVAILABLE ? "issuing" : "publishing", r->spec.product,
-                            eb.msg);
-    }
+    rc = ag_csi_vol_start(&k->store, k->gen, &r->spec, &v, &eb);
+    if (rc == 0)
+        return wait_for(v, &r->spec, rep);
+    if (rc == DUET_EAGAIN) /* the issuer signs only on the loop */
+        rc = ag_csi_vol_create(&k->store, k->gen, &r->spec, &v, &eb);
+    if (rc < 0)
+        return publish_failed(rep, rc, &r->spec, &eb);
     duet_loop_defer(k->loop, k->changed);
-    duet_log(DUET_LOG_INFO, "csi",
-             "volume=%s pod=%s/%s sa=%s product=%s serial=%s sha256=%s "
-             "not_after=%lld msg=\"published\"",
-             v->volume_id, v->ns, v->pod, v->sa, v->product, v->ident->serial, v->ident->sha256,
-             (long long)(v->ident->rot.v.not_after / 1000));
+    log_published(v);
     return 0;
 }
 
@@ -392,10 +499,12 @@ static void node_publish(void *arg, const uint8_t *req, size_t len, struct ag_gr
     Csi__V1__NodePublishVolumeResponse out = CSI__V1__NODE_PUBLISH_VOLUME_RESPONSE__INIT;
     struct pub_req r = {0};
 
-    if (m && check_pub(k, m, &r, rep) == 0 && do_publish(k, &r, rep) == 0)
+    if (m && check_pub(k, m, &r, rep) == 0 && do_publish(k, &r, rep) == 0 && !rep->held)
         pack(&out.base, rep);
-    count(k->publish, rep->code);
-    log_call("NodePublishVolume", &r, m ? m->volume_id : "-", rep);
+    if (!rep->held) { /* else counted and logged when answered */
+        count(k->publish, rep->code);
+        log_call("NodePublishVolume", &r, m ? m->volume_id : "-", rep);
+    }
     if (m)
         protobuf_c_message_free_unpacked(&m->base, &pb_mem);
 }
@@ -410,7 +519,14 @@ static int do_unpublish(struct ag_csi *k, const char *vid, const char *target,
     size_t pl = strlen(k->pods_dir);
 
     duet_errbuf_clear(&eb);
-    if (v) {
+    if (v && v->job) {
+        /* Mid-issuance: nothing of it is on disk yet, and nothing will be. */
+        answer_waiters(k, v, UNPUBLISHED, NULL);
+        ag_csi_vol_cancel(&k->store, v);
+        duet_log(DUET_LOG_INFO, "csi",
+                 "volume=%s msg=\"unpublished during its issuance: nothing written\"", vid);
+        v = NULL; /* and the target as for an unknown volume, below */
+    } else if (v) {
         char name[600];
 
         snprintf(name, sizeof(name), "%s", v->name);
@@ -488,6 +604,9 @@ void ag_csi_stop(struct ag_csi *k)
         return;
     ag_grpc_server_free(k->reg_srv); /* first: kubelet deregisters before the endpoint goes */
     ag_grpc_server_free(k->node_srv);
+    /* Pending volumes come back cancelled, unwritten; their held calls are gone with the
+     * connections. */
+    ag_workq_free(k->q);
     ag_csi_store_close(&k->store);
     duet_free(k->driver);
     duet_free(k->endpoint);
@@ -496,6 +615,20 @@ void ag_csi_stop(struct ag_csi *k)
     duet_free(k->pods_dir);
     duet_free(k->state_dir);
     duet_free(k);
+}
+
+/* One signing thread per core (at most MAX_SIGNERS): the CA's signature is CPU only. */
+static int start_signers(struct ag_csi *k, struct duet_errbuf *eb)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    DUET_TRY(ag_workq_new(k->loop,
+                          cpus < 1             ? 1
+                          : cpus > MAX_SIGNERS ? MAX_SIGNERS
+                                               : (unsigned)cpus,
+                          &k->q, eb));
+    ag_csi_store_async(&k->store, k->q, on_vol_done, k);
+    return 0;
 }
 
 int ag_csi_start(struct duet_loop *loop, struct ag_gen *g, struct duet_defer *changed,
@@ -516,6 +649,7 @@ int ag_csi_start(struct duet_loop *loop, struct ag_gen *g, struct duet_defer *ch
     DUET_TRY_GOTO(ag_csi_store_open(&k->store, c->state_dir, (unsigned)c->tmpfs_size_mb, eb), rc,
                   fail);
     kept = ag_csi_store_restore(&k->store, g);
+    DUET_TRY_GOTO(start_signers(k, eb), rc, fail);
     DUET_TRY_GOTO(ag_grpc_server_new(loop, k->endpoint, csi_methods, DUET_ARRAY_SIZE(csi_methods),
                                      k, &k->node_srv, eb),
                   rc, fail);
@@ -600,6 +734,8 @@ static size_t aggregate(const struct ag_csi *k, struct group *g)
         if (j == n)
             g[n++] = (struct group){.ns = v->ns, .product = v->product};
         g[j].volumes++;
+        if (v->job) /* pending: not yet issued */
+            continue;
         if (!v->ident) {
             g[j].orphaned++;
             continue;

@@ -5,14 +5,18 @@
  * metadata written next, the bind mount made last. An agent killed at any
  * point leaves either nothing the pod can see (the restart finds a volume
  * whose target is not mounted and wipes it; kubelet, which got no answer,
- * publishes again) or a complete volume.
+ * publishes again) or a complete volume. A volume issued off the loop
+ * writes nothing before its job comes back (the key exists only in the
+ * job's memory), then follows the same order.
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +24,7 @@
 #include "csi_policy.h"
 #include "csi_vol.h"
 #include "run.h"
+#include "workq.h"
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
@@ -30,10 +35,37 @@
 #define META "meta.json"
 #define META_MAX (64 * 1024)
 
+/* An issuance off the loop: built on the loop, run on a thread, finished on the loop. */
+struct ag_csi_job {
+    struct ag_work w; /* first: the queue hands back &w */
+    struct ag_csi_store *s;
+    struct ag_csi_vol *v;
+    bool cancelled;           /* v was unpublished: drop the result */
+    struct ag_ident *id;      /* v's identity; owned until installed */
+    struct ag_set_expect exp; /* points into id */
+    struct ag_ca_snap *snap;  /* a reference */
+    const char *issuer;       /* its name (static) */
+    struct ag_keypool *keys;  /* borrowed: outlives the queue */
+    unsigned gen_no;          /* the store's when started */
+    int delay_ms;
+    int64_t t0; /* monotonic ms, at start */
+    /* Written by the thread, read on the loop after the queue hands it back. */
+    int rc;
+    struct duet_errbuf eb;
+    struct ag_issued got;
+};
+
 int ag_csi_store_open(struct ag_csi_store *s, const char *state_dir, unsigned size_mb,
                       struct duet_errbuf *eb)
 {
+    const char *delay = getenv("DUET_TEST_CSI_ISSUE_DELAY_MS");
+
     memset(s, 0, sizeof(*s));
+    /* Tests only: how they catch a publish in the middle of its issuance. */
+    if (delay && *delay) {
+        long ms = strtol(delay, NULL, 10);
+        s->delay_ms = ms > 0 && ms <= 60000 ? (int)ms : 0;
+    }
     DUET_TRY(ag_mount_state_tmpfs(state_dir, size_mb, eb));
     s->state_dir = duet_strdup(state_dir);
     s->vdir = duet_strdupf("%s/v", state_dir);
@@ -278,6 +310,138 @@ fail:
     return rc;
 }
 
+/* ---- issuance off the loop --------------------------------------------------------- */
+
+void ag_csi_store_async(struct ag_csi_store *s, struct ag_workq *q, ag_csi_vol_done *done,
+                        void *arg)
+{
+    s->q = q;
+    s->done = done;
+    s->done_arg = arg;
+}
+
+static void job_free(struct ag_csi_job *j)
+{
+    ag_issued_clear(&j->got); /* the key, unless it was published */
+    ag_ca_snap_put(j->snap);
+    ag_ident_free(j->id);
+    duet_free(j);
+}
+
+/* On a worker thread: touches only the job (and reads its identity). */
+static void job_run(struct ag_work *w)
+{
+    struct ag_csi_job *j = (struct ag_csi_job *)w;
+
+    duet_errbuf_clear(&j->eb);
+    j->rc = ag_ident_obtain(j->id, &j->exp, j->snap, j->issuer, j->keys, &j->got, &j->eb);
+    if (j->delay_ms) {
+        struct timespec ts = {.tv_sec = j->delay_ms / 1000,
+                              .tv_nsec = (long)(j->delay_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Folder, set, metadata, mount: what ag_csi_vol_create does after the issuer's answer. */
+static int finish(struct ag_csi_store *s, struct ag_csi_job *j, struct duet_errbuf *eb)
+{
+    struct ag_csi_vol *v = j->v;
+    struct duet_errbuf ignore;
+
+    DUET_TRY(j->rc < 0 ? duet_errf(eb, j->rc, "%s", j->eb.msg) : 0);
+    if (j->gen_no != s->gen_no)
+        return duet_errf(eb, DUET_EAGAIN, "the configuration changed during the issuance");
+    duet_errbuf_clear(&ignore);
+    if (ag_wipe_tree(v->root, &ignore) < 0 || mkdir(v->root, 0700) == -1)
+        return duet_errf(eb, -errno, "%s: %s", v->root, strerror(errno));
+    DUET_TRY(ag_ident_install(j->id, &j->got, j->issuer, &s->gen->pol, j->t0, eb));
+    DUET_TRY(save_meta(v, eb));
+    return ag_mount_bind_ro(v->data, v->target, eb);
+}
+
+/* Back on the loop. */
+static void job_done(struct ag_work *w, bool stopping)
+{
+    struct ag_csi_job *j = (struct ag_csi_job *)w;
+    struct ag_csi_store *s = j->s;
+    struct ag_csi_vol *v = j->v;
+    struct duet_errbuf eb, ignore;
+    int rc;
+
+    if (j->cancelled) { /* unpublished meanwhile: nothing of it was written */
+        job_free(j);
+        vol_free(v);
+        return;
+    }
+    v->job = NULL;
+    duet_errbuf_clear(&eb);
+    rc = stopping ? duet_errf(&eb, -ECANCELED, "the agent is stopping") : finish(s, j, &eb);
+    if (rc == 0) {
+        v->ident = j->id; /* installed: the volume owns it now */
+        j->id = NULL;
+        job_free(j);
+        s->done(s->done_arg, v, 0, NULL);
+        return;
+    }
+    duet_errbuf_clear(&ignore);
+    if (!stopping && ag_wipe_tree(v->root, &ignore) < 0)
+        log_vol(DUET_LOG_ERROR, v, "cannot wipe the failed volume", DUET_E_INTERNAL, &ignore);
+    store_del(s, v);
+    job_free(j);
+    s->done(s->done_arg, v, rc, &eb);
+    vol_free(v);
+}
+
+int ag_csi_vol_start(struct ag_csi_store *s, struct ag_gen *g, const struct ag_csi_volspec *spec,
+                     struct ag_csi_vol **out, struct duet_errbuf *eb)
+{
+    struct ag_csi_job *j;
+    struct ag_csi_vol *v;
+    int rc;
+
+    if (!s->q || !g->issuer->ops->snapshot)
+        return DUET_EAGAIN;
+    j = duet_calloc(1, sizeof(*j));
+    v = vol_alloc(s, spec);
+    if (!j || !v) {
+        rc = duet_errf(eb, DUET_ENOMEM, "out of memory");
+        goto fail;
+    }
+    DUET_TRY_GOTO(make_ident(v, g->cfg, &j->id, eb), rc, fail);
+    DUET_TRY_GOTO(g->issuer->ops->snapshot(g->issuer, &j->snap, eb), rc, fail);
+    rc = store_add(s, v);
+    if (rc < 0) {
+        duet_errf(eb, rc, "out of memory");
+        goto fail;
+    }
+    j->w.run = job_run;
+    j->w.done = job_done;
+    j->s = s;
+    j->v = v;
+    j->exp = ag_ident_expect(j->id, g->issuer);
+    j->issuer = g->issuer->ops->name;
+    j->keys = g->pol.keys;
+    j->gen_no = s->gen_no;
+    j->delay_ms = s->delay_ms;
+    j->t0 = duet_clock_mono_ms();
+    v->job = j;
+    ag_workq_submit(s->q, &j->w);
+    *out = v;
+    return 0;
+fail:
+    if (j)
+        job_free(j);
+    vol_free(v);
+    return rc;
+}
+
+void ag_csi_vol_cancel(struct ag_csi_store *s, struct ag_csi_vol *v)
+{
+    DUET_BUG_ON(!v->job || v->waiters);
+    store_del(s, v);
+    v->job->cancelled = true; /* job_done frees both */
+}
+
 int ag_csi_vol_remount(struct ag_csi_vol *v, struct duet_errbuf *eb)
 {
     return ag_mount_bind_ro(v->data, v->target, eb);
@@ -294,6 +458,8 @@ int ag_csi_vol_destroy(struct ag_csi_store *s, struct ag_csi_vol *v, struct duet
 
 void ag_csi_store_rebind(struct ag_csi_store *s, struct ag_gen *g)
 {
+    s->gen = g;
+    s->gen_no++; /* a pending volume's job was made under the old one: not published */
     for (size_t i = 0; i < s->n; i++) {
         struct ag_csi_vol *v = s->v[i];
         struct ag_ident *id = NULL;
@@ -302,6 +468,8 @@ void ag_csi_store_rebind(struct ag_csi_store *s, struct ag_gen *g)
         char why[256];
         int rc;
 
+        if (v->job)
+            continue;
         duet_errbuf_clear(&eb);
         rc = ag_csi_decide(g->cfg, v->ns, v->sa, v->product, &product, why, sizeof(why));
         if (rc != 0) {

@@ -11,7 +11,13 @@
  * rotation, published into data/ with the atomic writer, so a pod sees a
  * renewal through its read-only bind mount. The metadata lets a restarted
  * agent find its volumes again; the tmpfs outlives the agent's container.
- * Everything here runs on the loop thread.
+ *
+ * A volume's first certificate is made off the loop when the issuer can
+ * (ag_csi_vol_start: the key, the CSR, the CA's signature and the check run
+ * on a work queue's thread) and published on the loop when it comes back:
+ * the tmpfs, the files and the mount table have one owner. Until then the
+ * volume is in the store, pending (job set), with nothing on disk. The rest
+ * of this file runs on the loop thread.
  */
 #ifndef AG_CSI_VOL_H
 #define AG_CSI_VOL_H
@@ -25,6 +31,9 @@
 #include "duet/err.h"
 
 struct ag_gen;
+struct ag_workq;
+struct ag_csi_job;
+struct ag_csi_waiter;
 
 /* What a volume is: the request's facts that must match on a republish. */
 struct ag_csi_volspec {
@@ -43,20 +52,46 @@ struct ag_csi_vol {
     char *data; /* root/data */
     char *name; /* "ns/pod/product", for logs */
     /* NULL while the configuration no longer grants the product (removed
-     * from identities or bindings): the set stays, but is not renewed. */
+     * from identities or bindings): the set stays, but is not renewed.
+     * NULL too while pending (job set). */
     struct ag_ident *ident;
+    struct ag_csi_job *job;        /* set while the first certificate is made off the loop */
+    struct ag_csi_waiter *waiters; /* the caller's, while pending (csi.c: held calls) */
 };
+
+/*
+ * How a pending volume ended, on the loop: rc 0, it is live (published,
+ * mounted); rc < 0, it failed (eb says why, the class whether the issuer or
+ * the node) or the queue was stopped (-ECANCELED): it has left the store,
+ * nothing of it is on disk, and it is freed when the callback returns.
+ */
+typedef void ag_csi_vol_done(void *arg, struct ag_csi_vol *v, int rc, const struct duet_errbuf *eb);
 
 struct ag_csi_store {
     char *state_dir;
     char *vdir; /* state_dir/v */
     struct ag_csi_vol **v;
     size_t n, cap;
+    struct ag_gen *gen; /* borrowed: the current generation (rebind changes it) */
+    unsigned gen_no;    /* counts the rebinds: a job from an older one is not published */
+    /* Issuance off the loop (ag_csi_store_async); NULL q: everything on the loop. */
+    struct ag_workq *q;
+    ag_csi_vol_done *done;
+    void *done_arg;
+    int delay_ms; /* DUET_TEST_CSI_ISSUE_DELAY_MS: tests widen the pending window */
 };
 
 /* Mount (or find) the tmpfs and its v/ folder. */
 int ag_csi_store_open(struct ag_csi_store *s, const char *state_dir, unsigned size_mb,
                       struct duet_errbuf *eb) DUET_MUST_CHECK;
+/*
+ * Make first certificates on q's threads from now on (when the issuer has a
+ * snapshot), reporting to done. q is borrowed and must be freed before the
+ * store is closed.
+ */
+void ag_csi_store_async(struct ag_csi_store *s, struct ag_workq *q, ag_csi_vol_done *done,
+                        void *arg);
+
 /* Frees the memory; the volumes stay on the tmpfs for the next start. */
 void ag_csi_store_close(struct ag_csi_store *s);
 
@@ -74,6 +109,23 @@ bool ag_csi_vol_same(const struct ag_csi_vol *v, const struct ag_csi_volspec *sp
  */
 int ag_csi_vol_create(struct ag_csi_store *s, struct ag_gen *g, const struct ag_csi_volspec *spec,
                       struct ag_csi_vol **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/*
+ * Start making the volume off the loop: it is in the store at once, pending
+ * (*out, job set), and done() reports how it ended. DUET_EAGAIN (nothing
+ * started, nothing changed): this store or issuer cannot, call
+ * ag_csi_vol_create. Another failure (no snapshot: the CA files; memory)
+ * leaves nothing either, with eb saying why.
+ */
+int ag_csi_vol_start(struct ag_csi_store *s, struct ag_gen *g, const struct ag_csi_volspec *spec,
+                     struct ag_csi_vol **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/*
+ * Unpublish a pending volume: it leaves the store now (its waiters are the
+ * caller's to answer first); its job's key and certificate are dropped when
+ * the job comes back, and nothing is written. done() is not called.
+ */
+void ag_csi_vol_cancel(struct ag_csi_store *s, struct ag_csi_vol *v);
 
 /* Bind the volume again onto its target (republish after a lost mount). */
 int ag_csi_vol_remount(struct ag_csi_vol *v, struct duet_errbuf *eb) DUET_MUST_CHECK;

@@ -5,9 +5,14 @@
  * socket (it keeps what the socket did not take and offers it again on the
  * next nghttp2_session_send). A call is collected in its stream (the :path,
  * the request body up to AG_GRPC_MAX_MSG + 5), dispatched when the client
- * ends its half of the stream, and answered at once: HEADERS, one DATA
- * frame holding the length-prefixed message, trailers with grpc-status; or,
- * for an error, a single HEADERS frame carrying the status ("Trailers-Only").
+ * ends its half of the stream, and answered: HEADERS, one DATA frame
+ * holding the length-prefixed message, trailers with grpc-status; or, for
+ * an error, a single HEADERS frame carrying the status ("Trailers-Only").
+ * A held call (ag_grpc_call_hold) is answered later: the handle and its
+ * stream point at each other until one goes (answered, or the stream
+ * closed by the client or with its connection), so a late answer to a
+ * stream that is gone is dropped; the flush of a late answer is deferred
+ * to step 5 of the iteration, since nghttp2 may be inside a callback.
  *
  * Why not grpc's C core: Debian's libgrpc pulls in OpenSSL beside BoringSSL
  * (see the note in agent/CMakeLists.txt); nghttp2 is small, has no TLS and
@@ -34,6 +39,8 @@
 
 struct stream {
     struct stream *next; /* in conn->streams */
+    struct conn *c;
+    struct ag_grpc_call *held; /* the handle of a held call, until answered */
     int32_t id;
     bool grpc; /* content-type application/grpc[+proto] */
     bool too_big;
@@ -53,6 +60,11 @@ struct conn {
     nghttp2_session *h2;
     struct stream *streams;
     struct duet_defer close_defer;
+    struct duet_defer flush_defer; /* late answers go out in step 5 */
+};
+
+struct ag_grpc_call {
+    struct stream *st; /* NULL once the stream is gone */
 };
 
 struct ag_grpc_server {
@@ -116,6 +128,8 @@ static nghttp2_mem h2_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc
 
 static void stream_free(struct stream *st)
 {
+    if (st->held)
+        st->held->st = NULL; /* the holder's answer will be dropped */
     duet_free(st->req);
     duet_free(st->resp);
     duet_free(st);
@@ -133,6 +147,7 @@ static void conn_destroy(struct conn *c)
     }
     s->nconns--;
     duet_loop_cancel_defer(s->loop, &c->close_defer);
+    duet_loop_cancel_defer(s->loop, &c->flush_defer);
     duet_loop_del_fd(s->loop, c->fd);
     close(c->fd);
     nghttp2_session_del(c->h2);
@@ -147,6 +162,16 @@ static void conn_destroy(struct conn *c)
 static void on_close_defer(struct duet_loop *loop, void *arg)
 {
     conn_destroy(arg);
+}
+
+static void conn_update(struct conn *c);
+
+static void on_flush_defer(struct duet_loop *loop, void *arg)
+{
+    struct conn *c = arg;
+
+    if (!c->closing)
+        conn_update(c);
 }
 
 /* Mark for closing; freed in step 5 of this iteration, no callback runs after. */
@@ -196,6 +221,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     if (!st)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
     st->id = f->hd.stream_id;
+    st->c = c;
     st->next = c->streams;
     c->streams = st;
     nghttp2_session_set_stream_user_data(h2, st->id, st);
@@ -307,7 +333,7 @@ static int submit_error(nghttp2_session *h2, int32_t id, int code, const char *m
     return nghttp2_submit_response(h2, id, hdrs, DUET_ARRAY_SIZE(hdrs), NULL);
 }
 
-static int submit_ok(nghttp2_session *h2, struct stream *st, struct ag_grpc_reply *rep)
+static int submit_ok(nghttp2_session *h2, struct stream *st, const struct ag_grpc_reply *rep)
 {
     static const nghttp2_nv hdrs[] = {
         NV(":status", "200", 3),
@@ -358,25 +384,61 @@ static int check_request(const struct stream *st, struct ag_grpc_reply *rep)
     return 0;
 }
 
+static int submit_reply(nghttp2_session *h2, struct stream *st, const struct ag_grpc_reply *rep)
+{
+    if (rep->code == AG_GRPC_OK)
+        return submit_ok(h2, st, rep);
+    return submit_error(h2, st->id, rep->code, rep->msg);
+}
+
 static int dispatch(struct conn *c, struct stream *st)
 {
     struct ag_grpc_server *s = c->srv;
-    struct ag_grpc_reply rep = {0};
+    struct ag_grpc_reply rep = {.stream = st};
     const struct ag_grpc_method *m = find_method(s, st->path);
-    int rc;
+    int rc = 0;
 
     if (!m)
         ag_grpc_fail(&rep, AG_GRPC_UNIMPLEMENTED, "unknown method %s", st->path);
     else if (check_request(st, &rep) == 0)
         m->fn(s->arg, st->req + GRPC_PREFIX, st->req_len - GRPC_PREFIX, &rep);
-    DUET_FREE(st->req); /* the handler has answered; the request is not needed */
+    DUET_FREE(st->req); /* the handler has answered or held; the request is not needed */
     st->req_len = st->req_cap = 0;
-    if (rep.code == AG_GRPC_OK)
-        rc = submit_ok(c->h2, st, &rep);
-    else
-        rc = submit_error(c->h2, st->id, rep.code, rep.msg);
+    if (!rep.held)
+        rc = submit_reply(c->h2, st, &rep);
     duet_free(rep.body);
     return rc == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+struct ag_grpc_call *ag_grpc_call_hold(struct ag_grpc_reply *rep)
+{
+    struct stream *st = rep->stream;
+    struct ag_grpc_call *call;
+
+    DUET_BUG_ON(!st || rep->held);
+    call = duet_calloc(1, sizeof(*call));
+    if (!call)
+        return NULL;
+    call->st = st;
+    st->held = call;
+    rep->held = true;
+    return call;
+}
+
+void ag_grpc_call_answer(struct ag_grpc_call *call, const struct ag_grpc_reply *rep)
+{
+    struct stream *st = call->st;
+
+    duet_free(call);
+    if (!st)
+        return;
+    st->held = NULL;
+    if (st->c->closing)
+        return;
+    /* Refused only for a stream nghttp2 no longer has: reset it, the client retries. */
+    if (submit_reply(st->c->h2, st, rep) != 0)
+        nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    duet_loop_defer(st->c->srv->loop, &st->c->flush_defer);
 }
 
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
@@ -481,6 +543,7 @@ static int conn_start(struct ag_grpc_server *s, int fd)
     c->fd = fd;
     c->interest = DUET_EV_READ | DUET_EV_WRITE; /* our SETTINGS go out first */
     duet_defer_init(&c->close_defer, on_close_defer, c);
+    duet_defer_init(&c->flush_defer, on_flush_defer, c);
     c->next = s->conns;
     s->conns = c;
     s->nconns++;

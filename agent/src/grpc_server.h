@@ -9,14 +9,17 @@
  * the only HEADERS frame when there is no message).
  *
  * Everything runs on the caller's duet_loop: no threads. A handler runs
- * inside the read callback of its connection and answers before returning
- * (the request bytes are gone afterwards). Limits: AG_GRPC_MAX_CONNS
+ * inside the read callback of its connection and either answers before
+ * returning, or holds the call (ag_grpc_call_hold) and answers it later from
+ * any loop callback (ag_grpc_call_answer); the request bytes are gone once
+ * the handler returns, either way. Limits: AG_GRPC_MAX_CONNS
  * connections, AG_GRPC_MAX_STREAMS concurrent calls per connection,
  * AG_GRPC_MAX_MSG bytes per request message (gRPC's own default).
  */
 #ifndef AG_GRPC_SERVER_H
 #define AG_GRPC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +63,8 @@ struct ag_grpc_reply {
     char msg[512];
     uint8_t *body;
     size_t len;
+    void *stream; /* private to grpc_server.c: the call being answered */
+    bool held;    /* private: ag_grpc_call_hold took the call */
 };
 
 /* Set code and a formatted message; returns code. */
@@ -74,6 +79,23 @@ struct ag_grpc_method {
 };
 
 struct ag_grpc_server;
+struct ag_grpc_call;
+
+/*
+ * In a handler: answer later. The call's handle is returned (owned by the
+ * caller until ag_grpc_call_answer); what the handler leaves in rep is then
+ * ignored. NULL when out of memory: answer through rep as usual.
+ */
+struct ag_grpc_call *ag_grpc_call_hold(struct ag_grpc_reply *rep) DUET_MUST_CHECK;
+
+/*
+ * Answer a held call with rep (as a handler fills it; rep->body is borrowed)
+ * and free the handle. Loop thread, any callback, the handler itself too;
+ * the answer goes out at the end of the loop iteration. When the client
+ * has gone meanwhile (the stream was reset, the connection closed, the
+ * server freed) the answer is dropped and only the handle is freed.
+ */
+void ag_grpc_call_answer(struct ag_grpc_call *call, const struct ag_grpc_reply *rep);
 
 /*
  * Listen on the Unix socket `path` (a stale socket file there is replaced;

@@ -376,52 +376,120 @@ static int pending_pair(struct ag_ident *id, const struct ag_policy *pol, struct
     return duet_csr_build(id->pending_key, &id->subject, &id->sans, &id->pending_csr, eb);
 }
 
-int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
-                   struct duet_errbuf *eb)
+static struct ag_issue_req req_of(const struct ag_ident *id, const struct duet_csr *csr)
 {
-    struct ag_set_expect exp = expect_of(id, is);
-    struct ag_issue_result res = {0};
-    struct duet_cert_info *info = duet_malloc(sizeof(*info));
-    int64_t t0 = duet_clock_mono_ms(), received;
-    int rc;
-
-    if (!info)
-        return duet_errf(eb, DUET_ENOMEM, "out of memory");
-    DUET_TRY_GOTO(pending_pair(id, pol, eb), rc, out);
-    const struct ag_issue_req req = {
-        .csr = id->pending_csr,
+    struct ag_issue_req req = {
+        .csr = csr,
         .subject = &id->subject,
         .sans = &id->sans,
         .validity_ms = id->validity_ms,
         .server = id->server,
         .identity = id->name,
     };
-    DUET_TRY_GOTO(is->ops->sign(is, &req, &res, eb), rc, out);
-    received = duet_clock_real_ms();
-    rc = ag_set_check(&exp, id->pending_key, res.chain, res.bundle, received / 1000, info, eb);
+    return req;
+}
+
+void ag_issued_clear(struct ag_issued *r)
+{
+    duet_key_free(r->key);
+    ag_issue_result_clear(&r->res);
+    duet_free(r->info);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The issuer's answer in r, checked against exp with key; a refusal names the issuer. */
+static int check_answer(const struct ag_set_expect *exp, const struct duet_key *key,
+                        const char *issuer, struct ag_issued *r, struct duet_errbuf *eb)
+{
+    int rc;
+
+    r->received = duet_clock_real_ms();
+    rc = ag_set_check(exp, key, r->res.chain, r->res.bundle, r->received / 1000, r->info, eb);
     if (rc < 0) {
         /* Keep the check's reason, but say it was the issuer's answer. */
         char what[64];
-        snprintf(what, sizeof(what), "refused the certificate from %s", is->ops->name);
+        snprintf(what, sizeof(what), "refused the certificate from %s", issuer);
         ag_err_prefix(eb, rc, what);
-        goto out;
     }
-    DUET_TRY_GOTO(publish(id, id->pending_key, &res, pol, eb), rc, out);
+    return rc;
+}
+
+/* Publish r's certificate with key, and record the new set in id. */
+static int install(struct ag_ident *id, const struct duet_key *key, const struct ag_issued *r,
+                   const char *issuer, const struct ag_policy *pol, int64_t t0,
+                   struct duet_errbuf *eb)
+{
+    DUET_TRY(publish(id, key, &r->res, pol, eb));
+    set_validity(id, r->info, r->received, pol);
+    id->renewals++;
+    id->attempt = 0;
+    id->rot.retry_mono = 0;
+    id->last_success = r->received / 1000;
+    disk_sig(id->dir, &id->sig);
+    id->sig_valid = true;
+    log_issued(id, r->info, issuer, duet_clock_mono_ms() - t0);
+    return 0;
+}
+
+struct ag_set_expect ag_ident_expect(const struct ag_ident *id, const struct ag_issuer *is)
+{
+    return expect_of(id, is);
+}
+
+int ag_ident_obtain(const struct ag_ident *id, const struct ag_set_expect *exp,
+                    const struct ag_ca_snap *snap, const char *issuer, struct ag_keypool *keys,
+                    struct ag_issued *out, struct duet_errbuf *eb)
+{
+    struct ag_issued r = {0};
+    struct duet_csr *csr = NULL;
+    int rc;
+
+    r.info = duet_malloc(sizeof(*r.info));
+    if (!r.info)
+        return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    r.key = ag_keypool_take(keys, id->key_type);
+    if (!r.key)
+        DUET_TRY_GOTO(duet_key_generate(id->key_type, &r.key, eb), rc, out);
+    DUET_TRY_GOTO(duet_csr_build(r.key, &id->subject, &id->sans, &csr, eb), rc, out);
+    const struct ag_issue_req req = req_of(id, csr);
+    DUET_TRY_GOTO(ag_ca_snap_sign(snap, &req, &r.res, eb), rc, out);
+    DUET_TRY_GOTO(check_answer(exp, r.key, issuer, &r, eb), rc, out);
+    *out = r;
+    memset(&r, 0, sizeof(r));
+out:
+    duet_csr_free(csr);
+    ag_issued_clear(&r);
+    return rc;
+}
+
+int ag_ident_install(struct ag_ident *id, const struct ag_issued *r, const char *issuer,
+                     const struct ag_policy *pol, int64_t t0, struct duet_errbuf *eb)
+{
+    return install(id, r->key, r, issuer, pol, t0, eb);
+}
+
+int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
+                   struct duet_errbuf *eb)
+{
+    struct ag_set_expect exp = expect_of(id, is);
+    struct ag_issued r = {0};
+    int64_t t0 = duet_clock_mono_ms();
+    int rc;
+
+    r.info = duet_malloc(sizeof(*r.info));
+    if (!r.info)
+        return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    DUET_TRY_GOTO(pending_pair(id, pol, eb), rc, out);
+    const struct ag_issue_req req = req_of(id, id->pending_csr);
+    DUET_TRY_GOTO(is->ops->sign(is, &req, &r.res, eb), rc, out);
+    DUET_TRY_GOTO(check_answer(&exp, id->pending_key, is->ops->name, &r, eb), rc, out);
+    DUET_TRY_GOTO(install(id, id->pending_key, &r, is->ops->name, pol, t0, eb), rc, out);
     /* Published: the next renewal gets a fresh key. */
     duet_csr_free(id->pending_csr);
     duet_key_free(id->pending_key);
     id->pending_csr = NULL;
     id->pending_key = NULL;
-    set_validity(id, info, received, pol);
-    id->renewals++;
-    id->attempt = 0;
-    id->rot.retry_mono = 0;
-    id->last_success = received / 1000;
-    disk_sig(id->dir, &id->sig);
-    id->sig_valid = true;
-    log_issued(id, info, is->ops->name, duet_clock_mono_ms() - t0);
 out:
-    ag_issue_result_clear(&res);
-    duet_free(info);
+    ag_issued_clear(&r);
     return rc;
 }

@@ -5,7 +5,8 @@
  * ag_ident_issue() makes a key and CSR, obtains a certificate, checks it and
  * publishes the set; ag_ident_check_disk() reads the published set back and
  * decides whether it can be kept. Both run on the loop thread and block
- * (key generation, the issuer's request).
+ * (key generation, the issuer's request); ag_ident_obtain() is the part of
+ * an issuance that may run on another thread.
  */
 #ifndef AG_IDENTITY_H
 #define AG_IDENTITY_H
@@ -170,5 +171,44 @@ bool ag_ident_disk_changed(const struct ag_ident *id);
  */
 int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
                    struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/*
+ * ag_ident_issue in two halves, for issuance off the loop (a CSI volume's
+ * first certificate; csi_vol.c). First, on the loop: what the certificate
+ * must look like under issuer `is`, and a CA snapshot (ops->snapshot).
+ */
+struct ag_set_expect ag_ident_expect(const struct ag_ident *id, const struct ag_issuer *is);
+
+/* What the thread half obtained, before it is published. */
+struct ag_issued {
+    struct duet_key *key;        /* the new private key; owned */
+    struct ag_issue_result res;  /* owned */
+    struct duet_cert_info *info; /* of res.chain[0]; owned */
+    int64_t received;            /* wall ms, when the certificate was made */
+};
+
+/* Free what r holds (the key is cleansed by BoringSSL); leaves r zeroed. */
+void ag_issued_clear(struct ag_issued *r);
+
+/*
+ * The thread half: a fresh key (from keys, else generated), its CSR, a
+ * certificate from snap (of the issuer named `issuer`, for messages),
+ * checked against exp (which points into id). Safe
+ * on any thread: reads id and exp, which nothing may change meanwhile,
+ * writes only *out (owned by the caller, ag_issued_clear). 0 or a negative
+ * code with eb saying why; nothing is left then.
+ */
+int ag_ident_obtain(const struct ag_ident *id, const struct ag_set_expect *exp,
+                    const struct ag_ca_snap *snap, const char *issuer, struct ag_keypool *keys,
+                    struct ag_issued *out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+
+/*
+ * The loop half: publish r (the caller keeps it and clears it) and update id
+ * as ag_ident_issue does; `issuer` names it in the log, t0 (monotonic ms)
+ * is when the issuance started.
+ */
+int ag_ident_install(struct ag_ident *id, const struct ag_issued *r, const char *issuer,
+                     const struct ag_policy *pol, int64_t t0,
+                     struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 #endif

@@ -2,13 +2,16 @@
 /*
  * Where certificates come from: one small interface, two implementations.
  * `local` signs with a CA certificate and (encrypted) key read from files
- * (a mounted Secret), re-read on every issuance so a rotated CA is picked
- * up; `cfssl` asks a CloudFlare CFSSL server over HTTP(S) with libcurl.
+ * (a mounted Secret), checked on every issuance and re-read when they
+ * changed, so a rotated CA is picked up; `cfssl` asks a CloudFlare CFSSL
+ * server over HTTP(S) with libcurl.
  *
  * An issuer returns what it was given by the CA; checking that the result
  * fits the key and identity is the caller's job (ag_set_check in
  * identity.h), done the same way for every issuer. Issuers are used from the
- * loop thread only; sign() blocks (bounded by the issuer's timeout).
+ * loop thread only; sign() blocks (bounded by the issuer's timeout). An
+ * issuer that can also sign off the loop (local) hands out a CA snapshot:
+ * an immutable handle whose signing is safe on any thread.
  */
 #ifndef AG_ISSUER_H
 #define AG_ISSUER_H
@@ -20,6 +23,7 @@
 #include "duet/pki.h"
 
 struct ag_issuer;
+struct ag_ca_snap;
 
 struct ag_issue_req {
     const struct duet_csr *csr;
@@ -63,8 +67,25 @@ struct ag_issuer_ops {
      * configuration. May be NULL (CFSSL: only the bundle is known).
      */
     int (*signer)(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb);
+    /*
+     * The CA as it is now (its files are checked, and re-read when they
+     * changed), as a snapshot for ag_ca_snap_sign: 0 and a reference in
+     * *out, or what sign() would have failed with. May be NULL: the issuer
+     * signs only through sign(), on the loop (CFSSL: one curl handle).
+     */
+    int (*snapshot)(struct ag_issuer *is, struct ag_ca_snap **out, struct duet_errbuf *eb);
     void (*free)(struct ag_issuer *is);
 };
+
+/*
+ * What sign() does, with a snapshot: safe on any thread and on several at
+ * once (BoringSSL's private-key operations on a shared key are; the
+ * snapshot is never modified). The snapshot must stay referenced meanwhile.
+ */
+int ag_ca_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
+                    struct ag_issue_result *out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* Drop a reference. References are taken and dropped on the loop thread only. NULL is fine. */
+void ag_ca_snap_put(struct ag_ca_snap *s);
 
 struct ag_issuer {
     const struct ag_issuer_ops *ops;

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The local issuer: signs with a CA certificate and private key read from
- * files, typically a mounted Kubernetes Secret. The certificate and bundle
- * are read again for every issuance, so replacing the Secret rotates the CA
- * without a restart or a signal. The decrypted key is cached, keyed by the
- * identity (device, inode, size, times) of the key and passphrase files:
- * a key written by `duet-agent ca init` costs 600,000 PBKDF2 rounds (about
- * half a second) to decrypt, far more than the issuance itself, and any
- * change to either file (a Secret update swaps ..data) reloads it.
+ * files, typically a mounted Kubernetes Secret. What it reads is cached,
+ * keyed by the identity (device, inode, size, times) of each file, and
+ * every issuance checks those identities first, so replacing the Secret
+ * (an update swaps ..data) rotates the CA without a restart or a signal:
+ * - the decrypted key, per key and passphrase file: a key written by
+ *   `duet-agent ca init` costs 600,000 PBKDF2 rounds (about half a second)
+ *   to decrypt, far more than the issuance itself;
+ * - a snapshot (ag_ca_snap) of the parsed CA certificate, its intermediates,
+ *   the trust bundle and a reference to that key: four stat(2) calls per
+ *   issuance instead of parsing two PEM files, and what signing threads
+ *   share (a snapshot never changes; a new one replaces it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,14 +29,26 @@
 #include "duet/file.h"
 #include "duet/pki.h"
 
+struct ag_ca_snap {
+    unsigned refs;            /* loop thread only */
+    struct duet_chain *ca;    /* ca_cert: [0] signs */
+    struct duet_chain *inter; /* what follows the leaf in tls.crt: ca's non-self-issued */
+    struct duet_chain *bundle;
+    struct duet_key *key; /* a reference to the CA key it was made with */
+    unsigned key_gen;     /* local_issuer.key_gen of that key */
+};
+
 struct local_issuer {
     struct ag_issuer base; /* first: the ops receive &base */
     char *ca_cert;
     char *ca_key;
-    char *pass_file;                 /* NULL: unencrypted key */
-    char *ca_bundle;                 /* the trust bundle published as ca.crt */
-    struct duet_key *key;            /* cached CA key; NULL until loaded */
-    struct duet_file_sig key_sig[2]; /* of ca_key and pass_file when key was loaded */
+    char *pass_file;                  /* NULL: unencrypted key */
+    char *ca_bundle;                  /* the trust bundle published as ca.crt */
+    struct duet_key *key;             /* cached CA key; NULL until loaded */
+    struct duet_file_sig key_sig[2];  /* of ca_key and pass_file when key was loaded */
+    unsigned key_gen;                 /* counts the loads of key */
+    struct ag_ca_snap *snap;          /* current snapshot (one reference); NULL until made */
+    struct duet_file_sig snap_sig[2]; /* of ca_cert and ca_bundle when snap was made */
 };
 
 void ag_issue_result_clear(struct ag_issue_result *r)
@@ -94,6 +110,7 @@ static int load_ca_key(struct local_issuer *li, const struct duet_key **out, str
     if (rc < 0)
         return rc;
     memcpy(li->key_sig, sig, sizeof(sig));
+    li->key_gen++;
     *out = li->key;
     return 0;
 }
@@ -111,7 +128,7 @@ static int local_bundle(struct ag_issuer *is, struct duet_chain **out, struct du
  * is not self-issued follow the leaf, so peers that trust only the root
  * (ca_bundle) can build the path.
  */
-static int push_intermediates(struct duet_chain *chain, const struct duet_chain *ca)
+static int find_intermediates(const struct duet_chain *ca, struct duet_chain *out)
 {
     struct duet_cert_info *info = duet_malloc(sizeof(*info));
     int rc = 0;
@@ -121,29 +138,93 @@ static int push_intermediates(struct duet_chain *chain, const struct duet_chain 
     for (size_t i = 0; rc == 0 && i < duet_chain_len(ca); i++) {
         rc = duet_cert_info(duet_chain_at(ca, i), info);
         if (rc == 0 && strcmp(info->subject, info->issuer) != 0)
-            rc = duet_chain_push(chain, duet_chain_at(ca, i));
+            rc = duet_chain_push(out, duet_chain_at(ca, i));
     }
     duet_free(info);
     return rc;
 }
 
-static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
-                      struct ag_issue_result *out, struct duet_errbuf *eb)
+void ag_ca_snap_put(struct ag_ca_snap *s)
+{
+    if (!s || --s->refs > 0)
+        return;
+    duet_chain_free(s->ca);
+    duet_chain_free(s->inter);
+    duet_chain_free(s->bundle);
+    duet_key_free(s->key);
+    duet_free(s);
+}
+
+/* Read the CA certificate and bundle (in that order, as before the cache: the same first error). */
+static int snap_new(struct local_issuer *li, struct ag_ca_snap **out, struct duet_errbuf *eb)
+{
+    struct ag_ca_snap *s = duet_calloc(1, sizeof(*s));
+    const struct duet_key *key = NULL;
+    int rc;
+
+    if (!s)
+        return duet_errf(eb, DUET_ENOMEM, "out of memory");
+    s->refs = 1;
+    DUET_TRY_GOTO(duet_chain_load(li->ca_cert, &s->ca, eb), rc, fail);
+    DUET_TRY_GOTO(duet_chain_load(li->ca_bundle, &s->bundle, eb), rc, fail);
+    DUET_TRY_GOTO(load_ca_key(li, &key, eb), rc, fail);
+    DUET_TRY_GOTO(duet_chain_new(&s->inter), rc, nomem);
+    DUET_TRY_GOTO(find_intermediates(s->ca, s->inter), rc, nomem);
+    DUET_TRY_GOTO(duet_key_ref(key, &s->key), rc, nomem);
+    s->key_gen = li->key_gen;
+    *out = s;
+    return 0;
+nomem:
+    duet_errf(eb, rc, "out of memory");
+fail:
+    ag_ca_snap_put(s);
+    return rc;
+}
+
+/*
+ * The current snapshot, made again when a file changed. The signatures are
+ * taken before reading, so a file replaced during the read makes the next
+ * call differ and read again.
+ */
+static int local_snapshot(struct ag_issuer *is, struct ag_ca_snap **out, struct duet_errbuf *eb)
 {
     struct local_issuer *li = (struct local_issuer *)is;
-    const struct duet_key *ca_key = NULL;
+    const struct duet_key *key = NULL;
+    struct duet_file_sig sig[2];
+    bool fresh;
+
+    duet_file_sig_get(li->ca_cert, &sig[0]);
+    duet_file_sig_get(li->ca_bundle, &sig[1]);
+    fresh = li->snap && duet_file_sig_equal(&sig[0], &li->snap_sig[0]) &&
+            duet_file_sig_equal(&sig[1], &li->snap_sig[1]);
+    if (fresh) {
+        DUET_TRY(load_ca_key(li, &key, eb)); /* two stat(2); reloads a changed key */
+        fresh = li->snap->key_gen == li->key_gen;
+    }
+    if (!fresh) {
+        struct ag_ca_snap *s = NULL;
+
+        DUET_TRY(snap_new(li, &s, eb));
+        ag_ca_snap_put(li->snap);
+        li->snap = s;
+        memcpy(li->snap_sig, sig, sizeof(sig));
+    }
+    li->snap->refs++;
+    *out = li->snap;
+    return 0;
+}
+
+int ag_ca_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
+                    struct ag_issue_result *out, struct duet_errbuf *eb)
+{
     struct duet_cert *leaf = NULL;
-    struct duet_chain *ca = NULL;
     struct ag_issue_result res = {0};
     int rc;
 
-    DUET_TRY_GOTO(duet_chain_load(li->ca_cert, &ca, eb), rc, out);
-    DUET_TRY_GOTO(duet_chain_load(li->ca_bundle, &res.bundle, eb), rc, out);
-    DUET_TRY_GOTO(load_ca_key(li, &ca_key, eb), rc, out);
     struct duet_sign_req sr = {
         .csr = req->csr,
-        .ca_cert = duet_chain_at(ca, 0),
-        .ca_key = ca_key,
+        .ca_cert = duet_chain_at(s->ca, 0),
+        .ca_key = s->key,
         .profile = req->server ? DUET_PROFILE_SERVER : DUET_PROFILE_CLIENT,
         .now = duet_clock_now(),
         .validity = req->validity_ms / 1000,
@@ -151,16 +232,35 @@ static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
         .sans = req->sans,
     };
     DUET_TRY_GOTO(duet_cert_sign(&sr, &leaf, eb), rc, out);
-    DUET_TRY_GOTO(duet_chain_new(&res.chain), rc, out);
-    DUET_TRY_GOTO(duet_chain_push(res.chain, leaf), rc, out);
-    DUET_TRY_GOTO(push_intermediates(res.chain, ca), rc, out);
+    rc = duet_chain_new(&res.chain);
+    for (size_t i = 0; rc == 0 && i <= duet_chain_len(s->inter); i++)
+        rc = duet_chain_push(res.chain, i == 0 ? leaf : duet_chain_at(s->inter, i - 1));
+    if (rc == 0)
+        rc = duet_chain_new(&res.bundle);
+    for (size_t i = 0; rc == 0 && i < duet_chain_len(s->bundle); i++)
+        rc = duet_chain_push(res.bundle, duet_chain_at(s->bundle, i));
+    if (rc < 0) {
+        duet_errf(eb, rc, "out of memory");
+        goto out;
+    }
     *out = res;
     res.chain = NULL;
     res.bundle = NULL;
 out:
     ag_issue_result_clear(&res);
-    duet_chain_free(ca);
     duet_cert_free(leaf);
+    return rc;
+}
+
+static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
+                      struct ag_issue_result *out, struct duet_errbuf *eb)
+{
+    struct ag_ca_snap *s = NULL;
+    int rc;
+
+    DUET_TRY(local_snapshot(is, &s, eb));
+    rc = ag_ca_snap_sign(s, req, out, eb);
+    ag_ca_snap_put(s);
     return rc;
 }
 
@@ -202,6 +302,7 @@ static void local_free(struct ag_issuer *is)
     duet_free(li->ca_key);
     duet_free(li->pass_file);
     duet_free(li->ca_bundle);
+    ag_ca_snap_put(li->snap);
     duet_key_free(li->key);
     duet_free(li);
 }
@@ -213,6 +314,7 @@ static const struct ag_issuer_ops local_ops = {
     .validate = local_validate,
     .ready = NULL,
     .signer = local_signer,
+    .snapshot = local_snapshot,
     .free = local_free,
 };
 

@@ -4,9 +4,9 @@
  * hundred pods at once, each CSI volume needs a fresh key, and an RSA-2048
  * key costs about 90 ms of CPU: generated on demand, serially on the loop,
  * the last pod would wait ten seconds. Worker threads keep up to `per_type`
- * keys of each configured type ready; the loop takes one (never the same
- * key twice: a key taken leaves the pool for good) and falls back to
- * generating in place when the pool is empty. Keys never touch the disk;
+ * keys of each configured type ready; the loop or a signing thread takes
+ * one (never the same key twice: a key taken leaves the pool for good) and
+ * falls back to generating in place when the pool is empty. Keys never touch the disk;
  * the pool frees (and BoringSSL cleanses) what it still holds at exit.
  */
 #ifndef AG_KEYPOOL_H

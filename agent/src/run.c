@@ -19,9 +19,11 @@
  * - SIGHUP loads and validates the configuration into a new generation and
  *   swaps it in; an invalid one is refused and the old one kept. SIGTERM and
  *   SIGINT stop the loop; the process exits 0.
- * Issuance blocks the loop for its duration (a key generation, the CFSSL
+ * Renewals block the loop for their duration (a key generation, the CFSSL
  * request bounded by its timeout): the agent has no data path, and the
- * status listener answering a little late is acceptable.
+ * status listener answering a little late is acceptable. A CSI volume's
+ * first certificate, which a starting pod waits for, is made off the loop
+ * when the issuer allows it (csi.c).
  */
 #include <signal.h>
 #include <stdio.h>

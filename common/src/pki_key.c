@@ -157,6 +157,18 @@ void duet_key_free(struct duet_key *k)
     duet_free(k);
 }
 
+int duet_key_ref(const struct duet_key *k, struct duet_key **out)
+{
+    struct duet_key *r = duet_calloc(1, sizeof(*r));
+
+    if (!r)
+        return DUET_ENOMEM;
+    EVP_PKEY_up_ref(k->pkey);
+    r->pkey = k->pkey;
+    *out = r;
+    return 0;
+}
+
 void duet_secret_free(void *p, size_t len)
 {
     if (!p)

@@ -56,8 +56,11 @@ class Agent:
         self.proc = None
         self.log = open(f"{T}/agent.log", "ab")
 
-    def start(self):
+    def start(self, delay_ms=None):
         env = dict(os.environ, DUET_LOG_LEVEL="info")
+        env.pop("DUET_TEST_CSI_ISSUE_DELAY_MS", None)
+        if delay_ms:  # every issuance off the loop then takes that much longer
+            env["DUET_TEST_CSI_ISSUE_DELAY_MS"] = str(delay_ms)
         self.proc = subprocess.Popen([AGENT, "run", "--config", CONFIG], stdout=self.log,
                                      stderr=self.log, env=env)
         deadline = time.time() + 60
@@ -290,10 +293,157 @@ def main():
     check(re.search(r'duet_agent_csi_publish_total\{code="PERMISSION_DENIED"\} [1-9]', m),
           "metrics lack the refused publishes")
     check("pod.uid" not in m and "uid-" not in m, "metrics carry per-pod series")
+    burst(ep)
     agent.kill(signal.SIGTERM)
     check(agent.proc.returncode == 0, f"agent exit status {agent.proc.returncode}")
     check(not os.path.exists(REG), "registration socket left after a clean stop")
     print("ok: clean stop removes the registration socket")
+    in_flight(agent)
+
+
+def published_count(vid):
+    return len(re.findall(rf'subsys=csi volume={vid} .*msg="published"',
+                          open(f"{T}/agent.log").read()))
+
+
+def in_background(fn, *args):
+    """Run fn(*args) on a thread; the returned function joins it and gives its result."""
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", fn(*args)), daemon=True)
+    th.start()
+
+    def join(timeout=60):
+        th.join(timeout)
+        check(not th.is_alive(), f"{fn.__name__} did not return within {timeout}s")
+        return out["r"]
+    return join
+
+
+def burst(ep):
+    """24 pods at once over one channel, as kubelet: each its own key, all gone after."""
+    reqs = [publish_req(f"vol-burst{i}", target_of(f"uid-burst{i}"), "duet-demo", f"b-{i}",
+                        f"uid-burst{i}", "client-b") for i in range(24)]
+    with grpc.insecure_channel(f"unix://{ep}") as ch:
+        pub = ch.unary_unary("/csi.v1.Node/NodePublishVolume",
+                             request_serializer=lambda m: m.SerializeToString(),
+                             response_deserializer=msg("csi.v1.NodePublishVolumeResponse").FromString)
+        futures = [pub.future(r, timeout=60) for r in reqs]
+        for f in futures:
+            f.result()
+    keys = set()
+    for r in reqs:
+        keys.add(check_volume(r.target_path, "dev.productB.dev",
+                              "spiffe://example.org/ns/duet-demo/sa/client-b"))
+    check(len(keys) == len(reqs), f"{len(reqs)} pods got {len(keys)} distinct keys")
+    for r in reqs:
+        code, det = unpublish(ep, r.volume_id, r.target_path)
+        check(code == grpc.StatusCode.OK, f"unpublish {r.volume_id}: {code} {det}")
+    check(mounts_below(PODS) == [] and state_volumes() == [], "the burst left mounts or folders")
+    print(f"ok: {len(reqs)} concurrent publishes, {len(keys)} keys, nothing left after unpublish")
+
+
+def start_pending(ep, name):
+    """A publish of vol-NAME for pod NAME (client-b), left half a second into its issuance."""
+    t = target_of(f"uid-{name}")
+    req = publish_req(f"vol-{name}", t, "duet-demo", name, f"uid-{name}", "client-b")
+    join = in_background(publish, ep, req)
+    time.sleep(0.5)
+    return t, req, join
+
+
+def in_flight(agent):
+    """Calls that arrive while a volume's certificate is being made off the loop (each
+    issuance held 2 s longer by DUET_TEST_CSI_ISSUE_DELAY_MS): a duplicate publish waits for
+    the same answer, an unpublish cancels it, SIGTERM and SIGKILL leave nothing behind."""
+    delay = 2.0
+    agent.start(delay_ms=int(delay * 1000))
+    ep = registration()
+
+    # The same publish twice while the first is being issued: one issuance, two OKs.
+    t, req, first = start_pending(ep, "dup")
+    second = in_background(publish, ep, req)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    code, det = publish(ep, publish_req("vol-dup", target_of("uid-dup", "other"), "duet-demo",
+                                        "dup", "uid-dup", "client-b"))
+    check(code == grpc.StatusCode.ALREADY_EXISTS, f"other arguments during issuance: {code} {det}")
+    check(time.monotonic() - t0 < delay / 2, "ALREADY_EXISTS waited for the issuance")
+    code, det = publish(ep, publish_req("vol-dup2", target_of("uid-dup2"), "duet-demo", "dup2",
+                                        "uid-dup2", "client-c", "productA"))
+    check(code == grpc.StatusCode.PERMISSION_DENIED, f"default deny during issuance: {code}")
+    check(first() == (grpc.StatusCode.OK, "") and second() == (grpc.StatusCode.OK, ""),
+          "a publish and its duplicate during issuance did not both succeed")
+    check(published_count("vol-dup") == 1,
+          f"vol-dup issued {published_count('vol-dup')} times, expected once")
+    check_volume(t, "dev.productB.dev", "spiffe://example.org/ns/duet-demo/sa/client-b")
+    code, _ = unpublish(ep, "vol-dup", t)
+    check(code == grpc.StatusCode.OK, "unpublish vol-dup")
+    print("ok: a duplicate publish during issuance waits for the same answer, issued once")
+
+    # Unpublish while the certificate is being made: the publish is aborted, nothing written.
+    t, req, pending = start_pending(ep, "gone")
+    t0 = time.monotonic()
+    code, det = unpublish(ep, "vol-gone", t)
+    check(code == grpc.StatusCode.OK, f"unpublish during issuance: {code} {det}")
+    check(time.monotonic() - t0 < delay / 2, "the unpublish waited for the issuance")
+    code, det = pending()
+    check(code == grpc.StatusCode.ABORTED, f"the publish unpublished meanwhile answered {code}")
+    time.sleep(delay)  # the job comes back and is dropped
+    check(not mounted(t) and not os.path.exists(t), "vol-gone's target mounted or present")
+    check(state_volumes() == [], f"vol-gone left folders: {state_volumes()}")
+    check(published_count("vol-gone") == 0, "vol-gone was published after its unpublish")
+    code, det = publish(ep, req)  # kubelet's next attempt: a fresh issuance
+    check(code == grpc.StatusCode.OK, f"publish after the cancelled one: {code} {det}")
+    code, _ = unpublish(ep, "vol-gone", t)
+    check(code == grpc.StatusCode.OK and state_volumes() == [], "unpublish vol-gone")
+    print("ok: an unpublish during issuance cancels it: ABORTED, no key, no mount, no folder")
+
+    # A configuration reload while issuing: that certificate was made under the old one.
+    import json
+    t, req, pending = start_pending(ep, "reload")
+    cfg = json.load(open(CONFIG))
+    cfg["csi"]["bindings"].append({"namespace": "other", "service_account": "client-b",
+                                   "products": ["productB"]})
+    with open(CONFIG + ".new", "w") as f:
+        json.dump(cfg, f)
+    os.rename(CONFIG + ".new", CONFIG)
+    code, det = pending()
+    check(code == grpc.StatusCode.UNAVAILABLE and "configuration changed" in det,
+          f"a publish across a reload answered {code} {det}")
+    check(not mounted(t) and state_volumes() == [], "the reload left a mount or folder")
+    code, det = publish(ep, req)
+    check(code == grpc.StatusCode.OK, f"kubelet's retry after the reload: {code} {det}")
+    code, _ = unpublish(ep, "vol-reload", t)
+    check(code == grpc.StatusCode.OK and state_volumes() == [], "unpublish vol-reload")
+    print("ok: a reload during issuance answers UNAVAILABLE; the retry is issued anew")
+
+    # SIGTERM with calls in flight: a clean exit, nothing half-written.
+    t, _, pending = start_pending(ep, "term")
+    agent.kill(signal.SIGTERM)
+    check(agent.proc.returncode == 0, f"agent exit status {agent.proc.returncode} (SIGTERM)")
+    code, _ = pending()
+    check(code != grpc.StatusCode.OK, "a publish in flight at SIGTERM answered OK")
+    check(not mounted(t) and state_volumes() == [], "SIGTERM mid-issuance left a mount or folder")
+    print(f"ok: SIGTERM with a publish in flight: exit 0, the call got {code.name}, nothing left")
+
+    # SIGKILL mid-issuance: nothing torn; the restarted agent serves the retry.
+    agent.start(delay_ms=int(delay * 1000))
+    ep = registration()
+    t, req, pending = start_pending(ep, "kill")
+    agent.kill()
+    pending()
+    check(not mounted(t) and state_volumes() == [], "SIGKILL mid-issuance left a mount or folder")
+    agent.start()
+    ep = registration()
+    check(state_volumes() == [], f"after the restart: {state_volumes()}")
+    code, det = publish(ep, req)
+    check(code == grpc.StatusCode.OK, f"kubelet's retry after the kill: {code} {det}")
+    check_volume(t, "dev.productB.dev", "spiffe://example.org/ns/duet-demo/sa/client-b")
+    code, _ = unpublish(ep, "vol-kill", t)
+    check(code == grpc.StatusCode.OK and state_volumes() == [], "unpublish vol-kill")
+    agent.kill(signal.SIGTERM)
+    check(agent.proc.returncode == 0, f"agent exit status {agent.proc.returncode}")
+    print("ok: SIGKILL mid-issuance leaves nothing; the restarted agent serves the retry")
 
 
 def lifetime(path):

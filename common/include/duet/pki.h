@@ -59,6 +59,13 @@ int duet_key_load(const char *path, const char *pass, struct duet_key **out,
 int duet_key_to_pem(const struct duet_key *k, const char *pass, char **pem, size_t *len,
                     struct duet_errbuf *eb) DUET_MUST_CHECK;
 void duet_key_free(struct duet_key *k);
+/*
+ * A second handle on the same key (BoringSSL's reference count), released
+ * with duet_key_free like any key. Private-key operations through either
+ * handle may run on several threads at once (BoringSSL's RSA and EC keys
+ * are safe for concurrent signing); nothing may modify the key meanwhile.
+ */
+int duet_key_ref(const struct duet_key *k, struct duet_key **out) DUET_MUST_CHECK;
 /* "RSA 2048", "EC P-256". Returns buf. */
 const char *duet_key_describe(const struct duet_key *k, char *buf, size_t size);
 /* 0 if the key is the private half of the certificate's public key, else DUET_E_KEY_MISMATCH. */
