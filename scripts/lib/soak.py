@@ -3,7 +3,7 @@
 faults injected for minutes, one table of what was tried and what happened.
 
 usage: soak.py AGENT SIDECAR VOL_READER WORKDIR SCALE
-SCALE 1.0 is the full run (about 50 minutes); scripts/soak --quick passes
+SCALE 1.0 is the full run (about 30 minutes); scripts/soak --quick passes
 about 0.1. Every loop is bounded in time and count; only processes started
 here are killed, by PID; every address is 127.0.0.1. DUET_SOAK_ONLY=a,b
 runs only the scenarios named; DUET_SOAK_PIN=CPUS runs hostile_clients'
