@@ -26,10 +26,10 @@ struct ag_workq {
     struct duet_loop *loop;
     int efd;
     pthread_mutex_t mu;
-    pthread_cond_t work; /* todo is not empty, or stop */
+    pthread_cond_t work; /* queued is not empty, or stop */
     bool stop;
-    struct list todo, finished; /* under mu */
-    size_t pending;             /* loop thread: submitted, not handed back */
+    struct list queued, finished; /* under mu */
+    size_t pending;               /* loop thread: submitted, not handed back */
     pthread_t threads[MAX_THREADS];
     unsigned n_threads;
 };
@@ -70,14 +70,14 @@ static void *worker(void *arg)
         struct ag_work *w;
         bool was_empty;
 
-        while (!q->stop && !q->todo.head)
+        while (!q->stop && !q->queued.head)
             pthread_cond_wait(&q->work, &q->mu);
         if (q->stop)
             break;
-        w = q->todo.head;
-        q->todo.head = w->next;
-        if (!q->todo.head)
-            q->todo.tail = NULL;
+        w = q->queued.head;
+        q->queued.head = w->next;
+        if (!q->queued.head)
+            q->queued.tail = NULL;
         pthread_mutex_unlock(&q->mu);
         w->run(w);
         pthread_mutex_lock(&q->mu);
@@ -119,7 +119,7 @@ static void on_wake(struct duet_loop *loop, int fd, uint32_t ev, void *arg)
 void ag_workq_submit(struct ag_workq *q, struct ag_work *w)
 {
     pthread_mutex_lock(&q->mu);
-    push(&q->todo, w);
+    push(&q->queued, w);
     pthread_cond_signal(&q->work);
     pthread_mutex_unlock(&q->mu);
     q->pending++;
@@ -142,7 +142,7 @@ void ag_workq_free(struct ag_workq *q)
         pthread_join(q->threads[i], NULL);
     /* Alone now: what finished, then what never ran. */
     deliver(q, take_all(&q->finished), true);
-    deliver(q, take_all(&q->todo), true);
+    deliver(q, take_all(&q->queued), true);
     if (q->efd != -1) {
         duet_loop_del_fd(q->loop, q->efd);
         close(q->efd);
