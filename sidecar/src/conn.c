@@ -251,10 +251,10 @@ static void conn_fail(struct sc_conn *c, enum sc_fail f, const char *why, const 
     duet_log_quote(qwhy, sizeof(qwhy), why);
     peer_str(c, peer, sizeof(peer));
     if (is_out(c) && f != SC_FAIL_TIMEOUT && f != SC_FAIL_NO_CERTS_LOADED)
-        duet_log(DUET_LOG_INFO, "conn",
-                 "listener=%s upstream=%s:%u peer=%s reason=%s subject=%s msg=%s",
-                 c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer, sc_fail_names[f], qsubj,
-                 qwhy);
+        sc_worker_log_upstream_failure(
+            c->cs->w, "listener=%s upstream=%s:%u peer=%s reason=%s subject=%s msg=%s",
+            c->l->cfg->listen, c->l->cfg->host, c->l->cfg->port, peer, sc_fail_names[f], qsubj,
+            qwhy);
     else
         sc_worker_log_refusal(c->cs->w, "listener=%s peer=%s reason=%s subject=%s msg=%s",
                               c->l->cfg->listen, peer, sc_fail_names[f], qsubj, qwhy);

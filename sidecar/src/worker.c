@@ -18,7 +18,7 @@
 #include "tls_set.h"
 #include "worker.h"
 
-#define REFUSAL_LOGS_PER_SEC 20
+#define LIMITED_LOGS_PER_SEC 20
 
 static bool ratelim_take(struct sc_ratelim *rl, unsigned per_sec, unsigned id, const char *what)
 {
@@ -58,18 +58,35 @@ bool sc_worker_may_log_admission(struct sc_worker *w)
            ratelim_take(&w->admissions, per_sec, w->id, "admissions");
 }
 
+/* One line of a kind that a peer can provoke at will (a refused client, a
+ * dead upstream): at most LIMITED_LOGS_PER_SEC per worker and kind. */
+static void log_limited(struct sc_worker *w, struct sc_ratelim *rl, const char *what,
+                        const char *verb, const char *fmt, va_list ap)
+{
+    char line[1024];
+
+    if (!duet_log_enabled(DUET_LOG_INFO) || !ratelim_take(rl, LIMITED_LOGS_PER_SEC, w->id, what))
+        return;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    duet_log(DUET_LOG_INFO, "conn", "worker=%u %s %s", w->id, verb, line);
+}
+
 void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...)
 {
-    char line[768];
     va_list ap;
 
-    if (!duet_log_enabled(DUET_LOG_INFO) ||
-        !ratelim_take(&w->refusals, REFUSAL_LOGS_PER_SEC, w->id, "refusals"))
-        return;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    log_limited(w, &w->refusals, "refusals", "refused", fmt, ap);
     va_end(ap);
-    duet_log(DUET_LOG_INFO, "conn", "worker=%u refused %s", w->id, line);
+}
+
+void sc_worker_log_upstream_failure(struct sc_worker *w, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_limited(w, &w->upstream_failures, "upstream failures", "failed", fmt, ap);
+    va_end(ap);
 }
 
 static void stop_listeners(struct sc_worker *w)

@@ -53,9 +53,10 @@ struct sc_worker {
     bool draining;
     struct sc_bufpool pool;
     struct sc_resolve_box rbox;
-    unsigned cmd;                 /* SC_CMD_* bits, atomic */
-    struct sc_ratelim refusals;   /* refusal log lines */
-    struct sc_ratelim admissions; /* admission log lines */
+    unsigned cmd;                        /* SC_CMD_* bits, atomic */
+    struct sc_ratelim refusals;          /* refusal log lines */
+    struct sc_ratelim admissions;        /* admission log lines */
+    struct sc_ratelim upstream_failures; /* outbound connections that failed */
 };
 
 /* Takes listen_fds[0 .. cfg->n_listeners) (set to -1 as they are taken). */
@@ -69,6 +70,9 @@ void sc_worker_join(struct sc_worker *w);
 void sc_worker_free(struct sc_worker *w);
 /* Log a refused peer, at most a few lines per second per worker. */
 void sc_worker_log_refusal(struct sc_worker *w, const char *fmt, ...) DUET_PRINTF(2, 3);
+/* Log an outbound connection the upstream failed, limited the same way: a
+ * dead upstream under load would otherwise log a line per client. */
+void sc_worker_log_upstream_failure(struct sc_worker *w, const char *fmt, ...) DUET_PRINTF(2, 3);
 /* May an admission be logged now (--log-admissions a second per worker)? */
 bool sc_worker_may_log_admission(struct sc_worker *w);
 /* The worker's number (logs) and its share of --max-pending-handshakes. */

@@ -54,8 +54,27 @@ sc_wait_log "$T/sc.log" "upstream=127.0.0.1:$hup .*reason=protocol" ||
     t_fail "upstream closing before the ServerHello not logged as a TLS failure"
 grep -q "upstream=127.0.0.1:$hup .*reason=connect" "$T/sc.log" &&
     t_fail "upstream that accepted logged as a connect failure"
-sc_stop "$pid" "$T/sc.log"
 echo "outbound: refused and closed upstreams told apart"
+
+# A dead upstream under load: 300 clients in a burst are 300 failures, but
+# only about 20 lines a second reach the log; the next window counts the rest.
+sleep 1.1
+before=$(grep -c "upstream=127.0.0.1:$dead .*reason=connect" "$T/sc.log")
+python3 -c '
+import socket, sys
+for _ in range(300):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s.recv(1)  # the sidecar closes it once the upstream refused
+    s.close()
+' "$lp" || t_fail "burst against the dead upstream failed"
+sleep 1.1
+empty_reply "$lp" # opens the next window, which reports the suppressed ones
+sc_wait_log "$T/sc.log" "suppressed=[1-9][0-9]* msg=\"upstream failures not logged\"" ||
+    t_fail "suppressed upstream failures not counted"
+logged=$(($(grep -c "upstream=127.0.0.1:$dead .*reason=connect" "$T/sc.log") - before))
+[ "$logged" -le 61 ] || t_fail "$logged upstream failure lines for a burst of 300, want ≤ 20 a second"
+sc_stop "$pid" "$T/sc.log"
+echo "outbound: failures of a dead upstream logged at most 20 a second ($logged for 301)"
 
 # An upstream whose connect completes a second late (its accept queue is
 # full, the kernel drops the first SYN): the ClientHello, ready before the
