@@ -84,7 +84,7 @@ struct ag_csi_cfg {
     char *node_id;         /* default: $NODE_NAME, else the host name */
     int64_t max_volumes;   /* volumes on this node; default 512 */
     int64_t tmpfs_size_mb; /* size of the state tmpfs; default 64 */
-    int64_t key_pool;      /* keys kept ready per key type (keypool.h); 0: none; default 32 */
+    int64_t key_pool;      /* keys ready per key type (keypool.h); 0: none; default 110 */
     struct ag_csi_binding *bindings; /* may be empty: then every pod is refused */
     size_t n_bindings;
 };

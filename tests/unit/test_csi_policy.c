@@ -60,7 +60,7 @@ static void csi_config__defaults(void **state)
     assert_string_equal(c->csi->pods_dir, "/var/lib/kubelet/pods");
     assert_string_equal(c->csi->node_id, "n1");
     assert_int_equal(c->csi->max_volumes, 512);
-    assert_int_equal(c->csi->key_pool, 32);
+    assert_int_equal(c->csi->key_pool, 110);
     assert_int_equal(c->csi->n_bindings, 2);
     ag_config_free(c);
 }
