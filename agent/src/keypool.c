@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keypool.h"
 
@@ -37,6 +39,13 @@ struct ag_keypool {
     unsigned n_threads;
 };
 
+/* Refilling is background work: under contention the signing threads and
+ * the loop, which a starting pod is waiting for, go first (a refill racing
+ * a burst's signatures made its last identity later). Idle cores still
+ * refill at full speed. Best effort: a thread that may not lower its own
+ * priority just works at the normal one. */
+#define REFILL_NICE 10
+
 /* The ring with the most free slots, or NULL when all are full. Under mu. */
 static struct ring *neediest(struct ag_keypool *p)
 {
@@ -53,6 +62,7 @@ static void *worker(void *arg)
 {
     struct ag_keypool *p = arg;
 
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), REFILL_NICE); /* this thread only */
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         struct ring *r = neediest(p);
