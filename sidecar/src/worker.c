@@ -60,6 +60,7 @@ bool sc_worker_may_log_admission(struct sc_worker *w)
 
 /* One line of a kind that a peer can provoke at will (a refused client, a
  * dead upstream): at most LIMITED_LOGS_PER_SEC per worker and kind. */
+DUET_PRINTF(5, 0)
 static void log_limited(struct sc_worker *w, struct sc_ratelim *rl, const char *what,
                         const char *verb, const char *fmt, va_list ap)
 {

@@ -72,6 +72,10 @@ timeout --kill-after=30 "$limit" \
     podman run --rm --name "$name" -v "$tmp/src:/src:ro" -v "$tmp/run.sh:/run.sh:ro" \
     "${site_ca[@]}" "$image" bash /run.sh >"$tmp/fresh.log" 2>&1 || rc=$?
 took=$(($(date +%s) - t0))
+# A failing test's own lines first (the summary below only names it).
+if [ "$rc" != 0 ]; then
+    grep -B3 -A12 "FAIL:" "$tmp/fresh.log" | head -80 >&2 || true
+fi
 tail -40 "$tmp/fresh.log" >&2
 [ "$rc" = 124 ] || [ "$rc" = 137 ] && e2e_fail "not done within ${limit}s"
 [ "$rc" = 0 ] || e2e_fail "exit $rc after ${took}s on a fresh Debian 12 (log above)"
