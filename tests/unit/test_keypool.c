@@ -122,6 +122,8 @@ static void keypool__workers_run_niced(void **state)
     long mine = getpriority(PRIO_PROCESS, 0);
 
     (void)state;
+    if (mine + 10 > 19)
+        skip(); /* already niced so far that the workers cannot go 10 lower */
     duet_errbuf_clear(&eb);
     assert_int_equal(ag_keypool_new(types, 1, 2, 3, &p, &eb), 0);
     wait_ready(p, 2); /* every worker has started by now, or soon */
@@ -129,7 +131,7 @@ static void keypool__workers_run_niced(void **state)
         struct timespec ms10 = {.tv_nsec = 10 * 1000 * 1000};
         nanosleep(&ms10, NULL);
     }
-    assert_int_equal(threads_at_nice(mine + 10), mine + 10 > 19 ? 0 : 3);
+    assert_int_equal(threads_at_nice(mine + 10), 3);
     assert_int_equal(getpriority(PRIO_PROCESS, 0), mine); /* the caller's thread unchanged */
     ag_keypool_free(p);
 }
