@@ -9,6 +9,7 @@ here are killed, by PID; every address is 127.0.0.1. DUET_SOAK_ONLY=a,b
 runs only the scenarios named; DUET_SOAK_PIN=CPUS runs hostile_clients'
 attackers under taskset -c CPUS.
 """
+import atexit
 import base64
 import datetime
 import grp
@@ -30,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 
+import ports  # beside this file: ports safe from parallel tests' clients
 import soak_net  # beside this file: the network scenarios' helper processes
 
 AGENT, SIDECAR, READER, W, SCALE = sys.argv[1:6]
@@ -47,10 +49,8 @@ def row(what, tried, result, ok):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
+    p = ports.reserve()
+    atexit.register(ports.release, p)
     return p
 
 

@@ -9,6 +9,7 @@ the very same .proto files. Every wait is bounded.
 
 usage: csi_kubelet.py AGENT SIDECAR PROTOSET CONFIG WORKDIR STATUS_PORT
 """
+import atexit
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/lib"))
 from csi_client import Csi, kubelet_target  # noqa: E402
+import ports  # noqa: E402
 
 AGENT, SIDECAR, PROTOSET, CONFIG, T, STATUS_PORT = sys.argv[1:7]
 DRIVER = "duet.example.org"
@@ -514,13 +516,10 @@ def sidecar_flow(ep):
     code, det = publish(ep, publish_req("vol-r1", tr, "duet-demo", "resource-1", "uid-r1",
                                         "resource"))
     check(code == grpc.StatusCode.OK, f"publish for resource: {code} {det}")
-    ports = []
-    for _ in range(3):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        ports.append(s.getsockname()[1])
-        s.close()
-    backend, inbound, outbound = ports
+    got = [ports.reserve() for _ in range(3)]
+    for p in got:
+        atexit.register(ports.release, p)
+    backend, inbound, outbound = got
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", backend))

@@ -31,7 +31,10 @@ t_cleanup() {
             tail -n 60 "$f" >&2
         done
     fi
-    [ -n "${T:-}" ] && rm -rf "$T"
+    if [ -n "${T:-}" ]; then
+        python3 "$T_PORTS_PY" --release "$T/.ports"
+        rm -rf "$T"
+    fi
     exit "$rc"
 }
 
@@ -40,7 +43,9 @@ t_fail() {
     exit 1
 }
 
-# A free TCP port on 127.0.0.1 (the kernel's pick; a small race is accepted).
+# A free TCP port on 127.0.0.1, reserved for this test until its cleanup
+# (scripts/lib/ports.py says why not the kernel's ephemeral pick).
+T_PORTS_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib" && pwd)/ports.py
 t_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    python3 "$T_PORTS_PY" --owner "$T/.ports"
 }

@@ -81,6 +81,7 @@ if sys.argv[1] == "notify":
     ctx = server_ctx(sys.argv[2])
     ls = socket.create_server(("127.0.0.1", int(sys.argv[3])))
     ls.settimeout(30)
+    print("listening", file=sys.stderr, flush=True)
     while True:
         c, _ = ls.accept()
         c.settimeout(10)
@@ -110,6 +111,7 @@ elif sys.argv[1] == "oneshot-server":
     ctx = server_ctx(sys.argv[2])
     ls = socket.create_server(("127.0.0.1", int(sys.argv[3])))
     ls.settimeout(30)
+    print("listening", file=sys.stderr, flush=True)
     for _ in range(2):  # the first may be the port probe's
         c, _ = ls.accept()
         c.settimeout(10)
@@ -149,6 +151,7 @@ elif sys.argv[1] == "server":
     ctx = server_ctx(sys.argv[2])
     ls = socket.create_server(("127.0.0.1", int(sys.argv[3])))
     ls.settimeout(30)
+    print("listening", file=sys.stderr, flush=True)
     for _ in range(2):
         c, _ = ls.accept()
         c.settimeout(10)

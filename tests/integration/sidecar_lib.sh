@@ -219,11 +219,12 @@ sc_metric() {
     curl -sS "http://127.0.0.1:$1/metrics" | grep -E "$2" | head -1 | awk '{print $NF}'
 }
 
-# sc_wait_log FILE REGEX: until a line of FILE matches REGEX (3 s at most);
-# the sidecar may log a refusal just after the client has seen it.
+# sc_wait_log FILE REGEX [SECONDS]: until a line of FILE matches REGEX (10 s
+# at most, or SECONDS); the sidecar may log a refusal just after the client
+# has seen it, and a loaded machine may be slow to start a helper.
 sc_wait_log() {
     local i
-    for i in $(seq 1 30); do
+    for i in $(seq 1 $((${3:-10} * 10))); do
         grep -Eq "$2" "$1" && return 0
         sleep 0.1
     done

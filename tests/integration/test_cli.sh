@@ -15,6 +15,7 @@ cli_cleanup() {
     local rc=$? p
     for p in "${CLI_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${CLI_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    [ -z "${ports_py:-}" ] || python3 "$ports_py" --release "$T/.ports"
     rm -rf "$T"
     exit "$rc"
 }
@@ -162,7 +163,8 @@ cli_check "issue productC in stage" agent issue --ca-cert "$T/stage/rootCaStage.
     --env stage --product productC --out "$T/c" --key-type ec-p256
 C=$T/c/stage.productC.stage
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ports_py=$(cd "$(dirname "$0")/../../scripts/lib" && pwd)/ports.py
+port=$(python3 "$ports_py" --owner "$T/.ports")
 openssl s_server -accept "127.0.0.1:$port" -www -Verify 1 -verify_return_error -CAfile "$CA.crt" \
     -cert "$S.crt" -key "$S.key" >"$T/s_server.log" 2>&1 &
 CLI_PIDS+=($!)

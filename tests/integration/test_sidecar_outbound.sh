@@ -98,6 +98,7 @@ behind() {
     hp=$(t_free_port); BP=$(t_free_port)
     python3 "$(dirname "$0")/sc_halfclose.py" "$1" "$T" "$hp" 2>"$T/$1.log" &
     SC_PIDS+=("$!")
+    sc_wait_log "$T/$1.log" listening || t_fail "$1 upstream did not start"
     sc_start "$2" --certs "$T/certs" --outbound "127.0.0.1:$BP=127.0.0.1:$hp"
     BPID=$SC_PID
     sc_wait_port "$BP"
@@ -127,6 +128,7 @@ sc_stop "$BPID" "$T/sc6.log"
 hp=$(t_free_port); lp6=$(t_free_port)
 python3 "$(dirname "$0")/sc_halfclose.py" oneshot-server "$T" "$hp" 2>"$T/oneshot.log" &
 SC_PIDS+=("$!")
+sc_wait_log "$T/oneshot.log" listening || t_fail "oneshot upstream did not start"
 sc_start sc8 --certs "$T/certs" --outbound "127.0.0.1:$lp6=127.0.0.1:$hp"
 pid6=$SC_PID
 sc_wait_port "$lp6"
