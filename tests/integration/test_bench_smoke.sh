@@ -57,6 +57,16 @@ for m, v in res["verdict"].items():
     for label, ok in v.get("checks", []):
         if ok is None:
             bad.append(f"verdict of {m} on '{label}'")
+# The keep-alive runs also say what each request cost the load core and how
+# many TCP segments it took: at least the request and the answer on each
+# hop, four in all.
+for proxy in ("duet", "haproxy", "floor-relay"):
+    for r in res["raw"].get(proxy, {}).get("keepalive_us_per_req", []):
+        if not all(isinstance(r.get(k), (int, float)) and r[k] > 0
+                   for k in ("upstream_us", "wrk_us")) or not (r.get("segs") or 0) >= 3.9:
+            bad.append(f"{proxy} keep-alive chain cost {[r.get(k) for k in ('upstream_us', 'wrk_us', 'segs')]}")
+if "TCP segments/req" not in open(path[:-5] + ".md").read():
+    bad.append("keep-alive chain columns in the report")
 if not res["verdict"]["idle_uss_kb"].get("checks"):
     bad.append("no target for idle USS")
 if bad:
