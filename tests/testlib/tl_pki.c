@@ -35,8 +35,11 @@ void tl_ca_new(struct tl_ca *ca, const char *cn)
     memset(ca, 0, sizeof(*ca));
     subject(&s, cn);
     ok(duet_key_generate(DUET_KEY_EC_P256, &ca->key, &eb), "CA key", &eb);
-    ok(duet_ca_self_sign(ca->key, &s, (int64_t)duet_clock_now(), 3650L * 86400, &ca->cert, &eb),
-       "CA", &eb);
+    /* Valid from 2020 on, not from now: tests that sign at a fixed instant
+     * (test_issuer_cfssl's NOW) must not break the day that instant falls
+     * before the wall clock, as they did on 2026-12-01. */
+    int64_t from = TL_CA_NOT_BEFORE, now = (int64_t)duet_clock_now();
+    ok(duet_ca_self_sign(ca->key, &s, from, now - from + 3650L * 86400, &ca->cert, &eb), "CA", &eb);
     ok(duet_chain_new(&ch), "chain", NULL);
     ok(duet_chain_push(ch, ca->cert), "chain push", NULL);
     ok(duet_chain_to_pem(ch, &ca->pem, &ca->pem_len), "CA PEM", NULL);

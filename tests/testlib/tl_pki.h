@@ -25,6 +25,8 @@ struct tl_pem {
     size_t cert_len, key_len, ca_len;
 };
 
+/* A fresh EC P-256 root, valid from TL_CA_NOT_BEFORE until ten years from now. */
+#define TL_CA_NOT_BEFORE 1577836800 /* 2020-01-01T00:00:00Z */
 void tl_ca_new(struct tl_ca *ca, const char *cn);
 void tl_ca_free(struct tl_ca *ca);
 /* A leaf for CN `cn` with DNS SAN "localhost" and IP SAN 127.0.0.1, valid
