@@ -13,6 +13,7 @@ RESERVED until its owner releases it.
 CLI: ports.py [--owner FILE]  prints one port and appends it to FILE;
      ports.py --release FILE  releases every port listed in FILE.
 """
+import atexit
 import errno
 import os
 import random
@@ -85,6 +86,13 @@ def reserve(owner=None):
             return port
         release(port)
     raise RuntimeError(f"no free port in {lo}-{hi - 1} after 1000 tries")
+
+
+def reserve_until_exit():
+    """One port for this Python process, released when it exits."""
+    port = reserve()
+    atexit.register(release, port)
+    return port
 
 
 def release(port):

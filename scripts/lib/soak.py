@@ -9,7 +9,6 @@ here are killed, by PID; every address is 127.0.0.1. DUET_SOAK_ONLY=a,b
 runs only the scenarios named; DUET_SOAK_PIN=CPUS runs hostile_clients'
 attackers under taskset -c CPUS.
 """
-import atexit
 import base64
 import datetime
 import grp
@@ -48,10 +47,7 @@ def row(what, tried, result, ok):
     print(f"  {'ok' if ok else 'FAILED'}: {what}: {tried}: {result}", flush=True)
 
 
-def free_port():
-    p = ports.reserve()
-    atexit.register(ports.release, p)
-    return p
+free_port = ports.reserve_until_exit
 
 
 def start(name, argv, **kw):

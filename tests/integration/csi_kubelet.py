@@ -9,7 +9,6 @@ the very same .proto files. Every wait is bounded.
 
 usage: csi_kubelet.py AGENT SIDECAR PROTOSET CONFIG WORKDIR STATUS_PORT
 """
-import atexit
 import os
 import re
 import signal
@@ -516,10 +515,7 @@ def sidecar_flow(ep):
     code, det = publish(ep, publish_req("vol-r1", tr, "duet-demo", "resource-1", "uid-r1",
                                         "resource"))
     check(code == grpc.StatusCode.OK, f"publish for resource: {code} {det}")
-    got = [ports.reserve() for _ in range(3)]
-    for p in got:
-        atexit.register(ports.release, p)
-    backend, inbound, outbound = got
+    backend, inbound, outbound = (ports.reserve_until_exit() for _ in range(3))
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", backend))
