@@ -17,5 +17,7 @@ int sc_tls_on_new_session(SSL *ssl, SSL_SESSION *sess);
 
 /* Does leaf pass l's allow lists (exact CN, SAN URI)? True without lists. */
 bool sc_tls_leaf_allowed(const struct sc_listen_cfg *l, X509 *leaf);
+/* The leaf's first whole SAN URI for the audit log, "-" when it has none. */
+void sc_tls_first_uri(X509 *leaf, char *out, size_t size);
 
 #endif

@@ -124,6 +124,28 @@ static int subject_cn(X509 *x, char *buf, size_t size)
     return 1;
 }
 
+/*
+ * The i-th name of gens as a C string in buf, when it is a URI that fits and
+ * holds no NUL: a URI that does not can never match an allow entry, and
+ * logging it cut short would show a name the certificate does not carry.
+ */
+static bool uri_at(const GENERAL_NAMES *gens, size_t i, char *buf, size_t size)
+{
+    const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+    const ASN1_STRING *u;
+    size_t len;
+
+    if (g->type != GEN_URI)
+        return false;
+    u = g->d.uniformResourceIdentifier;
+    len = (size_t)ASN1_STRING_length(u);
+    if (len >= size || memchr(ASN1_STRING_get0_data(u), 0, len))
+        return false;
+    memcpy(buf, ASN1_STRING_get0_data(u), len);
+    buf[len] = '\0';
+    return true;
+}
+
 bool sc_tls_leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
 {
     char cn[DUET_NET_HOST_MAX];
@@ -140,21 +162,10 @@ bool sc_tls_leaf_allowed(const struct sc_listen_cfg *l, X509 *x)
         return false; /* an ambiguous subject is refused outright, whichever list would match */
     gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     for (size_t i = 0; gens && i < sk_GENERAL_NAME_num(gens) && n < SC_MAX_ALLOW; i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        const ASN1_STRING *u;
-        size_t len;
-
-        if (g->type != GEN_URI)
-            continue;
-        u = g->d.uniformResourceIdentifier;
-        len = (size_t)ASN1_STRING_length(u);
-        /* An embedded NUL or an oversized URI can never match an allow entry. */
-        if (len >= DUET_NET_HOST_MAX || memchr(ASN1_STRING_get0_data(u), 0, len))
-            continue;
-        memcpy(uris[n], ASN1_STRING_get0_data(u), len);
-        uris[n][len] = '\0';
-        ptrs[n] = uris[n];
-        n++;
+        if (uri_at(gens, i, uris[n], sizeof(uris[n]))) {
+            ptrs[n] = uris[n];
+            n++;
+        }
     }
     GENERAL_NAMES_free(gens);
     return sc_cfg_allowed(l, has_cn ? cn : NULL, ptrs, n);
@@ -801,26 +812,15 @@ static void serial_hex(X509 *x, char *out, size_t size)
         snprintf(out, size, "-");
 }
 
-static void first_uri(X509 *x, char *out, size_t size)
+void sc_tls_first_uri(X509 *x, char *out, size_t size)
 {
     GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    bool found = false;
 
-    snprintf(out, size, "-");
-    for (size_t i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        const ASN1_STRING *u;
-        size_t len;
-
-        if (g->type != GEN_URI)
-            continue;
-        u = g->d.uniformResourceIdentifier;
-        len = (size_t)ASN1_STRING_length(u);
-        if (len >= size)
-            len = size - 1;
-        memcpy(out, ASN1_STRING_get0_data(u), len);
-        out[len] = '\0';
-        break;
-    }
+    for (size_t i = 0; gens && !found && i < sk_GENERAL_NAME_num(gens); i++)
+        found = uri_at(gens, i, out, size);
+    if (!found)
+        snprintf(out, size, "-");
     GENERAL_NAMES_free(gens);
     ERR_clear_error();
 }
@@ -833,7 +833,7 @@ static int tls_peer(const struct sc_side *s, struct sc_xprt_peer *out)
     if (!x)
         return DUET_EINVAL;
     X509_NAME_oneline(X509_get_subject_name(x), out->subject, sizeof(out->subject));
-    first_uri(x, out->uri, sizeof(out->uri));
+    sc_tls_first_uri(x, out->uri, sizeof(out->uri));
     serial_hex(x, out->serial, sizeof(out->serial));
     out->resumed = SSL_session_reused(t->ssl) == 1;
     X509_free(x);

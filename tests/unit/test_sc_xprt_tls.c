@@ -17,6 +17,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cmocka.h>
 
@@ -355,6 +356,64 @@ static void leaf_allowed__exact_cn_only(void **state)
     }
 }
 
+/* A bare certificate whose SAN extension holds these URIs (raw bytes, lengths given). */
+static X509 *cert_with_uris(const char *const *uris, const size_t *lens, size_t n)
+{
+    X509 *x = X509_new();
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+
+    assert_non_null(x);
+    assert_non_null(gens);
+    for (size_t i = 0; i < n; i++) {
+        GENERAL_NAME *g = GENERAL_NAME_new();
+        ASN1_IA5STRING *u = ASN1_IA5STRING_new();
+
+        assert_non_null(g);
+        assert_non_null(u);
+        assert_int_equal(ASN1_STRING_set(u, uris[i], (int)lens[i]), 1);
+        GENERAL_NAME_set0_value(g, GEN_URI, u);
+        assert_true(sk_GENERAL_NAME_push(gens, g) > 0);
+    }
+    assert_int_equal(X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT), 1);
+    GENERAL_NAMES_free(gens);
+    return x;
+}
+
+/*
+ * An allow entry matches a whole URI only: not one cut at an embedded NUL,
+ * not the first 255 bytes of a longer one. The audit log shows the first
+ * whole URI, never a cut one that the certificate does not carry.
+ */
+static void leaf_allowed__uri_sans_whole_only(void **state)
+{
+    static const char want[] = "spiffe://example.org/dev/productA";
+    static const char nul[] = "spiffe://example.org/dev/productA\0/productC";
+    char longer[300], seen[256];
+    const char *forged[] = {nul, longer};
+    const size_t forged_len[] = {sizeof(nul) - 1, sizeof(longer)};
+    const char *both[] = {nul, longer, want};
+    const size_t both_len[] = {sizeof(nul) - 1, sizeof(longer), sizeof(want) - 1};
+    struct sc_listen_cfg lc = {.dir = SC_INBOUND, .n_san = 2};
+    X509 *x;
+
+    (void)state;
+    snprintf(lc.allow_san[0], sizeof(lc.allow_san[0]), "%s", want);
+    memset(longer, 'a', sizeof(longer));
+    memset(lc.allow_san[1], 'a', sizeof(lc.allow_san[1]) - 1);
+
+    x = cert_with_uris(forged, forged_len, 2);
+    assert_false(sc_tls_leaf_allowed(&lc, x));
+    sc_tls_first_uri(x, seen, sizeof(seen));
+    assert_string_equal(seen, "-");
+    X509_free(x);
+
+    x = cert_with_uris(both, both_len, 3);
+    assert_true(sc_tls_leaf_allowed(&lc, x));
+    sc_tls_first_uri(x, seen, sizeof(seen));
+    assert_string_equal(seen, want);
+    X509_free(x);
+}
+
 /* Every TLS 1.2 suite either context offers or accepts is ECDHE with an AEAD. */
 static void set_build__tls12_suites_are_ecdhe_aead_only(void **state)
 {
@@ -560,6 +619,7 @@ int main(void)
         cmocka_unit_test(handshake__untrusted_server_is_refused_with_its_subject),
         cmocka_unit_test(handshake__allow_list_refuses_another_cn),
         cmocka_unit_test(leaf_allowed__exact_cn_only),
+        cmocka_unit_test(leaf_allowed__uri_sans_whole_only),
         cmocka_unit_test(set_build__tls12_suites_are_ecdhe_aead_only),
         cmocka_unit_test(handshake__peer_gone_midway_is_a_protocol_failure),
         cmocka_unit_test(open__resumes_only_within_one_generation),
