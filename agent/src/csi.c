@@ -12,16 +12,19 @@
  * Status codes follow the CSI specification, with one rule of our own: an
  * issuer failure is UNAVAILABLE, never a final code, so kubelet retries.
  *
- * NodePublishVolume of a new volume, when the issuer can sign off the loop
- * (local): every check and the policy run at once, on the loop; then the
- * call is held (grpc_server.h) while a work queue's thread makes the key,
- * the certificate and the check (csi_vol.h), and answered when the volume
- * is published and mounted, back on the loop. Meanwhile the volume is
+ * NodePublishVolume of a new volume: every check and the policy run at
+ * once, on the loop; then the call is held (grpc_server.h) while a work
+ * queue's thread makes the key, the certificate and the check (csi_vol.h),
+ * and answered when the volume is published and mounted, back on the loop.
+ * Both issuers sign off the loop (issuer.h's snapshots): local with the
+ * parsed CA, CFSSL with a request of its own per thread, so neither a burst
+ * of pods nor a CFSSL that hangs until its timeout stops the loop, and a
+ * stopping agent abandons the requests in flight. Meanwhile the volume is
  * pending in the store: the same publish again waits for the same answer
  * (no second issuance), other arguments get ALREADY_EXISTS, it counts for
  * max_volumes, and an unpublish cancels it (the held calls get ABORTED,
- * nothing is written). With CFSSL (one curl handle) issuance stays serial
- * on the loop and every call is answered before its handler returns.
+ * nothing is written). An issuer without snapshots would issue on the loop
+ * and every call would be answered before its handler returns.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -617,7 +620,11 @@ void ag_csi_stop(struct ag_csi *k)
     duet_free(k);
 }
 
-/* One signing thread per core (at most MAX_SIGNERS): the CA's signature is CPU only. */
+/*
+ * One signing thread per core (at most MAX_SIGNERS): the local CA's
+ * signature is CPU only; CFSSL's requests wait on the server, one in flight
+ * per thread.
+ */
 static int start_signers(struct ag_csi *k, struct duet_errbuf *eb)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -40,13 +40,14 @@ struct ag_csi_job {
     struct ag_work w; /* first: the queue hands back &w */
     struct ag_csi_store *s;
     struct ag_csi_vol *v;
-    bool cancelled;           /* v was unpublished: drop the result */
-    struct ag_ident *id;      /* v's identity; owned until installed */
-    struct ag_set_expect exp; /* points into id */
-    struct ag_ca_snap *snap;  /* a reference */
-    const char *issuer;       /* its name (static) */
-    struct ag_keypool *keys;  /* borrowed: outlives the queue */
-    unsigned gen_no;          /* the store's when started */
+    bool cancelled;             /* v was unpublished: drop the result */
+    struct ag_ident *id;        /* v's identity; owned until installed */
+    struct ag_set_expect exp;   /* points into id */
+    struct ag_ca_snap *snap;    /* a reference */
+    const char *issuer;         /* its name (static) */
+    struct ag_keypool *keys;    /* borrowed: outlives the queue */
+    const atomic_bool *abandon; /* the queue's: the agent stops */
+    unsigned gen_no;            /* the store's when started */
     int delay_ms;
     int64_t t0; /* monotonic ms, at start */
     /* Written by the thread, read on the loop after the queue hands it back. */
@@ -334,7 +335,8 @@ static void job_run(struct ag_work *w)
     struct ag_csi_job *j = (struct ag_csi_job *)w;
 
     duet_errbuf_clear(&j->eb);
-    j->rc = ag_ident_obtain(j->id, &j->exp, j->snap, j->issuer, j->keys, &j->got, &j->eb);
+    j->rc =
+        ag_ident_obtain(j->id, &j->exp, j->snap, j->issuer, j->keys, j->abandon, &j->got, &j->eb);
     if (j->delay_ms) {
         struct timespec ts = {.tv_sec = j->delay_ms / 1000,
                               .tv_nsec = (long)(j->delay_ms % 1000) * 1000000};
@@ -421,6 +423,7 @@ int ag_csi_vol_start(struct ag_csi_store *s, struct ag_gen *g, const struct ag_c
     j->exp = ag_ident_expect(j->id, g->issuer);
     j->issuer = g->issuer->ops->name;
     j->keys = g->pol.keys;
+    j->abandon = ag_workq_abandon(s->q);
     j->gen_no = s->gen_no;
     j->delay_ms = s->delay_ms;
     j->t0 = duet_clock_mono_ms();

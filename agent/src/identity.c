@@ -438,7 +438,7 @@ struct ag_set_expect ag_ident_expect(const struct ag_ident *id, const struct ag_
 
 int ag_ident_obtain(const struct ag_ident *id, const struct ag_set_expect *exp,
                     const struct ag_ca_snap *snap, const char *issuer, struct ag_keypool *keys,
-                    struct ag_issued *out, struct duet_errbuf *eb)
+                    const atomic_bool *abandon, struct ag_issued *out, struct duet_errbuf *eb)
 {
     struct ag_issued r = {0};
     struct duet_csr *csr = NULL;
@@ -451,7 +451,8 @@ int ag_ident_obtain(const struct ag_ident *id, const struct ag_set_expect *exp,
     if (!r.key)
         DUET_TRY_GOTO(duet_key_generate(id->key_type, &r.key, eb), rc, out);
     DUET_TRY_GOTO(duet_csr_build(r.key, &id->subject, &id->sans, &csr, eb), rc, out);
-    const struct ag_issue_req req = req_of(id, csr);
+    struct ag_issue_req req = req_of(id, csr);
+    req.abandon = abandon;
     DUET_TRY_GOTO(ag_ca_snap_sign(snap, &req, &r.res, eb), rc, out);
     DUET_TRY_GOTO(check_answer(exp, r.key, issuer, &r, eb), rc, out);
     *out = r;

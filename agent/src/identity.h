@@ -200,7 +200,8 @@ void ag_issued_clear(struct ag_issued *r);
  */
 int ag_ident_obtain(const struct ag_ident *id, const struct ag_set_expect *exp,
                     const struct ag_ca_snap *snap, const char *issuer, struct ag_keypool *keys,
-                    struct ag_issued *out, struct duet_errbuf *eb) DUET_MUST_CHECK;
+                    const atomic_bool *abandon, struct ag_issued *out,
+                    struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /*
  * The loop half: publish r (the caller keeps it and clears it) and update id

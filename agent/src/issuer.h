@@ -9,13 +9,16 @@
  * An issuer returns what it was given by the CA; checking that the result
  * fits the key and identity is the caller's job (ag_set_check in
  * identity.h), done the same way for every issuer. Issuers are used from the
- * loop thread only; sign() blocks (bounded by the issuer's timeout). An
- * issuer that can also sign off the loop (local) hands out a CA snapshot:
- * an immutable handle whose signing is safe on any thread.
+ * loop thread only; sign() blocks (bounded by the issuer's timeout). To sign
+ * off the loop, an issuer hands out a snapshot: an immutable, counted handle
+ * whose signing is safe on any thread, which outlives the issuer if a
+ * signing thread still holds it (local: the parsed CA and its key; cfssl:
+ * the configuration, each request on a curl handle of its own).
  */
 #ifndef AG_ISSUER_H
 #define AG_ISSUER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,6 +35,10 @@ struct ag_issue_req {
     int64_t validity_ms;                /* local only; CFSSL's profile decides */
     bool server;                        /* serverAuth certificate (local only) */
     const char *identity;               /* "dev/productA", for messages */
+    /* Off the loop: set when the agent stops, and a request that waits on
+     * the network gives up (cfssl polls it at least once a second). NULL on
+     * the loop, where a pending SIGTERM says the same. */
+    const atomic_bool *abandon;
 };
 
 struct ag_issue_result {
@@ -59,7 +66,7 @@ struct ag_issuer_ops {
      * (class CONFIG) with eb naming the field, e.g. "issuer.ca_key: ...".
      */
     int (*validate)(struct ag_issuer *is, struct duet_errbuf *eb);
-    /* Check the issuer can sign at all (CFSSL: POST /info). May be NULL. */
+    /* Check the issuer can sign at all (CFSSL: POST /info, at most 2 s). May be NULL. */
     int (*ready)(struct ag_issuer *is, struct duet_errbuf *eb);
     /*
      * The CA certificate that signs (re-read from its file), first in *out,
@@ -68,24 +75,51 @@ struct ag_issuer_ops {
      */
     int (*signer)(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb);
     /*
-     * The CA as it is now (its files are checked, and re-read when they
-     * changed), as a snapshot for ag_ca_snap_sign: 0 and a reference in
-     * *out, or what sign() would have failed with. May be NULL: the issuer
-     * signs only through sign(), on the loop (CFSSL: one curl handle).
+     * The issuer as it is now (local: its files are checked, and re-read
+     * when they changed), as a snapshot for ag_ca_snap_sign: 0 and a
+     * reference in *out, or what sign() would have failed with. May be NULL:
+     * the issuer signs only through sign(), on the loop.
      */
     int (*snapshot)(struct ag_issuer *is, struct ag_ca_snap **out, struct duet_errbuf *eb);
     void (*free)(struct ag_issuer *is);
 };
 
+/* A snapshot's common part, first in each issuer's own. */
+struct ag_ca_snap {
+    unsigned refs; /* taken and dropped on the loop thread only */
+    int (*sign)(const struct ag_ca_snap *s, const struct ag_issue_req *req,
+                struct ag_issue_result *out, struct duet_errbuf *eb);
+    void (*destroy)(struct ag_ca_snap *s);
+};
+
 /*
  * What sign() does, with a snapshot: safe on any thread and on several at
- * once (BoringSSL's private-key operations on a shared key are; the
- * snapshot is never modified). The snapshot must stay referenced meanwhile.
+ * once (BoringSSL's private-key operations on a shared key are; curl
+ * handles are not shared; the snapshot is never modified). The snapshot
+ * must stay referenced meanwhile.
  */
-int ag_ca_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
-                    struct ag_issue_result *out, struct duet_errbuf *eb) DUET_MUST_CHECK;
-/* Drop a reference. References are taken and dropped on the loop thread only. NULL is fine. */
-void ag_ca_snap_put(struct ag_ca_snap *s);
+static inline int ag_ca_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
+                                  struct ag_issue_result *out,
+                                  struct duet_errbuf *eb) DUET_MUST_CHECK;
+static inline int ag_ca_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
+                                  struct ag_issue_result *out, struct duet_errbuf *eb)
+{
+    return s->sign(s, req, out, eb);
+}
+
+/* Another reference to s, which the caller holds. Loop thread. */
+static inline struct ag_ca_snap *ag_ca_snap_get(struct ag_ca_snap *s)
+{
+    s->refs++;
+    return s;
+}
+
+/* Drop a reference. Loop thread. NULL is fine. */
+static inline void ag_ca_snap_put(struct ag_ca_snap *s)
+{
+    if (s && --s->refs == 0)
+        s->destroy(s);
+}
 
 struct ag_issuer {
     const struct ag_issuer_ops *ops;

@@ -17,6 +17,10 @@
  * - CFSSL backdates notBefore by about five minutes and counts the profile's
  *   expiry from there (COMPAT.md 5): a certificate that is already expired
  *   or about to be is refused here with the profile's expiry in the message.
+ * - Requests run on the loop (renewals) and on signing threads (a CSI
+ *   volume's first certificate): the configuration is a snapshot that each
+ *   request reads and never changes, every request has a curl handle of its
+ *   own, and the files (bundle, auth key) are read per request.
  * Checking the certificate against our key, the bundle and the identity is
  * the caller's (the same check for every issuer).
  */
@@ -43,12 +47,30 @@
 /* A sign reply is a few KB; /info carries the CA certificate. */
 #define REPLY_MAX (256 * 1024)
 #define AUTH_KEY_MAX 256
+/*
+ * The readiness probe at start and reload only logs, on the loop, before
+ * the CSI sockets exist: a CFSSL that hangs must not hold them back for the
+ * whole issuer.timeout.
+ */
+#define READY_TIMEOUT_MS 2000L
 
-struct cfssl_issuer {
-    struct ag_issuer base; /* first: the ops receive &base */
+/* The configuration, immutable once made; the issuer's snapshot. */
+struct cfssl_conf {
+    struct ag_ca_snap base; /* first: ag_ca_snap_sign receives &base */
     char *url, *profile, *server_profile, *auth_key_file, *ca_bundle, *server_ca, *client_cert,
         *client_key;
     long timeout_ms;
+};
+
+struct cfssl_issuer {
+    struct ag_issuer base;   /* first: the ops receive &base */
+    struct cfssl_conf *conf; /* one reference */
+};
+
+/* What one request may take: its time, and (off the loop) when to give up. */
+struct req_limits {
+    long timeout_ms;
+    const atomic_bool *abandon; /* NULL on the loop: a pending SIGTERM says it */
 };
 
 struct reply {
@@ -78,24 +100,28 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 /*
- * The daemon takes SIGTERM through a signalfd, so the signal stays pending
- * while a request blocks the loop. libcurl calls this at least once a
- * second: aborting here makes SIGTERM prompt even against a CFSSL that
- * accepts the connection and never answers.
+ * libcurl calls this at least once a second: aborting here makes stopping
+ * prompt even against a CFSSL that accepts the connection and never
+ * answers. On a signing thread the request's abandon flag (arg) says the
+ * agent stops. On the loop, which takes SIGTERM through a signalfd, the
+ * signal stays pending while a request blocks the loop.
  */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
+    const atomic_bool *abandon = arg;
     sigset_t pending;
 
+    if (abandon)
+        return atomic_load(abandon);
     if (sigpending(&pending) == -1)
         return 0;
     return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
 }
 
 /* Options every handle gets; see the file comment for the protocol list. */
-static int setup_handle(struct cfssl_issuer *ci, CURL *h, const char *url, const char *body,
-                        struct curl_slist *hdrs, struct reply *r)
+static int setup_handle(const struct cfssl_conf *ci, CURL *h, const char *url, const char *body,
+                        struct curl_slist *hdrs, struct reply *r, const struct req_limits *lim)
 {
     CURLcode c = CURLE_OK;
 
@@ -113,12 +139,13 @@ static int setup_handle(struct cfssl_issuer *ci, CURL *h, const char *url, const
     SET(CURLOPT_POSTFIELDS, body);
     SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     SET(CURLOPT_HTTPHEADER, hdrs);
-    SET(CURLOPT_TIMEOUT_MS, ci->timeout_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, ci->timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, lim->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, lim->timeout_ms);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, r);
     SET(CURLOPT_NOPROGRESS, 0L);
     SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SET(CURLOPT_XFERINFODATA, (void *)lim->abandon);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
     SET(CURLOPT_CAINFO, ci->server_ca);
@@ -138,8 +165,8 @@ static int setup_handle(struct cfssl_issuer *ci, CURL *h, const char *url, const
  * POST body to url + path. On return *status holds the HTTP status (0 when
  * no reply came) and *out the body (owned by the caller, NUL-terminated).
  */
-static int post(struct cfssl_issuer *ci, const char *path, const char *body, long *status,
-                char **out, struct duet_errbuf *eb)
+static int post(const struct cfssl_conf *ci, const char *path, const char *body,
+                const struct req_limits *lim, long *status, char **out, struct duet_errbuf *eb)
 {
     char url[1024];
     char cerr[CURL_ERROR_SIZE] = "";
@@ -158,7 +185,7 @@ static int post(struct cfssl_issuer *ci, const char *path, const char *body, lon
         rc = duet_errf(eb, DUET_ENOMEM, "cfssl: out of memory");
         goto out;
     }
-    if (setup_handle(ci, h, url, body, hdrs, &r) < 0 ||
+    if (setup_handle(ci, h, url, body, hdrs, &r, lim) < 0 ||
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr) != CURLE_OK) {
         rc = duet_errf(eb, DUET_E_INTERNAL, "cfssl: libcurl refused an option");
         goto out;
@@ -342,7 +369,7 @@ static char *b64(const uint8_t *in, size_t len)
 }
 
 /* {"token": ..., "request": ...} around the inner JSON; owned by the caller. */
-static int wrap_authsign(struct cfssl_issuer *ci, const char *inner, char **out,
+static int wrap_authsign(const struct cfssl_conf *ci, const char *inner, char **out,
                          struct duet_errbuf *eb)
 {
     uint8_t key[AUTH_KEY_MAX], mac[EVP_MAX_MD_SIZE];
@@ -376,12 +403,12 @@ out:
 }
 
 /* Server identities may use a profile of their own (serverAuth, not clientAuth). */
-static const char *profile_for(const struct cfssl_issuer *ci, bool server)
+static const char *profile_for(const struct cfssl_conf *ci, bool server)
 {
     return server && ci->server_profile ? ci->server_profile : ci->profile;
 }
 
-static int sign_body(struct cfssl_issuer *ci, const struct ag_issue_req *req, char **out,
+static int sign_body(const struct cfssl_conf *ci, const struct ag_issue_req *req, char **out,
                      struct duet_errbuf *eb)
 {
     const char *profile = profile_for(ci, req->server);
@@ -422,8 +449,8 @@ out:
  * expiry in expiry (may be NULL). The profile name goes through cJSON, so
  * any string the configuration allows is sent correctly escaped.
  */
-static int info(struct cfssl_issuer *ci, const char *profile, char *expiry, size_t size,
-                struct duet_errbuf *eb)
+static int info(const struct cfssl_conf *ci, const char *profile, char *expiry, size_t size,
+                const struct req_limits *lim, struct duet_errbuf *eb)
 {
     cJSON *j = cJSON_CreateObject();
     char *body = NULL, *reply = NULL;
@@ -435,7 +462,7 @@ static int info(struct cfssl_issuer *ci, const char *profile, char *expiry, size
     cJSON_Delete(j);
     if (!body)
         return duet_errf(eb, rc, "cfssl: out of memory");
-    rc = post(ci, "/api/v1/cfssl/info", body, &status, &reply, eb);
+    rc = post(ci, "/api/v1/cfssl/info", body, lim, &status, &reply, eb);
     if (rc == 0)
         rc = ag_cfssl_info_reply(reply, status, expiry, size, eb);
     cJSON_free(body);
@@ -447,13 +474,15 @@ static int cfssl_bundle(struct ag_issuer *is, struct duet_chain **out, struct du
 {
     struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
 
-    return duet_chain_load(ci->ca_bundle, out, eb);
+    return duet_chain_load(ci->conf->ca_bundle, out, eb);
 }
 
-static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
-                      struct ag_issue_result *out, struct duet_errbuf *eb)
+/* The snapshot's sign: on the loop or on a signing thread. */
+static int conf_sign(const struct ag_ca_snap *base, const struct ag_issue_req *req,
+                     struct ag_issue_result *out, struct duet_errbuf *eb)
 {
-    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    const struct cfssl_conf *ci = (const struct cfssl_conf *)base;
+    const struct req_limits lim = {ci->timeout_ms, req->abandon};
     const char *path = ci->auth_key_file ? "/api/v1/cfssl/authsign" : "/api/v1/cfssl/sign";
     const char *what = ci->auth_key_file ? "authsign" : "sign";
     const char *profile = profile_for(ci, req->server);
@@ -468,14 +497,14 @@ static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
 
     if (!cinfo)
         return duet_errf(eb, DUET_ENOMEM, "cfssl: out of memory");
-    DUET_TRY_GOTO(cfssl_bundle(is, &res.bundle, eb), rc, out);
+    DUET_TRY_GOTO(duet_chain_load(ci->ca_bundle, &res.bundle, eb), rc, out);
     DUET_TRY_GOTO(sign_body(ci, req, &body, eb), rc, out);
-    DUET_TRY_GOTO(post(ci, path, body, &status, &reply, eb), rc, out);
+    DUET_TRY_GOTO(post(ci, path, body, &lim, &status, &reply, eb), rc, out);
     now = duet_clock_now();
     rc = ag_cfssl_sign_reply(reply, status, what, now, &res.chain, cinfo, eb);
     if (rc == DUET_E_EXPIRED) {
         /* /info tells the profile's expiry: the usual cause is one too short. */
-        if (info(ci, profile, expiry, sizeof(expiry), &ignored) < 0)
+        if (info(ci, profile, expiry, sizeof(expiry), &lim, &ignored) < 0)
             snprintf(expiry, sizeof(expiry), "?");
         duet_errf(eb, DUET_E_EXPIRED,
                   "cfssl: certificate serial=%s is expired or expires within %d s "
@@ -502,6 +531,19 @@ out:
     return rc;
 }
 
+static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
+                      struct ag_issue_result *out, struct duet_errbuf *eb)
+{
+    return conf_sign(&((struct cfssl_issuer *)is)->conf->base, req, out, eb);
+}
+
+/* The configuration never changes: every snapshot is the same one. */
+static int cfssl_snapshot(struct ag_issuer *is, struct ag_ca_snap **out, struct duet_errbuf *eb)
+{
+    *out = ag_ca_snap_get(&((struct cfssl_issuer *)is)->conf->base);
+    return 0;
+}
+
 /* Files libcurl will read itself: present and readable now. */
 static int readable(const char *path, const char *field, struct duet_errbuf *eb)
 {
@@ -518,7 +560,7 @@ static int readable(const char *path, const char *field, struct duet_errbuf *eb)
 
 static int cfssl_validate(struct ag_issuer *is, struct duet_errbuf *eb)
 {
-    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    const struct cfssl_conf *ci = ((struct cfssl_issuer *)is)->conf;
     struct duet_chain *c = NULL;
     uint8_t key[AUTH_KEY_MAX];
     size_t key_len;
@@ -544,17 +586,16 @@ static int cfssl_validate(struct ag_issuer *is, struct duet_errbuf *eb)
 /* CFSSL starts listening even when its signer failed: ask /info. */
 static int cfssl_ready(struct ag_issuer *is, struct duet_errbuf *eb)
 {
-    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    const struct cfssl_conf *ci = ((struct cfssl_issuer *)is)->conf;
+    const struct req_limits lim = {DUET_MIN(ci->timeout_ms, READY_TIMEOUT_MS), NULL};
 
-    return info(ci, ci->profile, NULL, 0, eb);
+    return info(ci, ci->profile, NULL, 0, &lim, eb);
 }
 
-static void cfssl_free(struct ag_issuer *is)
+static void conf_destroy(struct ag_ca_snap *base)
 {
-    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+    struct cfssl_conf *ci = (struct cfssl_conf *)base;
 
-    if (!ci)
-        return;
     duet_free(ci->url);
     duet_free(ci->profile);
     duet_free(ci->server_profile);
@@ -566,12 +607,24 @@ static void cfssl_free(struct ag_issuer *is)
     duet_free(ci);
 }
 
+static void cfssl_free(struct ag_issuer *is)
+{
+    struct cfssl_issuer *ci = (struct cfssl_issuer *)is;
+
+    if (!ci)
+        return;
+    if (ci->conf)
+        ag_ca_snap_put(&ci->conf->base);
+    duet_free(ci);
+}
+
 static const struct ag_issuer_ops cfssl_ops = {
     .name = "cfssl",
     .sign = cfssl_sign,
     .bundle = cfssl_bundle,
     .validate = cfssl_validate,
     .ready = cfssl_ready,
+    .snapshot = cfssl_snapshot,
     .free = cfssl_free,
 };
 
@@ -591,14 +644,22 @@ static char *dup_opt(const char *s, bool *ok)
 int ag_issuer_cfssl_new(const struct ag_cfssl_opts *o, struct ag_issuer **out,
                         struct duet_errbuf *eb)
 {
-    struct cfssl_issuer *ci = duet_calloc(1, sizeof(*ci));
+    struct cfssl_issuer *is = duet_calloc(1, sizeof(*is));
+    struct cfssl_conf *ci = duet_calloc(1, sizeof(*ci));
     bool ok = true;
     size_t n;
 
-    if (!ci)
+    if (!is || !ci) {
+        duet_free(is);
+        duet_free(ci);
         return duet_errf(eb, DUET_ENOMEM, "cfssl issuer: out of memory");
-    ci->base.ops = &cfssl_ops;
-    ci->base.uri_sans = false;
+    }
+    is->base.ops = &cfssl_ops;
+    is->base.uri_sans = false;
+    is->conf = ci;
+    ci->base.refs = 1;
+    ci->base.sign = conf_sign;
+    ci->base.destroy = conf_destroy;
     ci->url = dup_opt(o->url, &ok);
     ci->profile = dup_opt(o->profile, &ok);
     ci->server_profile = dup_opt(o->server_profile, &ok);
@@ -609,11 +670,11 @@ int ag_issuer_cfssl_new(const struct ag_cfssl_opts *o, struct ag_issuer **out,
     ci->client_key = dup_opt(o->client_key ? o->client_key : o->client_cert, &ok);
     ci->timeout_ms = o->timeout_ms > 0 ? (long)o->timeout_ms : 10000;
     if (!ok) {
-        cfssl_free(&ci->base);
+        cfssl_free(&is->base);
         return duet_errf(eb, DUET_ENOMEM, "cfssl issuer: out of memory");
     }
     if (!ci->url || !ci->ca_bundle) {
-        cfssl_free(&ci->base);
+        cfssl_free(&is->base);
         return duet_errf(eb, DUET_E_CFG_MISSING, "issuer.%s: required for type cfssl",
                          o->url ? "ca_bundle" : "url");
     }
@@ -621,6 +682,6 @@ int ag_issuer_cfssl_new(const struct ag_cfssl_opts *o, struct ag_issuer **out,
     n = strlen(ci->url);
     while (n > 0 && ci->url[n - 1] == '/')
         ci->url[--n] = '\0';
-    *out = &ci->base;
+    *out = &is->base;
     return 0;
 }

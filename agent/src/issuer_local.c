@@ -29,8 +29,8 @@
 #include "duet/file.h"
 #include "duet/pki.h"
 
-struct ag_ca_snap {
-    unsigned refs;            /* loop thread only */
+struct local_snap {
+    struct ag_ca_snap base;   /* first: ag_ca_snap_sign receives &base */
     struct duet_chain *ca;    /* ca_cert: [0] signs */
     struct duet_chain *inter; /* what follows the leaf in tls.crt: ca's non-self-issued */
     struct duet_chain *bundle;
@@ -47,7 +47,7 @@ struct local_issuer {
     struct duet_key *key;             /* cached CA key; NULL until loaded */
     struct duet_file_sig key_sig[2];  /* of ca_key and pass_file when key was loaded */
     unsigned key_gen;                 /* counts the loads of key */
-    struct ag_ca_snap *snap;          /* current snapshot (one reference); NULL until made */
+    struct local_snap *snap;          /* current snapshot (one reference); NULL until made */
     struct duet_file_sig snap_sig[2]; /* of ca_cert and ca_bundle when snap was made */
 };
 
@@ -144,10 +144,10 @@ static int find_intermediates(const struct duet_chain *ca, struct duet_chain *ou
     return rc;
 }
 
-void ag_ca_snap_put(struct ag_ca_snap *s)
+static void snap_destroy(struct ag_ca_snap *base)
 {
-    if (!s || --s->refs > 0)
-        return;
+    struct local_snap *s = (struct local_snap *)base;
+
     duet_chain_free(s->ca);
     duet_chain_free(s->inter);
     duet_chain_free(s->bundle);
@@ -155,16 +155,21 @@ void ag_ca_snap_put(struct ag_ca_snap *s)
     duet_free(s);
 }
 
+static int snap_sign(const struct ag_ca_snap *base, const struct ag_issue_req *req,
+                     struct ag_issue_result *out, struct duet_errbuf *eb);
+
 /* Read the CA certificate and bundle (in that order, as before the cache: the same first error). */
-static int snap_new(struct local_issuer *li, struct ag_ca_snap **out, struct duet_errbuf *eb)
+static int snap_new(struct local_issuer *li, struct local_snap **out, struct duet_errbuf *eb)
 {
-    struct ag_ca_snap *s = duet_calloc(1, sizeof(*s));
+    struct local_snap *s = duet_calloc(1, sizeof(*s));
     const struct duet_key *key = NULL;
     int rc;
 
     if (!s)
         return duet_errf(eb, DUET_ENOMEM, "out of memory");
-    s->refs = 1;
+    s->base.refs = 1;
+    s->base.sign = snap_sign;
+    s->base.destroy = snap_destroy;
     DUET_TRY_GOTO(duet_chain_load(li->ca_cert, &s->ca, eb), rc, fail);
     DUET_TRY_GOTO(duet_chain_load(li->ca_bundle, &s->bundle, eb), rc, fail);
     DUET_TRY_GOTO(load_ca_key(li, &key, eb), rc, fail);
@@ -177,7 +182,7 @@ static int snap_new(struct local_issuer *li, struct ag_ca_snap **out, struct due
 nomem:
     duet_errf(eb, rc, "out of memory");
 fail:
-    ag_ca_snap_put(s);
+    ag_ca_snap_put(&s->base);
     return rc;
 }
 
@@ -202,21 +207,22 @@ static int local_snapshot(struct ag_issuer *is, struct ag_ca_snap **out, struct 
         fresh = li->snap->key_gen == li->key_gen;
     }
     if (!fresh) {
-        struct ag_ca_snap *s = NULL;
+        struct local_snap *s = NULL;
 
         DUET_TRY(snap_new(li, &s, eb));
-        ag_ca_snap_put(li->snap);
+        if (li->snap)
+            ag_ca_snap_put(&li->snap->base);
         li->snap = s;
         memcpy(li->snap_sig, sig, sizeof(sig));
     }
-    li->snap->refs++;
-    *out = li->snap;
+    *out = ag_ca_snap_get(&li->snap->base);
     return 0;
 }
 
-int ag_ca_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
-                    struct ag_issue_result *out, struct duet_errbuf *eb)
+static int snap_sign(const struct ag_ca_snap *base, const struct ag_issue_req *req,
+                     struct ag_issue_result *out, struct duet_errbuf *eb)
 {
+    const struct local_snap *s = (const struct local_snap *)base;
     struct duet_cert *leaf = NULL;
     struct ag_issue_result res = {0};
     int rc;
@@ -302,7 +308,8 @@ static void local_free(struct ag_issuer *is)
     duet_free(li->ca_key);
     duet_free(li->pass_file);
     duet_free(li->ca_bundle);
-    ag_ca_snap_put(li->snap);
+    if (li->snap)
+        ag_ca_snap_put(&li->snap->base);
     duet_key_free(li->key);
     duet_free(li);
 }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -28,6 +29,7 @@ struct ag_workq {
     pthread_mutex_t mu;
     pthread_cond_t work; /* queued is not empty, or stop */
     bool stop;
+    atomic_bool abandon;          /* ag_workq_abandon */
     struct list queued, finished; /* under mu */
     size_t pending;               /* loop thread: submitted, not handed back */
     pthread_t threads[MAX_THREADS];
@@ -130,10 +132,16 @@ size_t ag_workq_pending(const struct ag_workq *q)
     return q ? q->pending : 0;
 }
 
+const atomic_bool *ag_workq_abandon(const struct ag_workq *q)
+{
+    return &q->abandon;
+}
+
 void ag_workq_free(struct ag_workq *q)
 {
     if (!q)
         return;
+    atomic_store(&q->abandon, true);
     pthread_mutex_lock(&q->mu);
     q->stop = true;
     pthread_cond_broadcast(&q->work);

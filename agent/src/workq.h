@@ -11,13 +11,16 @@
  * freeing the job. Jobs run in submission order as threads free up; done()
  * calls come in completion order.
  *
- * ag_workq_free() stops the threads (each finishes the job it runs) and
- * calls done(job, true) for every job not yet handed back, queued or
- * finished: nothing is lost or leaked at shutdown, and nothing else runs.
+ * ag_workq_free() stops the threads (each finishes the job it runs, and a
+ * job that waits on the network may watch ag_workq_abandon to finish it
+ * early) and calls done(job, true) for every job not yet handed back,
+ * queued or finished: nothing is lost or leaked at shutdown, and nothing
+ * else runs.
  */
 #ifndef AG_WORKQ_H
 #define AG_WORKQ_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -49,6 +52,9 @@ void ag_workq_submit(struct ag_workq *q, struct ag_work *w);
 
 /* Jobs submitted and not yet handed back (queued, running or finished). */
 size_t ag_workq_pending(const struct ag_workq *q);
+
+/* Set once ag_workq_free has begun; readable from any thread while q lives. */
+const atomic_bool *ag_workq_abandon(const struct ag_workq *q);
 
 /* See above. NULL is fine. Loop thread. */
 void ag_workq_free(struct ag_workq *q);

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# CSI volumes issued by CFSSL, off the agent's loop: a burst of pods against
+# a real `cfssl serve` (authsign, HTTPS) each get their own key and a
+# certificate the root verifies; against a CFSSL that takes requests and
+# never answers, the agent's loop still answers /healthz and CSI calls at
+# once, and SIGTERM abandons the requests in flight and stops the agent
+# promptly, leaving no mount and no key behind.
+source "$(dirname "$0")/agent_lib.sh"
+agent_setup
+
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root for mounts"; exit 77; }
+unshare -m --propagation private true 2>/dev/null ||
+    { echo "skip: cannot make a mount namespace here"; exit 77; }
+command -v cfssl >/dev/null || t_fail "cfssl missing (scripts/deps installs it)"
+/usr/bin/python3 -c 'import grpc, google.protobuf' ||
+    t_fail "python3-grpcio / python3-protobuf missing (scripts/deps installs them)"
+protoset="$DUET_BUILD/agent/proto/duet-csi.protoset"
+[ -f "$protoset" ] || t_fail "$protoset missing (built with duet-agent)"
+
+# The root with an unencrypted key for cfssl, and CFSSL's HTTPS pair.
+mkdir -p "$T/ca"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/ca/ca.key" 2>/dev/null
+openssl req -x509 -new -key "$T/ca/ca.key" -sha256 -days 3650 -subj "/O=Example, Inc./CN=Test Root" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$T/ca/ca.crt"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/srv.key" \
+    -subj "/CN=cfssl" -out "$T/srv.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$T/srv.ext"
+openssl x509 -req -in "$T/srv.csr" -CA "$T/ca/ca.crt" -CAkey "$T/ca/ca.key" -CAcreateserial \
+    -days 2 -sha256 -extfile "$T/srv.ext" -out "$T/srv.crt" 2>/dev/null
+openssl rand -hex 16 >"$T/auth.key"
+cat >"$T/cfssl.json" <<JSON
+{ "signing": { "default": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"] },
+    "profiles": { "client": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"],
+                              "auth_key": "primary" } } },
+  "auth_keys": { "primary": { "type": "standard", "key": "$(cat "$T/auth.key")" } } }
+JSON
+cport=$(t_free_port)
+cfssl serve -address 127.0.0.1 -port "$cport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/ca.key" \
+    -config "$T/cfssl.json" -tls-cert "$T/srv.crt" -tls-key "$T/srv.key" >"$T/cfssl.log" 2>&1 &
+AGENT_PIDS+=("$!")
+agent_wait 20 curl -fsS --cacert "$T/ca/ca.crt" -d '{"profile":"client"}' \
+    "https://127.0.0.1:$cport/api/v1/cfssl/info" || t_fail "cfssl serve did not start"
+
+# A CFSSL that reads each request and never answers.
+echo hang >"$T/mode"
+python3 "$DUET_SRC/tests/integration/agent_fake_cfssl.py" "$T/hang.port" "$T/srv.crt" \
+    "$T/srv.key" "$T/mode" "$T/srv.crt" >"$T/fake.log" 2>&1 &
+AGENT_PIDS+=("$!")
+agent_wait 10 test -s "$T/hang.port" || t_fail "the hanging CFSSL did not start"
+
+# agent_config NAME URL: an agent config for CSI with a CFSSL issuer at URL.
+agent_config() {
+    local w=$T/$1 port
+    port=$(t_free_port)
+    mkdir -p "$w/pods"
+    cat >"$w/agent.json" <<JSON
+{ "env": "dev", "trust_domain": "example.org", "subject": {"O": "Example, Inc."},
+  "key_type": "ec-p256",
+  "issuer": {"type": "cfssl", "url": "$2", "profile": "client", "auth_key_file": "$T/auth.key",
+             "ca_bundle": "$T/ca/ca.crt", "timeout": "30s"},
+  "identities": [{"product": "productA"}, {"product": "productB"}],
+  "status_listen": "127.0.0.1:$port",
+  "csi": { "endpoint": "$w/plugins/duet.example.org/csi.sock", "registration_dir": "$w/plugins_registry",
+           "state_dir": "$w/state", "pods_dir": "$w/pods", "node_id": "test-node",
+           "bindings": [{"namespace": "duet-demo", "service_account": "client-a", "products": ["productA"]},
+                        {"namespace": "duet-demo", "service_account": "client-b", "products": ["productB"]}] } }
+JSON
+    echo "$port" >"$w/status.port"
+}
+agent_config real "https://127.0.0.1:$cport"
+agent_config hang "https://127.0.0.1:$(cat "$T/hang.port")"
+
+unshare -m --propagation private -- /usr/bin/python3 "$DUET_SRC/tests/integration/csi_cfssl.py" \
+    "$DUET_AGENT" "$protoset" "$T" || t_fail "the CSI-with-CFSSL scenario failed"
+grep -q " $T/" /proc/self/mountinfo && t_fail "a mount under $T leaked out of the namespace"
+echo "PASS: agent CSI with CFSSL"
