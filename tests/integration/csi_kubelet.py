@@ -503,8 +503,14 @@ def cycles(agent, ep):
         check(code == grpc.StatusCode.OK, f"cycle {i}: unpublish {code} {det}")
     check(mounts_below(PODS) == [], f"mounts left: {mounts_below(PODS)}")
     check(state_volumes() == [], "volume folders left after the cycles")
+    # Each call is a connection the agent closes when it reads the client's
+    # end: on a loaded machine the last one may still be open for a moment.
+    # A leak stays; a closing connection does not.
+    deadline = time.time() + 5
+    while agent.fds() > fd0 and time.time() < deadline:
+        time.sleep(0.1)
     fd1, used1 = agent.fds(), used()
-    check(fd1 <= fd0, f"agent fds {fd0} -> {fd1}")
+    check(fd1 <= fd0, f"agent fds {fd0} -> {fd1} (5 s after the last cycle)")
     check(used1 == used0, f"tmpfs bytes/inodes {used0} -> {used1}")
     print(f"ok: 200 publish/unpublish cycles: fds {fd0}->{fd1}, tmpfs {used0}->{used1}")
 
