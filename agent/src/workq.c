@@ -28,8 +28,9 @@ struct ag_workq {
     int efd;
     pthread_mutex_t mu;
     pthread_cond_t work; /* queued is not empty, or stop */
-    bool stop;
-    atomic_bool abandon;          /* ag_workq_abandon */
+    /* Set once, under mu for the workers that wait on `work`; read without
+     * mu by jobs through ag_workq_abandon. */
+    atomic_bool stop;
     struct list queued, finished; /* under mu */
     size_t pending;               /* loop thread: submitted, not handed back */
     pthread_t threads[MAX_THREADS];
@@ -134,16 +135,15 @@ size_t ag_workq_pending(const struct ag_workq *q)
 
 const atomic_bool *ag_workq_abandon(const struct ag_workq *q)
 {
-    return &q->abandon;
+    return &q->stop;
 }
 
 void ag_workq_free(struct ag_workq *q)
 {
     if (!q)
         return;
-    atomic_store(&q->abandon, true);
     pthread_mutex_lock(&q->mu);
-    q->stop = true;
+    atomic_store(&q->stop, true);
     pthread_cond_broadcast(&q->work);
     pthread_mutex_unlock(&q->mu);
     for (unsigned i = 0; i < q->n_threads; i++)
