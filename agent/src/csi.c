@@ -23,8 +23,7 @@
  * pending in the store: the same publish again waits for the same answer
  * (no second issuance), other arguments get ALREADY_EXISTS, it counts for
  * max_volumes, and an unpublish cancels it (the held calls get ABORTED,
- * nothing is written). An issuer without snapshots would issue on the loop
- * and every call would be answered before its handler returns.
+ * nothing is written).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,15 +463,9 @@ static int do_publish(struct ag_csi *k, struct pub_req *r, struct ag_grpc_reply 
                             k->store.n);
     duet_errbuf_clear(&eb);
     rc = ag_csi_vol_start(&k->store, k->gen, &r->spec, &v, &eb);
-    if (rc == 0)
-        return wait_for(v, &r->spec, rep);
-    if (rc == DUET_EAGAIN) /* the issuer signs only on the loop */
-        rc = ag_csi_vol_create(&k->store, k->gen, &r->spec, &v, &eb);
     if (rc < 0)
         return publish_failed(rep, rc, &r->spec, &eb);
-    duet_loop_defer(k->loop, k->changed);
-    log_published(v);
-    return 0;
+    return wait_for(v, &r->spec, rep);
 }
 
 static void count(uint64_t *by_code, int code)

@@ -275,42 +275,6 @@ static void log_vol(enum duet_log_level lvl, const struct ag_csi_vol *v, const c
              eb ? duet_log_quote(q, sizeof(q), eb->msg) : "");
 }
 
-int ag_csi_vol_create(struct ag_csi_store *s, struct ag_gen *g, const struct ag_csi_volspec *spec,
-                      struct ag_csi_vol **out, struct duet_errbuf *eb)
-{
-    struct ag_csi_vol *v = vol_alloc(s, spec);
-    struct duet_errbuf ignore;
-    int rc;
-
-    if (!v)
-        return duet_errf(eb, DUET_ENOMEM, "out of memory");
-    duet_errbuf_clear(&ignore);
-    /* Leftovers of an attempt that died half-way are not ours to reuse. */
-    if (ag_wipe_tree(v->root, &ignore) < 0 || mkdir(v->root, 0700) == -1) {
-        rc = duet_errf(eb, -errno, "%s: %s", v->root, strerror(errno));
-        vol_free(v);
-        return rc;
-    }
-    DUET_TRY_GOTO(make_ident(v, g->cfg, &v->ident, eb), rc, fail);
-    DUET_TRY_GOTO(ag_ident_issue(v->ident, g->issuer, &g->pol, eb), rc, fail);
-    DUET_TRY_GOTO(save_meta(v, eb), rc, fail);
-    DUET_TRY_GOTO(ag_mount_bind_ro(v->data, v->target, eb), rc, fail);
-    rc = store_add(s, v);
-    if (rc < 0) {
-        duet_errf(eb, rc, "out of memory");
-        if (ag_mount_release(v->target, &ignore) < 0)
-            log_vol(DUET_LOG_ERROR, v, "cannot undo the mount", DUET_E_INTERNAL, &ignore);
-        goto fail;
-    }
-    *out = v;
-    return 0;
-fail:
-    if (ag_wipe_tree(v->root, &ignore) < 0)
-        log_vol(DUET_LOG_ERROR, v, "cannot wipe the failed volume", DUET_E_INTERNAL, &ignore);
-    vol_free(v);
-    return rc;
-}
-
 /* ---- issuance off the loop --------------------------------------------------------- */
 
 void ag_csi_store_async(struct ag_csi_store *s, struct ag_workq *q, ag_csi_vol_done *done,
@@ -344,7 +308,7 @@ static void job_run(struct ag_work *w)
     }
 }
 
-/* Folder, set, metadata, mount: what ag_csi_vol_create does after the issuer's answer. */
+/* Folder, set, metadata, mount: the loop's half, after the issuer's answer. */
 static int finish(struct ag_csi_store *s, struct ag_csi_job *j, struct duet_errbuf *eb)
 {
     struct ag_csi_vol *v = j->v;
@@ -401,8 +365,6 @@ int ag_csi_vol_start(struct ag_csi_store *s, struct ag_gen *g, const struct ag_c
     struct ag_csi_vol *v;
     int rc;
 
-    if (!s->q || !g->issuer->ops->snapshot)
-        return DUET_EAGAIN;
     j = duet_calloc(1, sizeof(*j));
     v = vol_alloc(s, spec);
     if (!j || !v) {

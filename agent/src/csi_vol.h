@@ -74,7 +74,7 @@ struct ag_csi_store {
     size_t n, cap;
     struct ag_gen *gen; /* borrowed: the current generation (rebind changes it) */
     unsigned gen_no;    /* counts the rebinds: a job from an older one is not published */
-    /* Issuance off the loop (ag_csi_store_async); NULL q: everything on the loop. */
+    /* Issuance off the loop (ag_csi_store_async); set before the first volume starts. */
     struct ag_workq *q;
     ag_csi_vol_done *done;
     void *done_arg;
@@ -85,9 +85,9 @@ struct ag_csi_store {
 int ag_csi_store_open(struct ag_csi_store *s, const char *state_dir, unsigned size_mb,
                       struct duet_errbuf *eb) DUET_MUST_CHECK;
 /*
- * Make first certificates on q's threads from now on (when the issuer has a
- * snapshot), reporting to done. q is borrowed and must be freed before the
- * store is closed.
+ * Make first certificates on q's threads, reporting to done; before any
+ * ag_csi_vol_start. q is borrowed and must be freed before the store is
+ * closed.
  */
 void ag_csi_store_async(struct ag_csi_store *s, struct ag_workq *q, ag_csi_vol_done *done,
                         void *arg);
@@ -102,20 +102,12 @@ struct ag_csi_vol *ag_csi_store_find_target(const struct ag_csi_store *s, const 
 bool ag_csi_vol_same(const struct ag_csi_vol *v, const struct ag_csi_volspec *spec);
 
 /*
- * Make the volume: folder, identity, first certificate, metadata, bind mount
- * onto spec->target; then it is in the store. On failure nothing is left
- * (no folder, no mount) and the code's class says whether the issuer
- * (IO: retry) or the node (anything else) failed.
- */
-int ag_csi_vol_create(struct ag_csi_store *s, struct ag_gen *g, const struct ag_csi_volspec *spec,
-                      struct ag_csi_vol **out, struct duet_errbuf *eb) DUET_MUST_CHECK;
-
-/*
  * Start making the volume off the loop: it is in the store at once, pending
- * (*out, job set), and done() reports how it ended. DUET_EAGAIN (nothing
- * started, nothing changed): this store or issuer cannot, call
- * ag_csi_vol_create. Another failure (no snapshot: the CA files; memory)
- * leaves nothing either, with eb saying why.
+ * (*out, job set), and done() reports how it ended: folder, identity, first
+ * certificate, metadata, bind mount onto spec->target, or nothing left (no
+ * folder, no mount) with a code whose class says whether the issuer (IO:
+ * retry) or the node (anything else) failed. A failure to start (no
+ * snapshot: the CA files; memory) leaves nothing either, with eb saying why.
  */
 int ag_csi_vol_start(struct ag_csi_store *s, struct ag_gen *g, const struct ag_csi_volspec *spec,
                      struct ag_csi_vol **out, struct duet_errbuf *eb) DUET_MUST_CHECK;

@@ -77,8 +77,7 @@ struct ag_issuer_ops {
     /*
      * The issuer as it is now (local: its files are checked, and re-read
      * when they changed), as a snapshot for ag_ca_snap_sign: 0 and a
-     * reference in *out, or what sign() would have failed with. May be NULL:
-     * the issuer signs only through sign(), on the loop.
+     * reference in *out, or what sign() would have failed with.
      */
     int (*snapshot)(struct ag_issuer *is, struct ag_ca_snap **out, struct duet_errbuf *eb);
     void (*free)(struct ag_issuer *is);
