@@ -62,10 +62,33 @@ class Csi:
         return self.call_status(ep, "/csi.v1.Node/NodePublishVolume", req,
                                 "csi.v1.NodePublishVolumeResponse")
 
+    def publish_many(self, ep, reqs, timeout=60):
+        """Send reqs at once over one channel, as kubelet does; the status code of each."""
+        out = []
+        with grpc.insecure_channel(f"unix://{ep}") as ch:
+            pub = ch.unary_unary(
+                "/csi.v1.Node/NodePublishVolume",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=self.msg("csi.v1.NodePublishVolumeResponse").FromString)
+            futures = [pub.future(r, timeout=timeout) for r in reqs]
+            for f in futures:
+                try:
+                    f.result()
+                    out.append(grpc.StatusCode.OK)
+                except grpc.RpcError as e:
+                    out.append(e.code())
+        return out
+
     def unpublish(self, ep, vid, target):
         req = self.msg("csi.v1.NodeUnpublishVolumeRequest")(volume_id=vid, target_path=target)
         return self.call_status(ep, "/csi.v1.Node/NodeUnpublishVolume", req,
                                 "csi.v1.NodeUnpublishVolumeResponse")
+
+
+def mounts_below(prefix):
+    """The mount points under prefix in this mount namespace."""
+    with open("/proc/self/mountinfo") as f:
+        return [l.split()[4] for l in f if l.split()[4].startswith(prefix)]
 
 
 def kubelet_target(pods_dir, uid, vol="duet-identity"):

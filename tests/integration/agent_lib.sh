@@ -24,6 +24,18 @@ agent_make_ca() {
         -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$d/ca.crt"
 }
 
+# agent_sign_with_ca NAME EXT SUBJECT: $T/NAME.key (EC P-256) and $T/NAME.crt
+# from the CA that agent_make_ca made in $T/ca, with the extensions EXT.
+agent_sign_with_ca() {
+    local n=$1 ext=$2 subj=$3
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$n.key" 2>/dev/null
+    openssl req -new -key "$T/$n.key" -subj "$subj" -out "$T/$n.csr"
+    printf '%s\n' "$ext" >"$T/$n.ext"
+    openssl x509 -req -in "$T/$n.csr" -CA "$T/ca/ca.crt" -CAkey "$T/ca/ca.key" \
+        -passin "file:$T/ca/ca.pass" -CAcreateserial -days 2 -sha256 \
+        -extfile "$T/$n.ext" -out "$T/$n.crt" 2>/dev/null
+}
+
 # agent_wait SECONDS CMD...: poll CMD every 50 ms until it succeeds.
 agent_wait() {
     local limit=$1

@@ -18,7 +18,7 @@ import time
 import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/lib"))
-from csi_client import Csi, kubelet_target  # noqa: E402
+from csi_client import Csi, kubelet_target, mounts_below  # noqa: E402
 
 AGENT, PROTOSET, T = sys.argv[1:4]
 CSI = Csi(PROTOSET)
@@ -77,11 +77,6 @@ class Agent:
         return open(f"{self.w}/agent.log").read()
 
 
-def mounts_below(prefix):
-    with open("/proc/self/mountinfo") as f:
-        return [l.split()[4] for l in f if l.split()[4].startswith(prefix)]
-
-
 def openssl(*args):
     return subprocess.run(["openssl", *args], capture_output=True, check=False)
 
@@ -99,23 +94,6 @@ def check_volume(target, cn):
     return pub_k
 
 
-def publish_all(agent, reqs, timeout):
-    """Send reqs at once over one channel, as kubelet; the status code of each."""
-    out = []
-    with grpc.insecure_channel(f"unix://{agent.ep}") as ch:
-        pub = ch.unary_unary("/csi.v1.Node/NodePublishVolume",
-                             request_serializer=lambda m: m.SerializeToString(),
-                             response_deserializer=CSI.msg("csi.v1.NodePublishVolumeResponse").FromString)
-        futures = [pub.future(r, timeout=timeout) for r in reqs]
-        for f in futures:
-            try:
-                f.result()
-                out.append(grpc.StatusCode.OK)
-            except grpc.RpcError as e:
-                out.append(e.code())
-    return out
-
-
 def reqs_for(agent, prefix, n):
     out = []
     for i in range(n):
@@ -131,7 +109,7 @@ def real_burst():
     agent = Agent("real")
     reqs = reqs_for(agent, "r", BURST)
     t0 = time.time()
-    codes = publish_all(agent, reqs, 60)
+    codes = CSI.publish_many(agent.ep, reqs)
     took = time.time() - t0
     check(codes == [grpc.StatusCode.OK] * BURST, f"publishes: {codes}")
     keys = set()

@@ -22,7 +22,7 @@ import time
 import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/lib"))
-from csi_client import Csi, kubelet_target  # noqa: E402
+from csi_client import Csi, kubelet_target, mounts_below  # noqa: E402
 import ports  # noqa: E402
 
 AGENT, SIDECAR, PROTOSET, CONFIG, T, STATUS_PORT = sys.argv[1:7]
@@ -92,11 +92,6 @@ def mounted(path):
             if mp == path:
                 return True
     return False
-
-
-def mounts_below(prefix):
-    with open("/proc/self/mountinfo") as f:
-        return [l.split()[4] for l in f if l.split()[4].startswith(prefix)]
 
 
 def target_of(uid, vol="duet-identity"):
@@ -324,13 +319,8 @@ def burst(ep):
     """24 pods at once over one channel, as kubelet: each its own key, all gone after."""
     reqs = [publish_req(f"vol-burst{i}", target_of(f"uid-burst{i}"), "duet-demo", f"b-{i}",
                         f"uid-burst{i}", "client-b") for i in range(24)]
-    with grpc.insecure_channel(f"unix://{ep}") as ch:
-        pub = ch.unary_unary("/csi.v1.Node/NodePublishVolume",
-                             request_serializer=lambda m: m.SerializeToString(),
-                             response_deserializer=msg("csi.v1.NodePublishVolumeResponse").FromString)
-        futures = [pub.future(r, timeout=60) for r in reqs]
-        for f in futures:
-            f.result()
+    codes = CSI.publish_many(ep, reqs)
+    check(codes == [grpc.StatusCode.OK] * len(reqs), f"burst publishes: {codes}")
     keys = set()
     for r in reqs:
         keys.add(check_volume(r.target_path, "dev.productB.dev",

@@ -20,21 +20,11 @@ agent_make_ca "$T/ca"
 # CFSSL 1.2 cannot read encrypted PKCS#8 (COMPAT.md 5): give it a plain copy.
 openssl pkey -in "$T/ca/ca.key" -passin "file:$T/ca/ca.pass" -out "$T/ca/plain.key"
 
-# sign_with_ca NAME EXT: a key and a certificate from the CA.
-sign_with_ca() {
-    local n=$1 ext=$2 subj=$3
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/$n.key" 2>/dev/null
-    openssl req -new -key "$T/$n.key" -subj "$subj" -out "$T/$n.csr"
-    printf '%s\n' "$ext" >"$T/$n.ext"
-    openssl x509 -req -in "$T/$n.csr" -CA "$T/ca/ca.crt" -CAkey "$T/ca/ca.key" \
-        -passin "file:$T/ca/ca.pass" -CAcreateserial -days 2 -sha256 \
-        -extfile "$T/$n.ext" -out "$T/$n.crt" 2>/dev/null
-}
-sign_with_ca server "subjectAltName=IP:127.0.0.1,DNS:localhost
+agent_sign_with_ca server "subjectAltName=IP:127.0.0.1,DNS:localhost
 extendedKeyUsage=serverAuth" "/CN=cfssl.test"
-sign_with_ca client "extendedKeyUsage=clientAuth" "/CN=duet-agent.node1"
+agent_sign_with_ca client "extendedKeyUsage=clientAuth" "/CN=duet-agent.node1"
 # A certificate for productA's name but someone else's key (for the fake).
-sign_with_ca other "extendedKeyUsage=clientAuth
+agent_sign_with_ca other "extendedKeyUsage=clientAuth
 subjectAltName=URI:spiffe://example.org/dev/productA" "/O=Example, Inc./CN=dev.productA.dev"
 
 authkey=$(openssl rand -hex 16)

@@ -18,17 +18,11 @@ command -v cfssl >/dev/null || t_fail "cfssl missing (scripts/deps installs it)"
 protoset="$DUET_BUILD/agent/proto/duet-csi.protoset"
 [ -f "$protoset" ] || t_fail "$protoset missing (built with duet-agent)"
 
-# The root with an unencrypted key for cfssl, and CFSSL's HTTPS pair.
-mkdir -p "$T/ca"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/ca/ca.key" 2>/dev/null
-openssl req -x509 -new -key "$T/ca/ca.key" -sha256 -days 3650 -subj "/O=Example, Inc./CN=Test Root" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -out "$T/ca/ca.crt"
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/srv.key" \
-    -subj "/CN=cfssl" -out "$T/srv.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$T/srv.ext"
-openssl x509 -req -in "$T/srv.csr" -CA "$T/ca/ca.crt" -CAkey "$T/ca/ca.key" -CAcreateserial \
-    -days 2 -sha256 -extfile "$T/srv.ext" -out "$T/srv.crt" 2>/dev/null
+# The root, a plain copy of its key for CFSSL 1.2 (COMPAT.md 5), CFSSL's HTTPS pair.
+agent_make_ca "$T/ca"
+openssl pkey -in "$T/ca/ca.key" -passin "file:$T/ca/ca.pass" -out "$T/ca/plain.key"
+agent_sign_with_ca srv "subjectAltName=IP:127.0.0.1
+extendedKeyUsage=serverAuth" "/CN=cfssl"
 openssl rand -hex 16 >"$T/auth.key"
 cat >"$T/cfssl.json" <<JSON
 { "signing": { "default": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"] },
@@ -37,7 +31,7 @@ cat >"$T/cfssl.json" <<JSON
   "auth_keys": { "primary": { "type": "standard", "key": "$(cat "$T/auth.key")" } } }
 JSON
 cport=$(t_free_port)
-cfssl serve -address 127.0.0.1 -port "$cport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/ca.key" \
+cfssl serve -address 127.0.0.1 -port "$cport" -ca "$T/ca/ca.crt" -ca-key "$T/ca/plain.key" \
     -config "$T/cfssl.json" -tls-cert "$T/srv.crt" -tls-key "$T/srv.key" >"$T/cfssl.log" 2>&1 &
 AGENT_PIDS+=("$!")
 agent_wait 20 curl -fsS --cacert "$T/ca/ca.crt" -d '{"profile":"client"}' \
