@@ -3,7 +3,8 @@
 # rotation_judge.py, which test_agent_rotation.sh trusts to fail a wrong
 # schedule, on logs whose verdict is known: the agent log of the CI run of
 # 2026-12-01 in which nothing renewed for 210 s (wrong unless the machine
-# stalled then), its healthy first minute, an early start and a warning.
+# stalled then), its healthy first minute, an early start and a warning;
+# and env_watch.py recording a stall.
 source "$(dirname "$0")/lib.sh"
 t_setup rotation-judge NO_PIDS
 judge_py=$DUET_SRC/tests/integration/rotation_judge.py
@@ -63,4 +64,24 @@ judge_expect 1 "$T/warn.log" "$T/none.json" 1 "WARNING: ts=2026-12-01T04:00:20"
 judge_expect 0 "$T/warn.log" "$T/stall.json" 1 "set aside (machine: stall)"
 # No window record at all is an error, not a pass.
 judge_expect 1 "$T/healthy.log" "$T/missing.json" 1 "no readable window record"
+
+# env_watch.py, which feeds the judge its windows, records a stall: it is
+# stopped for 2.5 s, as a frozen machine stops it.
+mkdir "$T/ew"
+python3 "$DUET_SRC/tests/integration/env_watch.py" "$T/ew" "$T/ew.json" &
+ew=$!
+NO_PIDS+=("$ew")
+for _ in $(seq 50); do [ -s "$T/ew.json" ] && break; sleep 0.1; done
+kill -STOP "$ew"
+sleep 2.5
+kill -CONT "$ew"
+sleep 0.5
+kill -TERM "$ew"
+wait "$ew" || t_fail "env_watch exited with $?"
+python3 - "$T/ew.json" <<'PY' || t_fail "env_watch did not record the 2.5 s stall: $(cat "$T/ew.json")"
+import json, sys
+ws = json.load(open(sys.argv[1]))
+sys.exit(0 if any(w["kind"] == "stall" and w["end"] - w["start"] >= 2.0 for w in ws) else 1)
+PY
+echo "ok: env_watch recorded the stall: $(cat "$T/ew.json")"
 echo PASS
