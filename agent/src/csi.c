@@ -426,16 +426,17 @@ static void answer_waiters(struct ag_csi *k, struct ag_csi_vol *v, int rc,
     }
 }
 
-/* csi_vol.h's report for a volume made off the loop. */
+/* csi_vol.h's report for a volume made off the loop. It is logged before it is answered:
+ * whoever reads the answer may read the log next. */
 static void on_vol_done(void *arg, struct ag_csi_vol *v, int rc, const struct duet_errbuf *eb)
 {
     struct ag_csi *k = arg;
 
+    if (rc >= 0)
+        log_published(v);
     answer_waiters(k, v, rc, eb);
-    if (rc < 0)
-        return;
-    duet_loop_defer(k->loop, k->changed);
-    log_published(v);
+    if (rc >= 0)
+        duet_loop_defer(k->loop, k->changed);
 }
 
 static int do_publish(struct ag_csi *k, struct pub_req *r, struct ag_grpc_reply *rep)

@@ -109,7 +109,7 @@ openssl x509 -in "$B/tls.crt" -noout -text | grep -q "ASN1 OID: prime256v1" || t
 openssl x509 -in "$A/tls.crt" -noout -subject | grep -q "CN = dev.productA.dev" || t_fail "productA CN"
 openssl x509 -in "$A/tls.crt" -noout -ext subjectAltName | grep -q "URI:spiffe://example.org/dev/productA" ||
     t_fail "productA SAN"
-grep -q "identity=dev/productA .*serial=.*not_after=.*sha256=" "$T/agent.log" || t_fail "issuance not logged"
+agent_wait 5 grep -q "identity=dev/productA .*serial=.*not_after=.*sha256=" "$T/agent.log" || t_fail "issuance not logged"
 if grep -qE "BEGIN|PRIVATE" "$T/agent.log"; then t_fail "key material in the log"; fi
 
 # ---- status endpoints
@@ -182,7 +182,7 @@ metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
 grep -q 'identity="dev/productB"' <<<"$metrics" && t_fail "productB still renewed after SIGHUP"
 # Its folder, key included, is gone (wiped, then unlinked).
 agent_wait 5 bash -c "[ ! -e '$B' ]" || t_fail "productB folder left after SIGHUP"
-grep -q 'identity=dev/productB .*msg="no longer configured: key wiped' "$T/agent.log" ||
+agent_wait 5 grep -q 'identity=dev/productB .*msg="no longer configured: key wiped' "$T/agent.log" ||
     t_fail "productB removal not logged"
 grep -q '^duet_agent_reloads_total 1' <<<"$metrics" || t_fail "reloads_total"
 # An invalid configuration is refused; the old one stays.
@@ -217,9 +217,9 @@ pid=$AGENT_PID
 agent_wait 5 bash -c "curl -fsS http://127.0.0.1:$port/readyz | grep -q ready" || t_fail "restart not ready"
 [ "$(agent_serial "$A/tls.crt")" = "$sa" ] || t_fail "restart reissued productA"
 [ "$(agent_serial "$C/tls.crt")" = "$sc" ] || t_fail "restart reissued productC"
-grep -q "kept the published set" "$T/agent2.log" || t_fail "restart did not say it kept the sets"
+agent_wait 5 grep -q "kept the published set" "$T/agent2.log" || t_fail "restart did not say it kept the sets"
 [ ! -e "$out/dev/productZ" ] || t_fail "unconfigured productZ left at start"
-grep -q 'identity=dev/productZ .*no longer configured' "$T/agent2.log" || t_fail "productZ removal not logged"
+agent_wait 5 grep -q 'identity=dev/productZ .*no longer configured' "$T/agent2.log" || t_fail "productZ removal not logged"
 # Old version folders are gone.
 n=$(find "$A" -maxdepth 1 -name '..2*' | wc -l)
 [ "$n" -eq 1 ] || t_fail "$n version folders in $A"
