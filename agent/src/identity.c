@@ -49,6 +49,28 @@ int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *b
     return 0;
 }
 
+/* An owned, NULL-terminated copy of n strings (NULL for none); false when out of memory. */
+static bool strv_copy(const char *const *v, size_t n, char ***out)
+{
+    *out = NULL;
+    if (n == 0)
+        return true;
+    *out = duet_calloc(n + 1, sizeof(**out));
+    if (!*out)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((*out)[i] = duet_strdup(v[i])))
+            return false;
+    return true;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        duet_free(v[i]);
+    duet_free(v);
+}
+
 int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out, struct duet_errbuf *eb)
 {
     struct ag_ident *id = duet_calloc(1, sizeof(*id));
@@ -74,10 +96,12 @@ int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out, struct 
     id->uris[0] = id->uri;
     id->sans.uris = id->uris;
     id->sans.n_uris = 1;
-    id->sans.dns = p->dns;
     id->sans.n_dns = p->n_dns;
-    id->sans.ips = p->ips;
     id->sans.n_ips = p->n_ips;
+    if (!strv_copy(p->dns, p->n_dns, &id->dns) || !strv_copy(p->ips, p->n_ips, &id->ips))
+        goto fail;
+    id->sans.dns = (const char *const *)id->dns;
+    id->sans.ips = (const char *const *)id->ips;
     if (ag_cn_expand(p->cn_template, p->env, p->product, cn, sizeof(cn)) < 0) {
         rc = duet_errf(eb, DUET_E_CFG_RANGE, "cn_template: the CN for %s is too long", p->product);
         goto fail;
@@ -101,7 +125,12 @@ void ag_ident_free(struct ag_ident *id)
 {
     if (!id)
         return;
-    duet_csr_free(id->pending_csr);
+    if (id->renewing) {
+        id->orphaned = true;
+        return;
+    }
+    strv_free(id->dns);
+    strv_free(id->ips);
     duet_key_free(id->pending_key);
     duet_subject_clear(&id->subject);
     duet_free(id->product);
@@ -362,20 +391,6 @@ out:
     return rc;
 }
 
-/* The key and CSR for this attempt: the pending pair of a failed one, or new. */
-static int pending_pair(struct ag_ident *id, const struct ag_policy *pol, struct duet_errbuf *eb)
-{
-    if (id->pending_key && id->pending_csr)
-        return 0;
-    duet_csr_free(id->pending_csr);
-    duet_key_free(id->pending_key);
-    id->pending_csr = NULL;
-    id->pending_key = ag_keypool_take(pol->keys, id->key_type);
-    if (!id->pending_key)
-        DUET_TRY(duet_key_generate(id->key_type, &id->pending_key, eb));
-    return duet_csr_build(id->pending_key, &id->subject, &id->sans, &id->pending_csr, eb);
-}
-
 static struct ag_issue_req req_of(const struct ag_ident *id, const struct duet_csr *csr)
 {
     struct ag_issue_req req = {
@@ -444,21 +459,28 @@ int ag_ident_obtain(const struct ag_ident *id, const struct ag_set_expect *exp,
     struct duet_csr *csr = NULL;
     int rc;
 
+    r.key = out->key;
+    out->key = NULL;
     r.info = duet_malloc(sizeof(*r.info));
     if (!r.info)
-        return duet_errf(eb, DUET_ENOMEM, "out of memory");
-    r.key = ag_keypool_take(keys, id->key_type);
+        DUET_TRY_GOTO(duet_errf(eb, DUET_ENOMEM, "out of memory"), rc, out);
+    if (!r.key)
+        r.key = ag_keypool_take(keys, id->key_type);
     if (!r.key)
         DUET_TRY_GOTO(duet_key_generate(id->key_type, &r.key, eb), rc, out);
     DUET_TRY_GOTO(duet_csr_build(r.key, &id->subject, &id->sans, &csr, eb), rc, out);
     struct ag_issue_req req = req_of(id, csr);
     req.abandon = abandon;
     DUET_TRY_GOTO(ag_ca_snap_sign(snap, &req, &r.res, eb), rc, out);
-    DUET_TRY_GOTO(check_answer(exp, r.key, issuer, &r, eb), rc, out);
-    *out = r;
-    memset(&r, 0, sizeof(r));
+    rc = check_answer(exp, r.key, issuer, &r, eb);
 out:
     duet_csr_free(csr);
+    if (rc == 0) {
+        *out = r;
+        return 0;
+    }
+    out->key = r.key; /* the retry's */
+    r.key = NULL;
     ag_issued_clear(&r);
     return rc;
 }
@@ -473,24 +495,22 @@ int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_po
                    struct duet_errbuf *eb)
 {
     struct ag_set_expect exp = expect_of(id, is);
-    struct ag_issued r = {0};
+    struct ag_issued r = {.key = id->pending_key};
+    struct ag_ca_snap *snap = NULL;
     int64_t t0 = duet_clock_mono_ms();
     int rc;
 
-    r.info = duet_malloc(sizeof(*r.info));
-    if (!r.info)
-        return duet_errf(eb, DUET_ENOMEM, "out of memory");
-    DUET_TRY_GOTO(pending_pair(id, pol, eb), rc, out);
-    const struct ag_issue_req req = req_of(id, id->pending_csr);
-    DUET_TRY_GOTO(is->ops->sign(is, &req, &r.res, eb), rc, out);
-    DUET_TRY_GOTO(check_answer(&exp, id->pending_key, is->ops->name, &r, eb), rc, out);
-    DUET_TRY_GOTO(install(id, id->pending_key, &r, is->ops->name, pol, t0, eb), rc, out);
-    /* Published: the next renewal gets a fresh key. */
-    duet_csr_free(id->pending_csr);
-    duet_key_free(id->pending_key);
-    id->pending_csr = NULL;
     id->pending_key = NULL;
-out:
+    rc = is->ops->snapshot(is, &snap, eb);
+    if (rc == 0)
+        rc = ag_ident_obtain(id, &exp, snap, is->ops->name, pol->keys, NULL, &r, eb);
+    ag_ca_snap_put(snap);
+    if (rc == 0)
+        rc = install(id, r.key, &r, is->ops->name, pol, t0, eb);
+    if (rc < 0) { /* the next attempt reuses the key */
+        id->pending_key = r.key;
+        r.key = NULL;
+    }
     ag_issued_clear(&r);
     return rc;
 }

@@ -2,11 +2,11 @@
 /*
  * One identity (env + product) of the agent: what it must look like (key
  * type, subject, URI SAN, folder), its rotation state and its counters.
- * ag_ident_issue() makes a key and CSR, obtains a certificate, checks it and
- * publishes the set; ag_ident_check_disk() reads the published set back and
- * decides whether it can be kept. Both run on the loop thread and block
- * (key generation, the issuer's request); ag_ident_obtain() is the part of
- * an issuance that may run on another thread.
+ * An issuance has two halves: ag_ident_obtain() makes a key and CSR and
+ * obtains a checked certificate, on any thread (the daemon runs it off the
+ * loop: renew.c, csi_vol.c); ag_ident_install() publishes the set, on the
+ * loop. ag_ident_issue() is both in a row. ag_ident_check_disk() reads the
+ * published set back and decides whether it can be kept.
  */
 #ifndef AG_IDENTITY_H
 #define AG_IDENTITY_H
@@ -80,9 +80,9 @@ struct ag_ident_params {
     enum duet_key_type key_type;
     int64_t validity_ms;
     bool server;
-    const char *const *dns; /* borrowed: must outlive the identity */
+    const char *const *dns; /* copied */
     size_t n_dns;
-    const char *const *ips; /* borrowed likewise */
+    const char *const *ips; /* copied */
     size_t n_ips;
     /* A pod's volume (csi_vol.c) overrides the folder identity's derived
      * values; NULL / false keep output_dir/env/product, the env/product
@@ -107,7 +107,8 @@ struct ag_ident {
     bool has_group; /* group below instead of the policy's key_group */
     gid_t group;
     const char *uris[1];         /* { uri } */
-    struct duet_sans sans;       /* uri, and DNS/IP for a server identity (borrowed) */
+    char **dns, **ips;           /* owned copies: a thread may read them after a reload */
+    struct duet_sans sans;       /* uri, and DNS/IP for a server identity */
     struct duet_subject subject; /* with the CN from the template */
 
     struct ag_rotate_state rot;
@@ -116,11 +117,14 @@ struct ag_ident {
     char serial[96];
     char sha256[96];
     unsigned attempt; /* consecutive failed issuances */
-    /* Key and CSR of an issuance that failed, reused by the retries so an
-     * issuer outage does not cost a key generation per attempt (RSA: about
-     * 0.1 s of CPU). Dropped once a set is published. Owned. */
+    /* Key of an issuance that failed, reused by the retries so an issuer
+     * outage does not cost a key generation per attempt (RSA: about 0.1 s
+     * of CPU). Dropped once a set is published. Owned. */
     struct duet_key *pending_key;
-    struct duet_csr *pending_csr;
+    /* A renewal off the loop reads this identity (renew.c). ag_ident_free
+     * then only marks it `orphaned`; the renewal frees it when it ends and
+     * publishes nothing. Loop thread only. */
+    bool renewing, orphaned;
 
     uint64_t renewals;    /* successful issuances */
     uint64_t failures;    /* failed issuances */
@@ -135,6 +139,7 @@ int ag_cn_expand(const char *tmpl, const char *env, const char *product, char *b
 
 int ag_ident_new(const struct ag_ident_params *p, struct ag_ident **out,
                  struct duet_errbuf *eb) DUET_MUST_CHECK;
+/* Gone for the caller; freed now, or when its renewal ends (renewing). */
 void ag_ident_free(struct ag_ident *id);
 
 /*
@@ -165,17 +170,18 @@ int ag_ident_check_disk(struct ag_ident *id, struct ag_issuer *is, const struct 
 bool ag_ident_disk_changed(const struct ag_ident *id);
 
 /*
- * Key, CSR, certificate, check, publish. On success the new set is live and
- * id->rot, serial, counters are updated and the issuance logged. On failure
- * the published set is untouched; the caller counts and schedules a retry.
+ * Key, CSR, certificate, check, publish, on the calling thread. On success
+ * the new set is live and id->rot, serial, counters are updated and the
+ * issuance logged. On failure the published set is untouched and the key is
+ * kept for the retry (pending_key); the caller counts and schedules it.
  */
 int ag_ident_issue(struct ag_ident *id, struct ag_issuer *is, const struct ag_policy *pol,
                    struct duet_errbuf *eb) DUET_MUST_CHECK;
 
 /*
- * ag_ident_issue in two halves, for issuance off the loop (a CSI volume's
- * first certificate; csi_vol.c). First, on the loop: what the certificate
- * must look like under issuer `is`, and a CA snapshot (ops->snapshot).
+ * ag_ident_issue in two halves, for issuance off the loop (renew.c,
+ * csi_vol.c). First, on the loop: what the certificate must look like under
+ * issuer `is`, and a CA snapshot (ops->snapshot).
  */
 struct ag_set_expect ag_ident_expect(const struct ag_ident *id, const struct ag_issuer *is);
 
@@ -191,12 +197,12 @@ struct ag_issued {
 void ag_issued_clear(struct ag_issued *r);
 
 /*
- * The thread half: a fresh key (from keys, else generated), its CSR, a
- * certificate from snap (of the issuer named `issuer`, for messages),
- * checked against exp (which points into id). Safe
+ * The thread half: a key (out->key if set, a retry's; else from keys, else
+ * generated), its CSR, a certificate from snap (of the issuer named
+ * `issuer`, for messages), checked against exp (which points into id). Safe
  * on any thread: reads id and exp, which nothing may change meanwhile,
  * writes only *out (owned by the caller, ag_issued_clear). 0 or a negative
- * code with eb saying why; nothing is left then.
+ * code with eb saying why; then only out->key is left, for a retry.
  */
 int ag_ident_obtain(const struct ag_ident *id, const struct ag_set_expect *exp,
                     const struct ag_ca_snap *snap, const char *issuer, struct ag_keypool *keys,

@@ -9,11 +9,11 @@
  * An issuer returns what it was given by the CA; checking that the result
  * fits the key and identity is the caller's job (ag_set_check in
  * identity.h), done the same way for every issuer. Issuers are used from the
- * loop thread only; sign() blocks (bounded by the issuer's timeout). To sign
- * off the loop, an issuer hands out a snapshot: an immutable, counted handle
- * whose signing is safe on any thread, which outlives the issuer if a
- * signing thread still holds it (local: the parsed CA and its key; cfssl:
- * the configuration, each request on a curl handle of its own).
+ * loop thread only. To sign, an issuer hands out a snapshot: an immutable,
+ * counted handle whose signing is safe on any thread (it blocks, bounded by
+ * the issuer's timeout; the agent signs off the loop), which outlives the
+ * issuer if a signing thread still holds it (local: the parsed CA and its
+ * key; cfssl: the configuration, each request on a curl handle of its own).
  */
 #ifndef AG_ISSUER_H
 #define AG_ISSUER_H
@@ -50,13 +50,6 @@ void ag_issue_result_clear(struct ag_issue_result *r);
 
 struct ag_issuer_ops {
     const char *name;
-    /*
-     * Obtain a certificate for req->csr. 0 and a filled *out (owned by the
-     * caller), or a negative code with eb saying why (CFSSL's error code and
-     * message, the HTTP status, the file at fault).
-     */
-    int (*sign)(struct ag_issuer *is, const struct ag_issue_req *req, struct ag_issue_result *out,
-                struct duet_errbuf *eb);
     /* The current trust bundle (re-read from its file); owned by the caller. */
     int (*bundle)(struct ag_issuer *is, struct duet_chain **out, struct duet_errbuf *eb);
     /*
@@ -77,7 +70,7 @@ struct ag_issuer_ops {
     /*
      * The issuer as it is now (local: its files are checked, and re-read
      * when they changed), as a snapshot for ag_ca_snap_sign: 0 and a
-     * reference in *out, or what sign() would have failed with.
+     * reference in *out, or why not (the file at fault).
      */
     int (*snapshot)(struct ag_issuer *is, struct ag_ca_snap **out, struct duet_errbuf *eb);
     void (*free)(struct ag_issuer *is);
@@ -92,10 +85,12 @@ struct ag_ca_snap {
 };
 
 /*
- * What sign() does, with a snapshot: safe on any thread and on several at
- * once (BoringSSL's private-key operations on a shared key are; curl
- * handles are not shared; the snapshot is never modified). The snapshot
- * must stay referenced meanwhile.
+ * Obtain a certificate for req->csr: 0 and a filled *out (owned by the
+ * caller), or a negative code with eb saying why (CFSSL's error code and
+ * message, the HTTP status, the file at fault). Safe on any thread and on
+ * several at once (BoringSSL's private-key operations on a shared key are;
+ * curl handles are not shared; the snapshot is never modified). The
+ * snapshot must stay referenced meanwhile.
  */
 static inline int ag_ca_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
                                   struct ag_issue_result *out,

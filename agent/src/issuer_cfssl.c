@@ -17,10 +17,11 @@
  * - CFSSL backdates notBefore by about five minutes and counts the profile's
  *   expiry from there (COMPAT.md 5): a certificate that is already expired
  *   or about to be is refused here with the profile's expiry in the message.
- * - Requests run on the loop (renewals) and on signing threads (a CSI
- *   volume's first certificate): the configuration is a snapshot that each
- *   request reads and never changes, every request has a curl handle of its
- *   own, and the files (bundle, auth key) are read per request.
+ * - Signing requests run on the agent's threads (renewals, a CSI volume's
+ *   first certificate), several at once: the configuration is a snapshot
+ *   that each request reads and never changes, every request has a curl
+ *   handle of its own, and the files (bundle, auth key) are read per
+ *   request. Only the readiness probe (/info) runs on the loop.
  * Checking the certificate against our key, the bundle and the identity is
  * the caller's (the same check for every issuer).
  */
@@ -103,8 +104,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
  * libcurl calls this at least once a second: aborting here makes stopping
  * prompt even against a CFSSL that accepts the connection and never
  * answers. On a signing thread the request's abandon flag (arg) says the
- * agent stops. On the loop, which takes SIGTERM through a signalfd, the
- * signal stays pending while a request blocks the loop.
+ * agent stops. On the loop (the readiness probe; a unit test's signing),
+ * which takes SIGTERM through a signalfd, the signal stays pending while a
+ * request blocks the loop.
  */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
@@ -477,7 +479,7 @@ static int cfssl_bundle(struct ag_issuer *is, struct duet_chain **out, struct du
     return duet_chain_load(ci->conf->ca_bundle, out, eb);
 }
 
-/* The snapshot's sign: on the loop or on a signing thread. */
+/* The snapshot's sign: on a signing thread, or on the caller's (ag_ident_issue). */
 static int conf_sign(const struct ag_ca_snap *base, const struct ag_issue_req *req,
                      struct ag_issue_result *out, struct duet_errbuf *eb)
 {
@@ -529,12 +531,6 @@ out:
         cJSON_free(body);
     }
     return rc;
-}
-
-static int cfssl_sign(struct ag_issuer *is, const struct ag_issue_req *req,
-                      struct ag_issue_result *out, struct duet_errbuf *eb)
-{
-    return conf_sign(&((struct cfssl_issuer *)is)->conf->base, req, out, eb);
 }
 
 /* The configuration never changes: every snapshot is the same one. */
@@ -620,7 +616,6 @@ static void cfssl_free(struct ag_issuer *is)
 
 static const struct ag_issuer_ops cfssl_ops = {
     .name = "cfssl",
-    .sign = cfssl_sign,
     .bundle = cfssl_bundle,
     .validate = cfssl_validate,
     .ready = cfssl_ready,

@@ -258,18 +258,6 @@ out:
     return rc;
 }
 
-static int local_sign(struct ag_issuer *is, const struct ag_issue_req *req,
-                      struct ag_issue_result *out, struct duet_errbuf *eb)
-{
-    struct ag_ca_snap *s = NULL;
-    int rc;
-
-    DUET_TRY(local_snapshot(is, &s, eb));
-    rc = ag_ca_snap_sign(s, req, out, eb);
-    ag_ca_snap_put(s);
-    return rc;
-}
-
 static int local_validate(struct ag_issuer *is, struct duet_errbuf *eb)
 {
     struct local_issuer *li = (struct local_issuer *)is;
@@ -316,7 +304,6 @@ static void local_free(struct ag_issuer *is)
 
 static const struct ag_issuer_ops local_ops = {
     .name = "local",
-    .sign = local_sign,
     .bundle = local_bundle,
     .validate = local_validate,
     .ready = NULL,

@@ -19,11 +19,11 @@
  * - SIGHUP loads and validates the configuration into a new generation and
  *   swaps it in; an invalid one is refused and the old one kept. SIGTERM and
  *   SIGINT stop the loop; the process exits 0.
- * Renewals block the loop for their duration (a key generation, the CFSSL
- * request bounded by its timeout): the agent has no data path, and the
- * status listener answering a little late is acceptable. A CSI volume's
- * first certificate, which a starting pod waits for, is made off the loop
- * when the issuer allows it (csi.c).
+ * Nothing that waits on an issuer runs on the loop: a renewal's key, CSR
+ * and request run on the renewal threads (renew.h) and its set is published
+ * back on the loop; a CSI volume's first certificate, which a starting pod
+ * waits for, has threads of its own (csi.c). Only the issuer's readiness
+ * probe, at start and reload, runs here (bounded by 2 s).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -35,7 +35,9 @@
 #include "config.h"
 #include "csi.h"
 #include "keypool.h"
+#include "renew.h"
 #include "run.h"
+#include "workq.h"
 
 #include "duet/alloc.h"
 #include "duet/clock.h"
@@ -46,6 +48,8 @@
 #include "duet/watch.h"
 
 #define SCAN_MS 2000
+/* Renewals spread over months: two threads keep one slow answer from holding the rest. */
+#define RENEWERS 2
 #define CONFIG_MAX (1024 * 1024)
 
 /* Folder identities, then the CSI volumes' (NULL for a volume no longer granted). */
@@ -70,58 +74,76 @@ static void log_failure(const struct ag_ident *id, int rc, const struct duet_err
              duet_log_quote(q, sizeof(q), eb->msg));
 }
 
-/* One issuance attempt; a failure schedules the retry with backoff. */
-static void renew(struct ag_gen *g, struct ag_ident *id, enum ag_rotate_action why)
+/* A failed attempt: count it and schedule the retry with backoff. */
+static void retry_later(struct ag_ident *id, int rc, const struct duet_errbuf *eb)
 {
-    struct duet_errbuf eb;
     int64_t delay;
-    int rc;
 
-    duet_errbuf_clear(&eb);
-    duet_log(DUET_LOG_INFO, "agent", "identity=%s reason=%s msg=\"issuing\"", id->name,
-             why == AG_ROTATE_URGENT ? "no-valid-set" : "renewal-time");
-    rc = ag_ident_issue(id, g->issuer, &g->pol, &eb);
-    if (rc == 0)
-        return;
     id->failures++;
     delay =
         ag_backoff_delay(id->attempt, AG_BACKOFF_BASE_MS, AG_BACKOFF_CAP_MS, ag_rotate_uniform());
     delay = ag_retry_delay(&id->rot, duet_clock_real_ms(), delay, AG_BACKOFF_BASE_MS);
     id->attempt++;
     id->rot.retry_mono = duet_clock_mono_ms() + delay;
-    log_failure(id, rc, &eb, delay);
+    log_failure(id, rc, eb, delay);
+}
+
+/* renew.h's answer: publish the new set, or retry later. Either way, decide again. */
+static void on_renewed(void *arg, struct ag_ident *id, struct ag_issued *got, int rc,
+                       struct duet_errbuf *eb, int64_t t0, const char *issuer)
+{
+    struct ag_run *r = arg;
+
+    if (rc == 0)
+        rc = ag_ident_install(id, got, issuer, &r->gen->pol, t0, eb);
+    if (rc < 0) {
+        id->pending_key = got->key; /* the retry reuses it */
+        got->key = NULL;
+        retry_later(id, rc, eb);
+    }
+    duet_loop_defer(r->loop, &r->eval);
+}
+
+/* One issuance attempt, off the loop; on_renewed follows. */
+static void renew(struct ag_run *r, struct ag_ident *id, enum ag_rotate_action why)
+{
+    struct ag_gen *g = r->gen;
+    struct duet_errbuf eb;
+    int rc;
+
+    duet_errbuf_clear(&eb);
+    duet_log(DUET_LOG_INFO, "agent", "identity=%s reason=%s msg=\"issuing\"", id->name,
+             why == AG_ROTATE_URGENT ? "no-valid-set" : "renewal-time");
+    rc = ag_renew_start(r->renewq, id, g->issuer, g->pol.keys, on_renewed, r, &eb);
+    if (rc < 0)
+        retry_later(id, rc, &eb);
 }
 
 /* Decide for every identity, act, and arm the timer for the next look. */
 static void evaluate(struct ag_run *r)
 {
-    struct ag_gen *g = r->gen;
     int64_t next = AG_ROTATE_MAX_SLEEP_MS;
 
     if (r->stopping)
         return; /* steps 4-5 of the iteration that saw SIGTERM still run */
     for (size_t i = 0; i < n_idents(r); i++) {
         struct ag_ident *id = ident_at(r, i);
-        int64_t sleep_ms = 0;
+        int64_t now_real = duet_clock_real_ms(), now_mono = duet_clock_mono_ms(), sleep_ms = 0;
         enum ag_rotate_action a;
 
-        if (!id)
-            continue;
-        a = ag_rotate_decide(&id->rot, duet_clock_real_ms(), duet_clock_mono_ms(), &sleep_ms);
-
+        if (!id || id->renewing)
+            continue; /* decided again when its answer comes */
+        a = ag_rotate_decide(&id->rot, now_real, now_mono, &sleep_ms);
         if (a != AG_ROTATE_WAIT) {
-            renew(g, id, a);
-            /* One issuance per loop iteration: it blocks, and SIGTERM or
-             * SIGHUP must be seen between two of them (a CFSSL that hangs
-             * costs one timeout, not one per identity). The next iteration
-             * decides again, for this identity with its new deadline or
-             * retry time. */
-            duet_loop_defer(r->loop, &r->eval);
-            return;
+            renew(r, id, a);
+            if (id->renewing)
+                continue;
+            /* Not started: its retry time is set. */
+            ag_rotate_decide(&id->rot, now_real, now_mono, &sleep_ms);
         }
         next = DUET_MIN(next, sleep_ms);
     }
-    /* Only waits reach here; the floor keeps a rounding from spinning. */
+    /* The floor keeps a rounding from spinning. */
     duet_timer_start(r->loop, &r->tick, DUET_MAX(next, 10));
 }
 
@@ -478,6 +500,9 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
     DUET_TRY(duet_loop_add_signal(r->loop, SIGTERM, on_term, r));
     DUET_TRY(duet_loop_add_signal(r->loop, SIGINT, on_term, r));
     DUET_TRY(duet_loop_add_signal(r->loop, SIGHUP, on_hup, r));
+    /* Renewals have their own threads: a CFSSL that hangs on them does not
+     * queue a new pod's first certificate (csi.c's threads) behind them. */
+    DUET_TRY(ag_workq_new(r->loop, RENEWERS, &r->renewq, eb));
     duet_timer_init(&r->tick, on_tick, r);
     duet_timer_init(&r->scan, on_scan, r);
     duet_defer_init(&r->eval, on_eval, r);
@@ -501,6 +526,8 @@ static int start(struct ag_run *r, struct duet_errbuf *eb)
 /* Everything registered on the loop goes before the loop itself. */
 static void stop(struct ag_run *r)
 {
+    ag_workq_free(r->renewq); /* abandons the requests in flight; nothing is published */
+    r->renewq = NULL;
     duet_watch_free(r->cfg_watch);
     ag_csi_stop(r->csi);
     r->csi = NULL;

@@ -65,6 +65,7 @@ struct ag_run {
     struct duet_status_http *status;
     struct ag_csi *csi;           /* CSI node plugin; NULL in folder mode */
     struct ag_keypool *keys;      /* keys made ahead for CSI volumes; NULL: none */
+    struct ag_workq *renewq;      /* renewals' threads (renew.h) */
     struct duet_watch *cfg_watch; /* the configuration's folder (ConfigMap updates) */
     char cfg_sig[65];             /* SHA-256 of the configuration file last loaded */
     int64_t start_time;           /* wall seconds */

@@ -3,9 +3,10 @@
 (test_agent_csi_cfssl.sh), in a private mount namespace, as root.
 
 usage: csi_cfssl.py AGENT PROTOSET WORKDIR
-WORKDIR holds real/ (an agent config for a real `cfssl serve`) and hang/
-(one for a CFSSL that never answers), each with agent.json and status.port.
-Every wait is bounded.
+WORKDIR holds real/ (an agent config for a real `cfssl serve`), hang/ (one
+for a CFSSL that never answers) and renew/ (one for a CFSSL that relays to
+the real one until renew.mode says "hang"; certificates with 2 minutes left, renewed
+after 20 s), each with agent.json and status.port. Every wait is bounded.
 """
 import os
 import re
@@ -131,6 +132,40 @@ def real_burst():
           f"{len(keys)} keys, each verified; nothing left after unpublish")
 
 
+def loop_answers(agent, while_what):
+    """/healthz and NodeGetCapabilities answer within 1 s: the loop is not blocked."""
+    t0 = time.time()
+    try:
+        health = agent.status("/healthz", timeout=5)
+    except OSError as e:
+        fail(f"/healthz gave no answer in 5 s while {while_what} ({e}): the loop is blocked")
+    took = time.time() - t0
+    check(" 200 " in health.splitlines()[0], f"/healthz: {health.splitlines()[:1]}")
+    check(took < 1.0, f"/healthz took {took:.2f} s while {while_what}: the loop is blocked")
+    t0 = time.time()
+    CSI.call(agent.ep, "/csi.v1.Node/NodeGetCapabilities",
+             CSI.msg("csi.v1.NodeGetCapabilitiesRequest")(),
+             "csi.v1.NodeGetCapabilitiesResponse", timeout=5)
+    took_csi = time.time() - t0
+    check(took_csi < 1.0, f"NodeGetCapabilities took {took_csi:.2f} s while {while_what}")
+    return took, took_csi
+
+
+def sigterm_stops(agent):
+    """SIGTERM stops the agent with status 0 within 3 s; the time it took."""
+    t0 = time.time()
+    agent.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = agent.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        agent.proc.kill()
+        fail("the agent did not stop within 10 s of SIGTERM with CFSSL requests in flight")
+    stop = time.time() - t0
+    check(rc == 0, f"agent exit status {rc}")
+    check(stop < 3.0, f"SIGTERM took {stop:.2f} s with CFSSL requests in flight")
+    return stop
+
+
 def hung_cfssl():
     """Requests CFSSL never answers: the loop keeps answering, SIGTERM abandons them."""
     t0 = time.time()
@@ -149,32 +184,10 @@ def hung_cfssl():
         futures = [pub.future(r, timeout=60) for r in reqs]
         time.sleep(1.0)  # the requests are with CFSSL now, its timeout 30 s away
         check(not any(f.done() for f in futures), "a publish was answered by a silent CFSSL")
-        t0 = time.time()
-        try:
-            health = agent.status("/healthz", timeout=5)
-        except OSError as e:
-            fail(f"/healthz gave no answer in 5 s while CFSSL hangs ({e}): the loop is blocked")
-        took = time.time() - t0
-        check(" 200 " in health.splitlines()[0], f"/healthz: {health.splitlines()[:1]}")
-        check(took < 1.0, f"/healthz took {took:.2f} s while CFSSL hangs: the loop is blocked")
-        t0 = time.time()
-        CSI.call(agent.ep, "/csi.v1.Node/NodeGetCapabilities",
-                 CSI.msg("csi.v1.NodeGetCapabilitiesRequest")(),
-                 "csi.v1.NodeGetCapabilitiesResponse", timeout=5)
-        took_csi = time.time() - t0
-        check(took_csi < 1.0, f"NodeGetCapabilities took {took_csi:.2f} s while CFSSL hangs")
+        took, took_csi = loop_answers(agent, "CFSSL hangs on 3 publishes")
         print(f"ok: while CFSSL hangs on 3 publishes, /healthz answers in {took * 1000:.0f} ms "
               f"and NodeGetCapabilities in {took_csi * 1000:.0f} ms")
-        t0 = time.time()
-        agent.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = agent.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            agent.proc.kill()
-            fail("the agent did not stop within 10 s of SIGTERM with CFSSL requests in flight")
-        stop = time.time() - t0
-        check(rc == 0, f"agent exit status {rc}")
-        check(stop < 3.0, f"SIGTERM took {stop:.2f} s with CFSSL requests in flight")
+        stop = sigterm_stops(agent)
         for f in futures:
             try:
                 f.result(timeout=10)
@@ -189,9 +202,46 @@ def hung_cfssl():
           "no mount, key or folder left")
 
 
+def renewal_hangs():
+    """CFSSL hangs on the renewals: the loop keeps answering, an unpublish goes at once."""
+    agent = Agent("renew")
+    reqs = reqs_for(agent, "n", 2)
+    codes = CSI.publish_many(agent.ep, reqs)
+    check(codes == [grpc.StatusCode.OK] * 2, f"publishes: {codes}")
+    before = [open(f"{r.target_path}/tls.crt").read() for r in reqs]
+    with open(f"{T}/renew.mode", "w") as f:
+        f.write("hang\n")
+    deadline = time.time() + 60
+    while len(re.findall(r'reason=renewal-time msg="issuing"', agent.log_text())) < 2:
+        check(time.time() < deadline, "the volumes' renewals did not start within 60 s")
+        time.sleep(0.2)
+    time.sleep(1.0)  # both renewals are with CFSSL now, its timeout 30 s away
+    took, took_csi = loop_answers(agent, "CFSSL hangs on 2 renewals")
+    gone = reqs[1]
+    t0 = time.time()
+    code, det = CSI.unpublish(agent.ep, gone.volume_id, gone.target_path)
+    took_unpub = time.time() - t0
+    check(code == grpc.StatusCode.OK, f"unpublish during a renewal: {code} {det}")
+    check(took_unpub < 1.0, f"unpublish took {took_unpub:.2f} s while its renewal hangs")
+    check(mounts_below(gone.target_path) == [], "the unpublished volume is still mounted")
+    check(len(agent.state_volumes()) == 1, f"volume folders: {agent.state_volumes()}")
+    print(f"ok: while CFSSL hangs on 2 renewals, /healthz answers in {took * 1000:.0f} ms, "
+          f"NodeGetCapabilities in {took_csi * 1000:.0f} ms, an unpublish in "
+          f"{took_unpub * 1000:.0f} ms")
+    stop = sigterm_stops(agent)
+    kept = reqs[0].target_path
+    check(open(f"{kept}/tls.crt").read() == before[0], "the kept volume's set changed")
+    check_volume(kept, "dev.productA.dev")
+    check(not os.path.exists(f"{gone.target_path}/tls.key"), "the unpublished volume's key is back")
+    check(len(agent.state_volumes()) == 1, f"volume folders after stop: {agent.state_volumes()}")
+    print(f"ok: SIGTERM stopped the agent in {stop:.2f} s with 2 renewals in flight; the "
+          "kept volume's set is intact, nothing of the unpublished one is left")
+
+
 def main():
     real_burst()
     hung_cfssl()
+    renewal_hangs()
 
 
 if __name__ == "__main__":

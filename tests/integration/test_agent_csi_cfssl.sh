@@ -5,7 +5,9 @@
 # certificate the root verifies; against a CFSSL that takes requests and
 # never answers, the agent's loop still answers /healthz and CSI calls at
 # once, and SIGTERM abandons the requests in flight and stops the agent
-# promptly, leaving no mount and no key behind.
+# promptly, leaving no mount and no key behind. The same holds when CFSSL
+# starts hanging later, on the volumes' renewals (2 minutes left),
+# and a volume unpublished while its renewal hangs goes at once.
 source "$(dirname "$0")/agent_lib.sh"
 agent_setup
 
@@ -27,7 +29,9 @@ openssl rand -hex 16 >"$T/auth.key"
 cat >"$T/cfssl.json" <<JSON
 { "signing": { "default": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"] },
     "profiles": { "client": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"],
-                              "auth_key": "primary" } } },
+                              "auth_key": "primary" },
+                  "short": { "expiry": "7m", "usages": ["signing", "digital signature", "client auth"],
+                             "auth_key": "primary" } } },
   "auth_keys": { "primary": { "type": "standard", "key": "$(cat "$T/auth.key")" } } }
 JSON
 cport=$(t_free_port)
@@ -43,16 +47,24 @@ python3 "$DUET_SRC/tests/integration/agent_fake_cfssl.py" "$T/hang.port" "$T/srv
     "$T/srv.key" "$T/mode" "$T/srv.crt" >"$T/fake.log" 2>&1 &
 AGENT_PIDS+=("$!")
 agent_wait 10 test -s "$T/hang.port" || t_fail "the hanging CFSSL did not start"
+# One that relays to cfssl serve until told to hang (csi_cfssl.py writes renew.mode).
+echo "forward https://127.0.0.1:$cport $T/ca/ca.crt" >"$T/renew.mode"
+python3 "$DUET_SRC/tests/integration/agent_fake_cfssl.py" "$T/renew.port" "$T/srv.crt" \
+    "$T/srv.key" "$T/renew.mode" "$T/srv.crt" >"$T/fake-renew.log" 2>&1 &
+AGENT_PIDS+=("$!")
+agent_wait 10 test -s "$T/renew.port" || t_fail "the relaying CFSSL did not start"
 
-# agent_config NAME URL: an agent config for CSI with a CFSSL issuer at URL.
+# agent_config NAME URL [PROFILE RENEW_BEFORE]: an agent config for CSI with a
+# CFSSL issuer at URL.
 agent_config() {
-    local w=$T/$1 port
+    local w=$T/$1 port rb=""
+    [ -z "${4:-}" ] || rb="\"renew_before\": \"$4\","
     port=$(t_free_port)
     mkdir -p "$w/pods"
     cat >"$w/agent.json" <<JSON
 { "env": "dev", "trust_domain": "example.org", "subject": {"O": "Example, Inc."},
-  "key_type": "ec-p256",
-  "issuer": {"type": "cfssl", "url": "$2", "profile": "client", "auth_key_file": "$T/auth.key",
+  "key_type": "ec-p256", $rb
+  "issuer": {"type": "cfssl", "url": "$2", "profile": "${3:-client}", "auth_key_file": "$T/auth.key",
              "ca_bundle": "$T/ca/ca.crt", "timeout": "30s"},
   "identities": [{"product": "productA"}, {"product": "productB"}],
   "status_listen": "127.0.0.1:$port",
@@ -65,6 +77,9 @@ JSON
 }
 agent_config real "https://127.0.0.1:$cport"
 agent_config hang "https://127.0.0.1:$(cat "$T/hang.port")"
+# CFSSL backdates notBefore by 5 min and counts the expiry from it: a "7m"
+# certificate has 2 minutes left, renewed 100 s before its end, 20 s after issuance.
+agent_config renew "https://127.0.0.1:$(cat "$T/renew.port")" short 100s
 
 unshare -m --propagation private -- /usr/bin/python3 "$DUET_SRC/tests/integration/csi_cfssl.py" \
     "$DUET_AGENT" "$protoset" "$T" || t_fail "the CSI-with-CFSSL scenario failed"

@@ -239,7 +239,7 @@ static void ident_check_disk__refuses_old_ca_and_wrong_subject(void **state)
     assert_int_equal(check(f, NULL, 0), 0);
 }
 
-static void local_sign__wrong_passphrase_keeps_pending_key(void **state)
+static void local_sign__wrong_passphrase_costs_no_key(void **state)
 {
     struct fx *f = *state;
     struct duet_errbuf eb;
@@ -249,15 +249,11 @@ static void local_sign__wrong_passphrase_keeps_pending_key(void **state)
     assert_int_equal(ag_ident_issue(f->id, f->is, &f->pol, &eb), DUET_E_PASSPHRASE);
     assert_false(f->id->rot.have);
     assert_int_equal(f->id->renewals, 0);
-    /* The retry reuses the key made for the failed attempt, then drops it. */
-    const struct duet_key *k = f->id->pending_key;
-    assert_non_null(k);
-    assert_int_equal(ag_ident_issue(f->id, f->is, &f->pol, &eb), DUET_E_PASSPHRASE);
-    assert_ptr_equal(f->id->pending_key, k);
+    /* The CA is read before a key is made: an unusable CA costs none. */
+    assert_null(f->id->pending_key);
     tl_write_file(f->ca_pass, "s3cret pass\n", 12, 0600);
     issue_ok(f);
     assert_null(f->id->pending_key);
-    assert_null(f->id->pending_csr);
 }
 
 static void local_sign__intermediate_follows_leaf(void **state)
@@ -317,36 +313,36 @@ struct fake_ca {
     const char *ext;
     const char *subj;
     int days;
+    int signed_n; /* requests answered */
 };
 
-static int fake_sign(struct ag_issuer *is, const struct ag_issue_req *req,
+/* Its snapshot only points back at it: the test keeps both alive. */
+struct fake_snap {
+    struct ag_ca_snap base; /* first */
+    struct fake_ca *fc;
+};
+
+static int fake_sign(struct fake_ca *fc, const struct ag_issue_req *req,
                      struct ag_issue_result *out, struct duet_errbuf *eb)
 {
-    struct fake_ca *fc = (struct fake_ca *)is;
     struct fx *f = fc->f;
     char path[400], out_s[4096];
     char *pem = NULL;
     size_t len = 0;
 
-    /* The CSR from our own key, with the subject the test wants. */
-    assert_int_equal(duet_key_to_pem(f->id->pending_key, NULL, &pem, &len, NULL), 0);
-    tl_write_file(tl_path(path, sizeof(path), "%s/leaf.key", f->dir), pem, len, 0600);
-    duet_secret_free(pem, len);
+    /* Our CSR's key, with the subject the test wants (-subj overrides the CSR's). */
+    fc->signed_n++;
     assert_int_equal(duet_csr_to_pem(req->csr, &pem, &len), 0);
     tl_write_file(tl_path(path, sizeof(path), "%s/leaf.csr", f->dir), pem, len, 0644);
     duet_free(pem);
     tl_write_file(tl_path(path, sizeof(path), "%s/leaf.ext", f->dir), fc->ext, strlen(fc->ext),
                   0644);
-    if (fc->subj)
-        assert_int_equal(tl_sh(out_s, sizeof(out_s),
-                               "cd %s && openssl req -new -key leaf.key -subj '%s' -out leaf.csr",
-                               f->dir, fc->subj),
-                         0);
     if (tl_sh(
             out_s, sizeof(out_s),
             "cd %s && openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -passin file:ca.pass"
-            " -days %d -set_serial 7 -extfile leaf.ext -out leaf.crt",
-            f->dir, fc->days) != 0)
+            " -days %d -set_serial 7 -extfile leaf.ext %s%s%s -out leaf.crt",
+            f->dir, fc->days, fc->subj ? "-subj '" : "", fc->subj ? fc->subj : "",
+            fc->subj ? "'" : "") != 0)
         fail_msg("openssl x509: %s", out_s);
     assert_int_equal(
         duet_chain_load(tl_path(path, sizeof(path), "%s/leaf.crt", f->dir), &out->chain, eb), 0);
@@ -362,10 +358,34 @@ static void fake_free(struct ag_issuer *is)
 {
 }
 
+static int fake_snap_sign(const struct ag_ca_snap *s, const struct ag_issue_req *req,
+                          struct ag_issue_result *out, struct duet_errbuf *eb)
+{
+    return fake_sign(((const struct fake_snap *)s)->fc, req, out, eb);
+}
+
+static void fake_snap_destroy(struct ag_ca_snap *s)
+{
+    free(s);
+}
+
+static int fake_snapshot(struct ag_issuer *is, struct ag_ca_snap **out, struct duet_errbuf *eb)
+{
+    struct fake_snap *s = calloc(1, sizeof(*s));
+
+    assert_non_null(s);
+    s->base.refs = 1;
+    s->base.sign = fake_snap_sign;
+    s->base.destroy = fake_snap_destroy;
+    s->fc = (struct fake_ca *)is;
+    *out = &s->base;
+    return 0;
+}
+
 static const struct ag_issuer_ops fake_ops = {
     .name = "fake",
-    .sign = fake_sign,
     .bundle = fake_bundle,
+    .snapshot = fake_snapshot,
     .free = fake_free,
 };
 
@@ -431,6 +451,7 @@ static void ident_issue__refuses_what_was_not_asked(void **state)
         {GOOD_EXT, NULL, "lifetime", 400},
     };
     char msg[512], before[96];
+    const struct duet_key *first_key = NULL;
 
     f->id->validity_ms = 86400 * 1000;
     fc.ext = GOOD_EXT;
@@ -446,7 +467,18 @@ static void ident_issue__refuses_what_was_not_asked(void **state)
         /* The current set stays. */
         assert_int_equal(check(f, NULL, 0), 0);
         assert_string_equal(f->id->serial, before);
+        /* Every retry reuses the key of the first refused attempt. */
+        assert_non_null(f->id->pending_key);
+        if (i == 0)
+            first_key = f->id->pending_key;
+        assert_ptr_equal(f->id->pending_key, first_key);
     }
+    fc.ext = GOOD_EXT;
+    fc.subj = NULL;
+    fc.days = 1;
+    assert_int_equal(fake_issue(f, &fc, msg, sizeof(msg)), 0);
+    assert_null(f->id->pending_key); /* published: the next renewal gets a fresh key */
+    assert_int_equal(fc.signed_n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
 }
 
 /* ---- a set that no longer matches the configuration (item 14) -------------------- */
@@ -583,8 +615,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_foreign_key, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__refuses_old_ca_and_wrong_subject, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_keeps_pending_key, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(local_sign__wrong_passphrase_costs_no_key, setup, teardown),
         cmocka_unit_test_setup_teardown(local_sign__intermediate_follows_leaf, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_issue__refuses_what_was_not_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(ident_check_disk__reissues_on_changed_configuration, setup,
