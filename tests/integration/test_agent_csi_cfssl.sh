@@ -6,7 +6,7 @@
 # never answers, the agent's loop still answers /healthz and CSI calls at
 # once, and SIGTERM abandons the requests in flight and stops the agent
 # promptly, leaving no mount and no key behind. The same holds when CFSSL
-# starts hanging later, on the volumes' renewals (2 minutes left),
+# starts hanging later, on the volumes' renewals (2-3 minutes left),
 # and a volume unpublished while its renewal hangs goes at once.
 source "$(dirname "$0")/agent_lib.sh"
 agent_setup
@@ -30,7 +30,7 @@ cat >"$T/cfssl.json" <<JSON
 { "signing": { "default": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"] },
     "profiles": { "client": { "expiry": "8760h", "usages": ["signing", "digital signature", "client auth"],
                               "auth_key": "primary" },
-                  "short": { "expiry": "7m", "usages": ["signing", "digital signature", "client auth"],
+                  "short": { "expiry": "8m", "usages": ["signing", "digital signature", "client auth"],
                              "auth_key": "primary" } } },
   "auth_keys": { "primary": { "type": "standard", "key": "$(cat "$T/auth.key")" } } }
 JSON
@@ -77,9 +77,11 @@ JSON
 }
 agent_config real "https://127.0.0.1:$cport"
 agent_config hang "https://127.0.0.1:$(cat "$T/hang.port")"
-# CFSSL backdates notBefore by 5 min and counts the expiry from it: a "7m"
-# certificate has 2 minutes left, renewed 100 s before its end, 20 s after issuance.
-agent_config renew "https://127.0.0.1:$(cat "$T/renew.port")" short 100s
+# CFSSL backdates notBefore to the minute 5 min before and counts the expiry
+# from there: an "8m" certificate has 121-180 s left (by the second of the
+# minute it is made in), renewed 99-121 s before its end: 0-81 s after issuance
+# (at 70-90% when 121 s are left: 85-109 s).
+agent_config renew "https://127.0.0.1:$(cat "$T/renew.port")" short 110s
 
 unshare -m --propagation private -- /usr/bin/python3 "$DUET_SRC/tests/integration/csi_cfssl.py" \
     "$DUET_AGENT" "$protoset" "$T" || t_fail "the CSI-with-CFSSL scenario failed"
