@@ -5,6 +5,7 @@ Messages come from the descriptor set protoc-c writes from agent/proto
 (build/agent/proto/duet-csi.protoset), so the client speaks exactly the
 agent's .proto files; gRPC is Debian's python3-grpcio (/usr/bin/python3).
 """
+import atexit
 import os
 
 import grpc
@@ -83,6 +84,16 @@ class Csi:
         req = self.msg("csi.v1.NodeUnpublishVolumeRequest")(volume_id=vid, target_path=target)
         return self.call_status(ep, "/csi.v1.Node/NodeUnpublishVolume", req,
                                 "csi.v1.NodeUnpublishVolumeResponse")
+
+
+def kill_at_exit(proc):
+    """Kill proc (a child we started, by its PID) if it still runs when the script exits:
+    a failed check exits at once, and an agent left running would outlive the test."""
+    def reap():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    atexit.register(reap)
 
 
 def mounts_below(prefix):

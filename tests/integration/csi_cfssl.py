@@ -20,7 +20,7 @@ import time
 import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/lib"))
-from csi_client import Csi, kubelet_target, mounts_below  # noqa: E402
+from csi_client import Csi, kill_at_exit, kubelet_target, mounts_below  # noqa: E402
 
 AGENT, PROTOSET, T = sys.argv[1:4]
 CSI = Csi(PROTOSET)
@@ -54,6 +54,7 @@ class Agent:
         LOGS.append(f"{self.w}/agent.log")
         self.proc = subprocess.Popen([AGENT, "run", "--config", f"{self.w}/agent.json"],
                                      stdout=self.log, stderr=self.log)
+        kill_at_exit(self.proc)
         deadline = time.time() + 30
         while not os.path.exists(self.ep) or not os.path.exists(self.reg):
             check(self.proc.poll() is None, f"agent exited with {self.proc.returncode}")

@@ -22,7 +22,7 @@ import time
 import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/lib"))
-from csi_client import Csi, kubelet_target, mounts_below  # noqa: E402
+from csi_client import Csi, kill_at_exit, kubelet_target, mounts_below  # noqa: E402
 import ports  # noqa: E402
 
 AGENT, SIDECAR, PROTOSET, CONFIG, T, STATUS_PORT = sys.argv[1:7]
@@ -64,6 +64,7 @@ class Agent:
             env["DUET_TEST_CSI_ISSUE_DELAY_MS"] = str(delay_ms)
         self.proc = subprocess.Popen([AGENT, "run", "--config", CONFIG], stdout=self.log,
                                      stderr=self.log, env=env)
+        kill_at_exit(self.proc)
         deadline = time.time() + 60
         while time.time() < deadline:
             check(self.proc.poll() is None, f"agent exited with {self.proc.returncode}")
